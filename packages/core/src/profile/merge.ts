@@ -1,0 +1,73 @@
+/**
+ * Merge policies: how the fragments of one identity graph become one profile. Timestamp order
+ * (default: the most recently updated value wins) or dataset precedence (listed datasets win, in
+ * order; unlisted ones fall back to timestamp order beneath them).
+ */
+import type { IdentityRef } from '../identity/extract.js';
+
+/** A profile fragment: the attributes one dataset holds for one primary identity. */
+export interface Fragment {
+  datasetId: string;
+  attributes: Record<string, unknown>;
+  /** Epoch ms of the fragment's last update (source timestamp when given, else ingestion time). */
+  timestamp: number;
+}
+
+/** How fragments are merged. */
+export type MergePolicy = { kind: 'timestamp' } | { kind: 'dataset-precedence'; order: string[] };
+
+/** The default policy. */
+export const DEFAULT_MERGE_POLICY: MergePolicy = { kind: 'timestamp' };
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep-merges `source` over `target` in place: objects merge, arrays and scalars replace, null removes. */
+export function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): Record<string, unknown> {
+  for (const [k, v] of Object.entries(source)) {
+    if (k === '__proto__') continue;
+    if (v === null) {
+      delete target[k];
+    } else if (isPlainObject(v)) {
+      const cur = target[k];
+      target[k] = deepMerge(isPlainObject(cur) ? cur : {}, v);
+    } else if (v !== undefined) {
+      target[k] = v;
+    }
+  }
+  return target;
+}
+
+/** Fragments in the order they are applied: lowest priority first, winner last. */
+export function orderFragments(fragments: readonly Fragment[], policy: MergePolicy): Fragment[] {
+  const byTime = (a: Fragment, b: Fragment): number => a.timestamp - b.timestamp || a.datasetId.localeCompare(b.datasetId);
+  if (policy.kind === 'timestamp') return [...fragments].sort(byTime);
+  const rank = (f: Fragment): number => {
+    const i = policy.order.indexOf(f.datasetId);
+    return i === -1 ? -1 : policy.order.length - i;
+  };
+  return [...fragments].sort((a, b) => rank(a) - rank(b) || byTime(a, b));
+}
+
+/** Merges fragments under a policy into one attribute object (identityMap excluded: the graph owns it). */
+export function mergeFragments(fragments: readonly Fragment[], policy: MergePolicy): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of orderFragments(fragments, policy)) {
+    const { identityMap: _ignored, ...attrs } = f.attributes;
+    deepMerge(out, structuredClone(attrs));
+  }
+  return out;
+}
+
+/** An identity map in the XDM / seed 001 shape: namespace key → [{id}], primary flagged. */
+export type IdentityMap = Record<string, Array<{ id: string; primary?: boolean }>>;
+
+/** Builds the identity map of a graph's identities. */
+export function buildIdentityMap(identities: ReadonlyArray<IdentityRef & { primary?: boolean }>): IdentityMap {
+  const map: IdentityMap = {};
+  for (const i of identities) {
+    (map[i.ns] ??= []).push(i.primary ? { id: i.id, primary: true } : { id: i.id });
+  }
+  return map;
+}

@@ -1,0 +1,169 @@
+/**
+ * Validates one record against a resolved schema and reports every problem precisely: the path,
+ * what was expected and what came. Unknown fields are errors (with a "did you mean").
+ */
+import { describeValue, type ErrorDetail } from '../errors.js';
+import { closest } from '../suggest.js';
+import type { FieldDef } from './types.js';
+
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const DATE_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const MAX_DETAILS = 20;
+const regexCache = new WeakMap<FieldDef, RegExp>();
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** True when `s` is a real calendar date `YYYY-MM-DD`. */
+export function isValidDate(s: string): boolean {
+  const m = DATE_RE.exec(s);
+  if (!m) return false;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3]);
+}
+
+/** True when `s` is an RFC 3339 date-time with a time zone. */
+export function isValidDateTime(s: string): boolean {
+  return DATE_TIME_RE.test(s) && !Number.isNaN(Date.parse(s)) && isValidDate(s.slice(0, 10));
+}
+
+function join(path: string, key: string): string {
+  return path ? `${path}.${key}` : key;
+}
+
+class Collector {
+  readonly details: ErrorDetail[] = [];
+  full(): boolean {
+    return this.details.length >= MAX_DETAILS;
+  }
+  add(path: string, reason: string, message: string, expected?: string, received?: string): void {
+    if (this.full()) return;
+    this.details.push({
+      path,
+      reason,
+      message,
+      ...(expected !== undefined ? { expected } : {}),
+      ...(received !== undefined ? { received } : {}),
+    });
+  }
+}
+
+function expectedOf(def: FieldDef): string {
+  if (def.type === 'enum') return `one of ${(def.enum ?? []).map((v) => JSON.stringify(v)).join(', ')}`;
+  if (def.type === 'date') return 'date YYYY-MM-DD';
+  if (def.type === 'date-time') return 'date-time with time zone, e.g. 2024-05-25T21:24:39Z';
+  return def.type;
+}
+
+function checkString(def: FieldDef, v: string, path: string, c: Collector): void {
+  if (def.minLength !== undefined && v.length < def.minLength) {
+    c.add(path, 'minLength', `must be at least ${def.minLength} characters`, `length >= ${def.minLength}`, `length ${v.length}`);
+  }
+  if (def.maxLength !== undefined && v.length > def.maxLength) {
+    c.add(path, 'maxLength', `must be at most ${def.maxLength} characters`, `length <= ${def.maxLength}`, `length ${v.length}`);
+  }
+  if (def.pattern !== undefined) {
+    let re = regexCache.get(def);
+    if (!re) {
+      re = new RegExp(def.pattern);
+      regexCache.set(def, re);
+    }
+    if (!re.test(v)) c.add(path, 'pattern', `does not match ${def.pattern}`, `pattern ${def.pattern}`, describeValue(v));
+  }
+}
+
+function checkNumber(def: FieldDef, v: number, path: string, c: Collector): void {
+  if (def.minimum !== undefined && v < def.minimum) c.add(path, 'minimum', `must be >= ${def.minimum}`, `>= ${def.minimum}`, String(v));
+  if (def.maximum !== undefined && v > def.maximum) c.add(path, 'maximum', `must be <= ${def.maximum}`, `<= ${def.maximum}`, String(v));
+}
+
+function checkValue(def: FieldDef, v: unknown, path: string, c: Collector): void {
+  if (c.full()) return;
+  const wrongType = (): void => c.add(path, 'type', `expected ${expectedOf(def)}, got ${describeValue(v)}`, expectedOf(def), describeValue(v));
+  switch (def.type) {
+    case 'string':
+      if (typeof v !== 'string') return wrongType();
+      return checkString(def, v, path, c);
+    case 'integer':
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) return wrongType();
+      return checkNumber(def, v, path, c);
+    case 'number':
+      if (typeof v !== 'number' || !Number.isFinite(v)) return wrongType();
+      return checkNumber(def, v, path, c);
+    case 'boolean':
+      if (typeof v !== 'boolean') return wrongType();
+      return;
+    case 'date':
+      if (typeof v !== 'string' || !isValidDate(v)) return wrongType();
+      return;
+    case 'date-time':
+      if (typeof v !== 'string' || !isValidDateTime(v)) return wrongType();
+      return;
+    case 'enum':
+      if (typeof v !== 'string' || !(def.enum ?? []).includes(v)) {
+        c.add(path, 'enum', `expected ${expectedOf(def)}, got ${describeValue(v)}`, expectedOf(def), describeValue(v));
+      }
+      return;
+    case 'object':
+      if (!isPlainObject(v)) return wrongType();
+      return checkObject(def, v, path, c);
+    case 'array':
+      if (!Array.isArray(v)) return wrongType();
+      if (def.items) {
+        for (let i = 0; i < v.length && !c.full(); i++) checkValue(def.items, v[i], `${path}[${i}]`, c);
+      }
+      return;
+    case 'map':
+      if (!isPlainObject(v)) return wrongType();
+      if (def.values) {
+        for (const [k, item] of Object.entries(v)) {
+          if (k.length === 0) c.add(path, 'key', 'map keys must not be empty');
+          else checkValue(def.values, item, join(path, k), c);
+        }
+      }
+      return;
+    default: {
+      const never: never = def.type;
+      throw new Error(`unhandled field type ${String(never)}`);
+    }
+  }
+}
+
+function checkObject(def: FieldDef, v: Record<string, unknown>, path: string, c: Collector): void {
+  const props = def.properties ?? {};
+  for (const key of Object.keys(v)) {
+    const child = Object.prototype.hasOwnProperty.call(props, key) ? props[key] : undefined;
+    const value = v[key];
+    if (!child) {
+      const guess = closest(key, Object.keys(props));
+      c.add(
+        join(path, key),
+        'unknown-field',
+        `unknown field${guess ? `; did you mean ${join(path, guess)}?` : ''}`,
+        guess ? join(path, guess) : 'a field declared in the schema',
+        describeValue(value),
+      );
+      continue;
+    }
+    // null means "no value" in XDM payloads; required-ness is checked below.
+    if (value === null || value === undefined) continue;
+    checkValue(child, value, join(path, key), c);
+  }
+  for (const [key, child] of Object.entries(props)) {
+    if (child.required && (v[key] === undefined || v[key] === null)) {
+      c.add(join(path, key), 'required', 'required field is missing', expectedOf(child), 'nothing');
+    }
+  }
+}
+
+/** Every problem of `record` against the schema's root (empty when valid; at most 20). */
+export function validateRecord(root: FieldDef, record: unknown): ErrorDetail[] {
+  const c = new Collector();
+  if (!isPlainObject(record)) {
+    c.add('', 'type', `a record must be a JSON object, got ${describeValue(record)}`, 'object', describeValue(record));
+    return c.details;
+  }
+  checkObject(root, record, '', c);
+  return c.details;
+}

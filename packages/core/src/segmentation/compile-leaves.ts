@@ -1,0 +1,335 @@
+/**
+ * Compiles attribute conditions (comparisons, lists, like, exists, between, string functions,
+ * occurs) into closures. Literals are decoded once here; the hot path does a type guard and a
+ * comparison, and common shapes (number/string against a literal on a plain path) are fused.
+ */
+import type { BetweenExpr, CompareExpr, CompareOp, InListExpr, LikeExpr, LiteralExpr, OccursExpr, PathExpr, StringFnExpr } from './ast.js';
+import type { CheckedAudience } from './check.js';
+import { compileLike, compileRegex, type StringTest } from './matchers.js';
+import { NEVER, type Program, type Test } from './program.js';
+import { accessorFor, type Accessor, type EvalState, type ReadOne } from './runtime.js';
+import type { ResolvedPath } from './schema-paths.js';
+import { parseInstant } from './time.js';
+import { compileRelation, earliest } from './time-relation.js';
+
+type ValueTest = (v: unknown) => boolean;
+
+/** Shared by the leaf compilers: the checked paths of the query. */
+export interface LeafEnv {
+  checked: CheckedAudience;
+}
+
+function resolved(env: LeafEnv, p: PathExpr): ResolvedPath {
+  const r = env.checked.paths.get(p);
+  if (!r) throw new Error(`internal: path '${p.segments.join('.')}' was not checked`);
+  return r;
+}
+
+function accessor(env: LeafEnv, p: PathExpr): { acc: Accessor; type: ResolvedPath['type'] } {
+  const r = resolved(env, p);
+  return { acc: accessorFor(p, r), type: r.type };
+}
+
+/** A leaf's test from a value test: one read on plain paths, "any element" across arrays. */
+function lift(acc: Accessor, test: ValueTest): Test {
+  const one = acc.one;
+  if (one) return (s, i) => test(one(s, i));
+  return (s, i) => acc.some(s, i, test);
+}
+
+function valueDetails(acc: Accessor): Program['details'] {
+  const one = acc.one;
+  if (one) return (s, i) => ({ value: one(s, i) ?? null });
+  return (s, i) => ({ values: acc.all(s, i) });
+}
+
+function leaf(expr: Program['expr'], test: Test, details: Program['details']): Program {
+  return { expr, test, next: NEVER, details, children: [], perEvent: false };
+}
+
+/** Literal as the comparable primitive for the field type (dates become epoch ms). */
+function decode(v: LiteralExpr, type: ResolvedPath['type']): string | number | boolean | null {
+  if (type === 'date' && typeof v.value === 'string') return parseInstant(v.value);
+  return v.value;
+}
+
+function cmp(op: CompareOp, a: number | string, b: number | string): boolean {
+  switch (op) {
+    case '=':
+      return a === b;
+    case '!=':
+      return a !== b;
+    case '<':
+      return a < b;
+    case '<=':
+      return a <= b;
+    case '>':
+      return a > b;
+    case '>=':
+      return a >= b;
+  }
+}
+
+/** Inlinable literal checks, selected by a small code so one closure shape serves every operator. */
+const enum Check {
+  Eq,
+  Lt,
+  Le,
+  Gt,
+  Ge,
+  NeNumber,
+}
+
+function literalCheck(code: Check, v: unknown, lit: number | string): boolean {
+  switch (code) {
+    case Check.Eq:
+      return v === lit;
+    case Check.Lt:
+      return typeof v === 'number' && v < (lit as number);
+    case Check.Le:
+      return typeof v === 'number' && v <= (lit as number);
+    case Check.Gt:
+      return typeof v === 'number' && v > (lit as number);
+    case Check.Ge:
+      return typeof v === 'number' && v >= (lit as number);
+    case Check.NeNumber:
+      return v !== undefined && v !== null && v !== lit;
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+/**
+ * A comparison with the path reads written out (one to three safe keys), so the hot path is a
+ * single closure call: the shape hand-written predicates have.
+ */
+function fusedLiteral(acc: Accessor, code: Check, lit: number | string): Test | undefined {
+  const keys = acc.keys;
+  if (!keys) return undefined;
+  const [k0, k1, k2] = keys;
+  const event = acc.scope === 'event';
+  if (keys.length === 1 && k0 !== undefined) {
+    return (s, i) => {
+      const o = event ? s.events[i] : s.profile;
+      return typeof o === 'object' && o !== null && literalCheck(code, (o as Obj)[k0], lit);
+    };
+  }
+  if (keys.length === 2 && k0 !== undefined && k1 !== undefined) {
+    return (s, i) => {
+      const o = event ? s.events[i] : s.profile;
+      if (typeof o !== 'object' || o === null) return false;
+      const a = (o as Obj)[k0];
+      return typeof a === 'object' && a !== null && literalCheck(code, (a as Obj)[k1], lit);
+    };
+  }
+  if (keys.length === 3 && k0 !== undefined && k1 !== undefined && k2 !== undefined) {
+    return (s, i) => {
+      const o = event ? s.events[i] : s.profile;
+      if (typeof o !== 'object' || o === null) return false;
+      const a = (o as Obj)[k0];
+      if (typeof a !== 'object' || a === null) return false;
+      const b = (a as Obj)[k1];
+      return typeof b === 'object' && b !== null && literalCheck(code, (b as Obj)[k2], lit);
+    };
+  }
+  return undefined;
+}
+
+const CHECKS: Record<Exclude<CompareOp, '!='>, Check> = { '=': Check.Eq, '<': Check.Lt, '<=': Check.Le, '>': Check.Gt, '>=': Check.Ge };
+
+/** Typed test of a value against a decoded literal (no coercion: "5" never equals 5). */
+function literalTest(op: CompareOp, lit: string | number | boolean, type: ResolvedPath['type']): ValueTest {
+  if (type === 'date') {
+    const ms = lit as number;
+    return (v) => {
+      const t = parseInstant(v);
+      return t === t && cmp(op, t, ms);
+    };
+  }
+  if (typeof lit === 'boolean' || op === '=') return (v) => v === lit;
+  const kind = typeof lit;
+  const l = lit;
+  return (v) => typeof v === kind && cmp(op, v as number | string, l);
+}
+
+function existsTest(acc: Accessor): Test {
+  return lift(acc, (v) => v !== undefined && v !== null);
+}
+
+/** `a OP b` where at least one side is a path. `!=` means "exists and not equal". */
+export function compileCompare(env: LeafEnv, e: CompareExpr): Program {
+  let { left, right, op } = e;
+  if (left.kind === 'literal' && right.kind === 'path') {
+    [left, right] = [right, left];
+    op = op === '<' ? '>' : op === '>' ? '<' : op === '<=' ? '>=' : op === '>=' ? '<=' : op;
+  }
+  if (left.kind === 'literal' && right.kind === 'literal') {
+    const a = left.value;
+    const b = right.value;
+    const value = op === '=' ? a === b : op === '!=' ? a !== b : a !== null && b !== null && typeof a === typeof b && cmp(op, a as number, b as number);
+    return leaf(e, () => value, () => ({ value }));
+  }
+  if (left.kind !== 'path') throw new Error('internal: unreachable');
+  const { acc, type } = accessor(env, left);
+  if (right.kind === 'literal') {
+    const lit = decode(right, type);
+    if (lit === null) {
+      const exists = existsTest(acc);
+      const test: Test = op === '=' ? (s, i) => !exists(s, i) : exists;
+      return leaf(e, test, valueDetails(acc));
+    }
+    if (op === '!=') {
+      const ne = type === 'number' && typeof lit === 'number' ? fusedLiteral(acc, Check.NeNumber, lit) : undefined;
+      const eq = lift(acc, literalTest('=', lit, type));
+      const exists = existsTest(acc);
+      return leaf(e, ne ?? ((s, i) => exists(s, i) && !eq(s, i)), valueDetails(acc));
+    }
+    const fusable = (type === 'number' && typeof lit === 'number') || (type === 'string' && typeof lit === 'string' && op === '=');
+    const fused = fusable && typeof lit !== 'boolean' ? fusedLiteral(acc, CHECKS[op], lit) : undefined;
+    const test: Test = fused ?? lift(acc, literalTest(op, lit, type));
+    return leaf(e, test, valueDetails(acc));
+  }
+  const other = accessor(env, right).acc;
+  const norm = (v: unknown): number | string | boolean | undefined =>
+    type === 'date' ? ((t) => (t === t ? t : undefined))(parseInstant(v)) : typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? v : undefined;
+  const pair = (a: unknown, b: unknown): boolean => {
+    const x = norm(a);
+    const y = norm(b);
+    if (x === undefined || y === undefined || typeof x !== typeof y) return false;
+    if (typeof x === 'boolean') return op === '=' ? x === y : op === '!=' ? x !== y : false;
+    return cmp(op, x, y as number | string);
+  };
+  const test: Test = (s, i) => acc.some(s, i, (a) => other.some(s, i, (b) => pair(a, b)));
+  return leaf(e, test, (s, i) => ({ left: acc.one ? acc.one(s, i) ?? null : acc.all(s, i), right: other.one ? other.one(s, i) ?? null : other.all(s, i) }));
+}
+
+/** `x in [...]` / `x notIn [...]` (notIn: exists and no value in the list). */
+export function compileIn(env: LeafEnv, e: InListExpr): Program {
+  const { acc, type } = accessor(env, e.target);
+  const values = e.values.map((v) => decode(v, type)).filter((v): v is string | number | boolean => v !== null);
+  const set = new Set<unknown>(values);
+  const member: ValueTest =
+    type === 'date'
+      ? (v) => set.has(parseInstant(v))
+      : values.length <= 6
+        ? (v) => {
+            for (let k = 0; k < values.length; k++) if (values[k] === v) return true;
+            return false;
+          }
+        : (v) => set.has(v);
+  const isIn = lift(acc, member);
+  if (!e.negated) return leaf(e, isIn, valueDetails(acc));
+  const exists = existsTest(acc);
+  return leaf(e, (s, i) => exists(s, i) && !isIn(s, i), valueDetails(acc));
+}
+
+function stringLeaf(env: LeafEnv, expr: Program['expr'], target: PathExpr, m: StringTest): Program {
+  const { acc } = accessor(env, target);
+  return leaf(expr, lift(acc, (v) => typeof v === 'string' && m(v)), valueDetails(acc));
+}
+
+/** `x like "%a_b%"`. */
+export function compileLikeExpr(env: LeafEnv, e: LikeExpr): Program {
+  return stringLeaf(env, e, e.target, compileLike(String(e.pattern.value)));
+}
+
+/** `x.startsWith(..)`, `x.endsWith(..)`, `x.contains(.., caseSensitive)`, `x.matches(..)`. */
+export function compileStringFn(env: LeafEnv, e: StringFnExpr): Program {
+  const arg = String(e.argument.value);
+  const lower = arg.toLowerCase();
+  let m: StringTest;
+  switch (e.fn) {
+    case 'startsWith':
+      m = (v) => v.startsWith(arg);
+      break;
+    case 'endsWith':
+      m = (v) => v.endsWith(arg);
+      break;
+    case 'contains':
+      m = e.caseSensitive ? (v) => v.includes(arg) : (v) => v.toLowerCase().includes(lower);
+      break;
+    case 'matches':
+      m = compileRegex(arg);
+      break;
+  }
+  return stringLeaf(env, e, e.target, m);
+}
+
+/** `x exists`. */
+export function compileExists(env: LeafEnv, e: { kind: 'exists'; target: PathExpr } & Program['expr']): Program {
+  const { acc } = accessor(env, e.target);
+  return leaf(e, existsTest(acc), valueDetails(acc));
+}
+
+/** `x between a and b`, inclusive. */
+export function compileBetween(env: LeafEnv, e: BetweenExpr): Program {
+  const { acc, type } = accessor(env, e.target);
+  const lo = decode(e.low, type);
+  const hi = decode(e.high, type);
+  const kind = typeof lo;
+  const test: ValueTest =
+    type === 'date'
+      ? (v) => {
+          const t = parseInstant(v);
+          return t >= (lo as number) && t <= (hi as number);
+        }
+      : (v) => typeof v === kind && (v as number) >= (lo as number) && (v as number) <= (hi as number);
+  return leaf(e, lift(acc, test), valueDetails(acc));
+}
+
+/** `x occurs < 7 days before now`: holds-now and next-change come from the same interval. */
+export function compileOccurs(env: LeafEnv, e: OccursExpr): Program {
+  const { acc } = accessor(env, e.target);
+  const rel = compileRelation(e.relation);
+  const d = e.relation.distance;
+  const one = acc.one;
+  let test: Test;
+  const fixed = d.kind === 'compare' && d.unit !== 'months' && d.unit !== 'years';
+  if (one && fixed && e.relation.direction === 'before' && e.relation.anchor === 'now' && (d.op === '<' || d.op === '<=')) {
+    // The window test events use most: t <= now < t + d (or <=), without the generic bounds call.
+    const span = d.amount * { seconds: 1e3, minutes: 6e4, hours: 36e5, days: 864e5, weeks: 6048e5, months: 0, years: 0 }[d.unit];
+    const isTimestamp = e.target.scope === 'event' && e.target.segments.length === 1 && e.target.segments[0] === 'timestamp';
+    const strict = d.op === '<';
+    test = isTimestamp
+      ? strict
+        ? (s, i) => {
+            const t = s.time(i);
+            return t <= s.now && s.now < t + span;
+          }
+        : (s, i) => {
+            const t = s.time(i);
+            return t <= s.now && s.now <= t + span;
+          }
+      : (s, i) => {
+          const t = parseInstant(one(s, i));
+          return t <= s.now && (strict ? s.now < t + span : s.now <= t + span);
+        };
+  } else {
+    test = one
+      ? (s, i) => rel.holds(parseInstant(one(s, i)), s.now, s.today)
+      : (s, i) => acc.some(s, i, (v) => rel.holds(parseInstant(v), s.now, s.today));
+  }
+  const next = (s: EvalState, i: number): number | undefined => {
+    let best: number | undefined;
+    acc.some(s, i, (v) => {
+      best = earliest(best, rel.next(parseInstant(v), s.now));
+      return false;
+    });
+    return best;
+  };
+  const details = (s: EvalState, i: number): Record<string, unknown> => {
+    const vals = one ? [one(s, i)] : acc.all(s, i);
+    const windows = vals
+      .map((v) => parseInstant(v))
+      .filter((t) => t === t)
+      .map((t) => rel.window(t))
+      .map((w) => ({ from: iso(w.from), until: iso(w.until) }));
+    return one ? { value: vals[0] ?? null, holds: windows[0] ?? null } : { values: vals, holds: windows };
+  };
+  return { expr: e, test, next, details, children: [], perEvent: false };
+}
+
+/** ISO text of an instant, or null for ±Infinity. */
+export function iso(ms: number): string | null {
+  return Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString() : null;
+}

@@ -1,0 +1,169 @@
+/**
+ * Compiles a checked query into closures (never `eval`: query text cannot execute code) and
+ * wraps them in a `CompiledAudience` that evaluates, predicts the next time-driven change and
+ * explains itself.
+ */
+import type { Expr, InSegmentExpr, LogicalExpr, NotExpr, QueryAst } from './ast.js';
+import { checkAudience, type AudienceSchemas, type CheckedAudience } from './check.js';
+import { compileAggregate, compileChain, compileSelect } from './compile-events.js';
+import {
+  compileBetween, compileCompare, compileExists, compileIn, compileLikeExpr, compileOccurs, compileStringFn, type LeafEnv,
+} from './compile-leaves.js';
+import { parseAudience } from './parser.js';
+import { NEVER, type Next, type Program, type Test } from './program.js';
+import { EvalState, type AudienceContext } from './runtime.js';
+import { earliest } from './time-relation.js';
+
+function compileAnd(e: LogicalExpr, children: Program[]): Program {
+  const tests = children.map((c) => c.test);
+  const [a, b, c] = tests;
+  let test: Test;
+  if (tests.length === 2 && a && b) test = (s, i) => a(s, i) && b(s, i);
+  else if (tests.length === 3 && a && b && c) test = (s, i) => a(s, i) && b(s, i) && c(s, i);
+  else {
+    test = (s, i) => {
+      for (let k = 0; k < tests.length; k++) if (!(tests[k] as Test)(s, i)) return false;
+      return true;
+    };
+  }
+  return { expr: e, test, next: logicalNext(children, false), details: () => ({}), children, perEvent: false };
+}
+
+function compileOr(e: LogicalExpr, children: Program[]): Program {
+  const tests = children.map((c) => c.test);
+  const [a, b, c] = tests;
+  let test: Test;
+  if (tests.length === 2 && a && b) test = (s, i) => a(s, i) || b(s, i);
+  else if (tests.length === 3 && a && b && c) test = (s, i) => a(s, i) || b(s, i) || c(s, i);
+  else {
+    test = (s, i) => {
+      for (let k = 0; k < tests.length; k++) if ((tests[k] as Test)(s, i)) return true;
+      return false;
+    };
+  }
+  return { expr: e, test, next: logicalNext(children, true), details: () => ({}), children, perEvent: false };
+}
+
+/**
+ * An `and` that has a child false forever stays false forever (an `or` with a child true forever
+ * stays true); otherwise it can change no earlier than its earliest child.
+ */
+function logicalNext(children: Program[], decidingValue: boolean): Next {
+  if (children.every((c) => c.next === NEVER)) return NEVER;
+  return (s, i) => {
+    let best: number | undefined;
+    for (const c of children) {
+      const n = c.next(s, i);
+      if (n === undefined && c.test(s, i) === decidingValue) return undefined;
+      best = earliest(best, n);
+    }
+    return best;
+  };
+}
+
+function compileNot(e: NotExpr, child: Program): Program {
+  const t = child.test;
+  return { expr: e, test: (s, i) => !t(s, i), next: child.next, details: () => ({}), children: [child], perEvent: false };
+}
+
+function compileInSegment(e: InSegmentExpr): Program {
+  const id = e.audienceId;
+  return {
+    expr: e,
+    test: (s) => s.inSegment(id) === true,
+    next: NEVER,
+    details: () => ({ audienceId: id }),
+    children: [],
+    perEvent: false,
+  };
+}
+
+/** Compiles every node of a checked query into its program tree. */
+export function compileProgram(checked: CheckedAudience): Program {
+  const env: LeafEnv = { checked };
+  const compile = (e: Expr): Program => {
+    switch (e.kind) {
+      case 'constant': {
+        const v = e.value;
+        return { expr: e, test: () => v, next: NEVER, details: () => ({}), children: [], perEvent: false };
+      }
+      case 'and':
+        return compileAnd(e, e.operands.map(compile));
+      case 'or':
+        return compileOr(e, e.operands.map(compile));
+      case 'not':
+        return compileNot(e, compile(e.operand));
+      case 'compare':
+        return compileCompare(env, e);
+      case 'in':
+        return compileIn(env, e);
+      case 'like':
+        return compileLikeExpr(env, e);
+      case 'exists':
+        return compileExists(env, e);
+      case 'between':
+        return compileBetween(env, e);
+      case 'stringFn':
+        return compileStringFn(env, e);
+      case 'occurs':
+        return compileOccurs(env, e);
+      case 'inSegment':
+        return compileInSegment(e);
+      case 'select':
+        return compileSelect(compile, e);
+      case 'aggregate':
+        return compileAggregate(env, compile, e);
+      case 'chain':
+        return compileChain(compile, e);
+    }
+  };
+  return compile(checked.ast.root);
+}
+
+/** A compiled audience: call `evaluate` in hot loops; `nextChange`/`explain` reuse the same closures. */
+export interface CompiledAudience {
+  readonly ast: QueryAst;
+  readonly checked: CheckedAudience;
+  readonly program: Program;
+  /** Whether the profile belongs to the audience at `ctx.now`. */
+  evaluate(ctx: AudienceContext): boolean;
+  /** Runs `fn` with a state bound to `ctx` (for nextChange/explain); safe against re-entry. */
+  withState<T>(ctx: AudienceContext, fn: (s: EvalState) => T): T;
+}
+
+/** Compiles a checked query. No code is generated from query text; the result is reusable and allocation-free per call. */
+export function compileAudience(checked: CheckedAudience): CompiledAudience {
+  const program = compileProgram(checked);
+  const test = program.test;
+  const state = new EvalState();
+  let busy = false;
+  const withState = <T>(ctx: AudienceContext, fn: (s: EvalState) => T): T => {
+    if (busy) return fn(new EvalState().bind(ctx));
+    busy = true;
+    try {
+      return fn(state.bind(ctx));
+    } finally {
+      busy = false;
+    }
+  };
+  return {
+    ast: checked.ast,
+    checked,
+    program,
+    evaluate: (ctx) => {
+      if (busy) return test(new EvalState().bind(ctx), -1);
+      busy = true;
+      try {
+        return test(state.bind(ctx), -1);
+      } finally {
+        busy = false;
+      }
+    },
+    withState,
+  };
+}
+
+/** Parses, checks and compiles query text in one step; throws `AudienceSyntaxError` or `AudienceTypeError`. */
+export function compileQuery(source: string, schemas: AudienceSchemas): CompiledAudience {
+  return compileAudience(checkAudience(parseAudience(source), schemas));
+}

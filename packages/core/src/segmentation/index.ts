@@ -1,0 +1,20 @@
+/**
+ * Audient's audience language: parse → check against the sandbox schemas → compile to closures →
+ * evaluate / nextChange / explain; plus the evaluation-method classifier and dependency helpers.
+ * Pure: no I/O, no clock but the `now` in the context.
+ */
+export type * from './ast.js';
+export { AudienceQueryError, AudienceSyntaxError, AudienceTypeError, caretExcerpt, type AudienceDiagnostic } from './errors.js';
+export { tokenize, MAX_QUERY_LENGTH, type Token, type TokenKind } from './lexer.js';
+export { parseAudience, MAX_NESTING } from './parser.js';
+export { checkAudience, diagnoseAudience, diagnoseAst, type AudienceSchemas, type CheckedAudience } from './check.js';
+export type { ResolvedPath, ValueType } from './schema-paths.js';
+export { compileAudience, compileQuery, type CompiledAudience } from './compile.js';
+export { eventTimesOf, type AudienceContext } from './runtime.js';
+export { explain, nextChange, evaluateAudience, type ExplainNode } from './explain.js';
+export {
+  classifyAudience, DEFAULT_EVENT_RETENTION_MS, type Classification, type ClassifyOptions, type EvaluationMethod,
+} from './classify.js';
+export { dependencies, findCycle, walkExpr } from './dependencies.js';
+export { parseInstant, addMonths, shift } from './time.js';
+export { MAX_REGEX_LENGTH, MAX_REGEX_INPUT } from './matchers.js';

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { compileQuery } from './compile.js';
+import { nextChange } from './explain.js';
+import { DAY, HOUR, NOW, SCHEMAS, ago, ctx, ev } from './test-fixtures.js';
+
+describe('nextChange', () => {
+  it('a purchase window expires 7 days after the last qualifying purchase', () => {
+    const q = compileQuery('select X from xEvent where X.eventType = "commerce.purchases" and X.timestamp occurs < 7 days before now', SCHEMAS);
+    const events = [ev('commerce.purchases', ago(5 * DAY)), ev('commerce.purchases', ago(2 * DAY)), ev('web', ago(HOUR))];
+    const c = ctx({}, events);
+    assert.equal(q.evaluate(c), true);
+    const next = nextChange(q, c);
+    assert.equal(next, NOW - 5 * DAY + 7 * DAY, 'earliest expiry first (re-evaluation is cheap)');
+    // Walk forward as a scheduler would until the result flips.
+    let t = NOW;
+    let flips = 0;
+    while (flips === 0) {
+      const n = nextChange(q, { ...c, now: t });
+      assert.ok(n !== undefined && n > t);
+      t = n;
+      if (!q.evaluate({ ...c, now: t })) flips++;
+    }
+    assert.equal(t, NOW - 2 * DAY + 7 * DAY);
+    assert.equal(q.evaluate({ ...c, now: t - 1 }), true);
+    assert.equal(nextChange(q, { ...c, now: t }), undefined, 'nothing left to expire');
+  });
+
+  it('an age condition starts holding on the birthday', () => {
+    const q = compileQuery('person.birthDate occurs >= 30 years before now', SCHEMAS);
+    const c = ctx({ person: { birthDate: '1994-06-20' } });
+    assert.equal(q.evaluate(c), false);
+    const birthday = Date.UTC(2024, 5, 20);
+    assert.equal(nextChange(q, c), birthday);
+    assert.equal(q.evaluate({ ...c, now: birthday - 1 }), false);
+    assert.equal(q.evaluate({ ...c, now: birthday }), true);
+    assert.equal(nextChange(q, { ...c, now: birthday }), undefined);
+  });
+
+  it('age = N changes twice: on the birthday and a year later', () => {
+    const q = compileQuery('person.birthDate occurs = 30 years before now', SCHEMAS);
+    const c = ctx({ person: { birthDate: '1994-06-20' } });
+    assert.equal(nextChange(q, c), Date.UTC(2024, 5, 20));
+    assert.equal(nextChange(q, { ...c, now: Date.UTC(2024, 5, 21) }), Date.UTC(2025, 5, 20));
+  });
+
+  it('is undefined when nothing depends on time, or when a static clause decides', () => {
+    assert.equal(nextChange(compileQuery('homeAddress.city = "Paris"', SCHEMAS), ctx({})), undefined);
+    const q = compileQuery('homeAddress.city = "Paris" and person.birthDate occurs > 30 years before now', SCHEMAS);
+    assert.equal(nextChange(q, ctx({ homeAddress: { city: 'Lyon' }, person: { birthDate: '2000-01-01' } })), undefined);
+    assert.equal(nextChange(q, ctx({ homeAddress: { city: 'Paris' }, person: { birthDate: '2000-01-01' } })), Date.UTC(2030, 0, 1) + 1);
+  });
+
+  it('counts: the first expiry of a counted event', () => {
+    const q = compileQuery('xEvent[eventType = "view" and timestamp occurs < 1 day before now].count() >= 3', SCHEMAS);
+    const c = ctx({}, [ev('view', ago(20 * HOUR)), ev('view', ago(2 * HOUR)), ev('view', ago(HOUR)), ev('other', ago(HOUR))]);
+    assert.equal(q.evaluate(c), true);
+    assert.equal(nextChange(q, c), NOW + 4 * HOUR);
+  });
+
+  it('future-dated events enter windows, today windows flip at midnight', () => {
+    const q = compileQuery('select X from xEvent where X.timestamp occurs < 1 hour before now', SCHEMAS);
+    const c = ctx({}, [ev('x', new Date(NOW + 2 * HOUR).toISOString())]);
+    assert.equal(nextChange(q, c), NOW + 2 * HOUR);
+    const d = compileQuery('loyalty.joinDate occurs < 1 day before today', SCHEMAS);
+    assert.equal(nextChange(d, ctx({ loyalty: { joinDate: '2024-06-15T08:00:00Z' } })), Date.UTC(2024, 5, 16));
+  });
+
+  it('chains: a WHEN window on now expires', () => {
+    const q = compileQuery('chain(xEvent, timestamp, [A: WHAT(eventType = "a") WHEN(< 1 day before now), B: WHAT(eventType = "b") WHEN(< 1 hour after A)])', SCHEMAS);
+    const c = ctx({}, [ev('a', ago(3 * HOUR)), ev('b', ago(2.5 * HOUR))]);
+    assert.equal(q.evaluate(c), true);
+    assert.equal(nextChange(q, c), NOW - 3 * HOUR + DAY);
+  });
+
+  it('property: the result never changes before nextChange', () => {
+    const queries = [
+      'select X from xEvent where X.eventType = "a" and X.timestamp occurs < 2 days before now',
+      'xEvent[eventType = "a" and timestamp occurs between 1 and 3 days before now].count() >= 2',
+      'xEvent[timestamp occurs <= 36 hours before now].sum(commerce.order.priceTotal) > 10 or loyalty.joinDate occurs > 2 days before now',
+      'not (select X from xEvent where X.timestamp occurs = 1 day before today)',
+      'chain(xEvent, timestamp, [A: WHAT(eventType = "a") WHEN(< 2 days before now), B: WHAT(eventType = "b") WHEN(< 12 hours after A)])',
+      'person.birthDate occurs between 1 and 2 months before now or loyalty.joinDate occurs < 3 days after now',
+    ].map((q) => compileQuery(q, SCHEMAS));
+    const arbEvent = fc.record({
+      type: fc.constantFrom('a', 'b'),
+      offset: fc.integer({ min: -5 * DAY, max: DAY }),
+      total: fc.integer({ min: 0, max: 20 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.nat({ max: queries.length - 1 }),
+        fc.array(arbEvent, { maxLength: 8 }),
+        fc.integer({ min: -100 * DAY, max: 5 * DAY }),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 5 }),
+        (qi, raw, dateOffset, samples) => {
+          const q = queries[qi];
+          if (!q) return;
+          const events = raw.map((r) => ev(r.type, new Date(NOW + r.offset).toISOString(), { commerce: { order: { priceTotal: r.total } } }));
+          const dateText = new Date(NOW + dateOffset).toISOString();
+          const c = ctx({ person: { birthDate: dateText.slice(0, 10) }, loyalty: { joinDate: dateText } }, events);
+          const before = q.evaluate(c);
+          const next = nextChange(q, c);
+          const horizon = next ?? NOW + 200 * DAY;
+          for (const f of samples) {
+            const t = Math.min(horizon - 1, NOW + Math.floor(f * (horizon - NOW)));
+            if (t < NOW) continue;
+            assert.equal(q.evaluate({ ...c, now: t }), before, `changed at ${new Date(t).toISOString()} before nextChange ${next === undefined ? 'never' : new Date(next).toISOString()}`);
+          }
+          if (next !== undefined) assert.ok(next > NOW);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * What compiled audiences run on: the evaluation context, the reusable per-query evaluation state
+ * (event times parsed once per context, no allocation per evaluation) and own-property path
+ * readers, so that no query path can reach `constructor`, `__proto__` or anything inherited.
+ */
+import type { PathExpr } from './ast.js';
+import type { ResolvedPath } from './schema-paths.js';
+import { parseInstant, startOfDay } from './time.js';
+
+/** Everything an audience is evaluated against. Pure data plus one callback; no clock but `now`. */
+export interface AudienceContext {
+  /** Merged profile attributes, plain JSON. */
+  profile: Readonly<Record<string, unknown>>;
+  /** The profile's experience events as plain XDM JSON, sorted by `timestamp` ascending. */
+  events: ReadonlyArray<Readonly<Record<string, unknown>>>;
+  /** The evaluation instant, epoch ms. */
+  now: number;
+  /** Current membership of another audience (for `inSegment`). */
+  inSegment: (audienceId: string) => boolean;
+  /** Optional precomputed `events[i].timestamp` as epoch ms (NaN when absent), e.g. from `eventTimesOf`. */
+  eventTimes?: Float64Array;
+}
+
+/** Parses every event's `timestamp` once; pass the result as `eventTimes` when evaluating many audiences. */
+export function eventTimesOf(events: ReadonlyArray<Readonly<Record<string, unknown>>>): Float64Array {
+  const out = new Float64Array(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    out[i] = e !== undefined && Object.prototype.hasOwnProperty.call(e, 'timestamp') ? parseInstant(e['timestamp']) : NaN;
+  }
+  return out;
+}
+
+/** Mutable evaluation state, reused across evaluations of one compiled audience. */
+export class EvalState {
+  profile: unknown = undefined;
+  events: ReadonlyArray<unknown> = [];
+  now = 0;
+  /** Start of the UTC day of `now`. */
+  today = 0;
+  inSegment: (audienceId: string) => boolean = () => false;
+  /** True when event times are non-decreasing (enables binary search of windows). */
+  sorted = true;
+  private times: Float64Array | undefined;
+  private given: Float64Array | undefined;
+  private scratch = new Float64Array(16);
+
+  bind(ctx: AudienceContext): this {
+    this.profile = ctx.profile;
+    this.events = Array.isArray(ctx.events) ? ctx.events : [];
+    this.now = ctx.now;
+    this.today = startOfDay(ctx.now);
+    this.inSegment = ctx.inSegment;
+    this.given = ctx.eventTimes;
+    this.times = undefined;
+    return this;
+  }
+
+  /** Epoch ms of event `i`'s timestamp, NaN when missing or malformed. */
+  time(i: number): number {
+    const t = this.times ?? this.loadTimes();
+    return t[i] ?? NaN;
+  }
+
+  /** First event index whose time is >= `t` (events assumed sorted; callers check `sorted`). */
+  firstAtOrAfter(t: number): number {
+    this.times ?? this.loadTimes();
+    let lo = 0;
+    let hi = this.events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.time(mid) < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private loadTimes(): Float64Array {
+    const n = this.events.length;
+    let times: Float64Array;
+    if (this.given !== undefined && this.given.length >= n) {
+      times = this.given;
+    } else {
+      if (this.scratch.length < n) this.scratch = new Float64Array(Math.max(n, this.scratch.length * 2));
+      times = this.scratch;
+      for (let i = 0; i < n; i++) times[i] = parseInstant(readKey(this.events[i], 'timestamp'));
+    }
+    let sorted = true;
+    let prev = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const t = times[i] ?? NaN;
+      if (!(t >= prev)) {
+        sorted = false;
+        break;
+      }
+      prev = t;
+    }
+    this.sorted = sorted;
+    this.times = times;
+    return times;
+  }
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/** Own, non-array property `key` of `o`, or undefined. */
+export function readKey(o: unknown, key: string): unknown {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return undefined;
+  const v = (o as Record<string, unknown>)[key];
+  return v !== undefined && hasOwn.call(o, key) ? v : undefined;
+}
+
+/** Reads one value for the path in the scope's record of state `s` (event `i` for event paths). */
+export type ReadOne = (s: EvalState, i: number) => unknown;
+
+/** How compiled leaves read a path. `one` exists for paths that cross no array. */
+export interface Accessor {
+  one: ReadOne | undefined;
+  /** For plain paths of one to three safe keys: the keys, so leaves can inline the reads. */
+  keys: readonly string[] | undefined;
+  scope: PathExpr['scope'];
+  /** Calls `visit` on each leaf value (arrays flattened); true as soon as one visit returns true. */
+  some: (s: EvalState, i: number, visit: (v: unknown) => boolean) => boolean;
+  /** Every leaf value, for explanations. */
+  all: (s: EvalState, i: number) => unknown[];
+}
+
+/**
+ * Whether a plain read `o[key]` on JSON data (objects and arrays with the standard prototypes) can
+ * only ever find an own property: true unless the key is inherited from Object.prototype or
+ * Array.prototype (`constructor`, `__proto__`, `toString`, `map`…), an array index or `length`.
+ * Such keys are read through `hasOwnProperty`; all others skip that check on the hot path.
+ */
+export function isSafeKey(key: string): boolean {
+  return !(key in Object.prototype) && !(key in Array.prototype) && key !== '__proto__' && key !== 'length' && !/^\d+$/.test(key);
+}
+
+type Obj = Record<string, unknown>;
+
+function plainReader(keys: readonly string[]): (o: unknown) => unknown {
+  const [k0, k1, k2] = keys;
+  if (keys.every(isSafeKey)) {
+    if (keys.length === 1 && k0 !== undefined) {
+      return (o) => (typeof o === 'object' && o !== null ? (o as Obj)[k0] : undefined);
+    }
+    if (keys.length === 2 && k0 !== undefined && k1 !== undefined) {
+      return (o) => {
+        if (typeof o !== 'object' || o === null) return undefined;
+        const a = (o as Obj)[k0];
+        return typeof a === 'object' && a !== null ? (a as Obj)[k1] : undefined;
+      };
+    }
+    if (keys.length === 3 && k0 !== undefined && k1 !== undefined && k2 !== undefined) {
+      return (o) => {
+        if (typeof o !== 'object' || o === null) return undefined;
+        const a = (o as Obj)[k0];
+        if (typeof a !== 'object' || a === null) return undefined;
+        const b = (a as Obj)[k1];
+        return typeof b === 'object' && b !== null ? (b as Obj)[k2] : undefined;
+      };
+    }
+  }
+  return (o) => {
+    let v = o;
+    for (let k = 0; k < keys.length; k++) {
+      v = readKey(v, keys[k] as string);
+      if (v === undefined) return undefined;
+    }
+    return v;
+  };
+}
+
+/** Builds the accessor of a checked path (with the event `timestamp` served from parsed times). */
+export function accessorFor(path: PathExpr, resolved: ResolvedPath): Accessor {
+  const root: ReadOne = path.scope === 'profile' ? (s) => s.profile : (s, i) => s.events[i];
+  if (path.scope === 'event' && path.segments.length === 1 && path.segments[0] === 'timestamp' && resolved.arrayAfter.length === 0) {
+    const one: ReadOne = (s, i) => {
+      const t = s.time(i);
+      return t === t ? t : undefined;
+    };
+    return { one, keys: undefined, scope: 'event', some: (s, i, visit) => visit(one(s, i)), all: (s, i) => [one(s, i)] };
+  }
+  // Split the path into plain runs separated by array crossings.
+  const runs: Array<(o: unknown) => unknown> = [];
+  let from = 0;
+  for (const cut of resolved.arrayAfter) {
+    runs.push(from === cut ? (o) => o : plainReader(path.segments.slice(from, cut)));
+    from = cut;
+  }
+  const lastRun = from === path.segments.length ? (o: unknown) => o : plainReader(path.segments.slice(from));
+  if (runs.length === 0) {
+    const read = lastRun;
+    const one: ReadOne = path.scope === 'profile' ? (s) => read(s.profile) : (s, i) => read(s.events[i]);
+    const keys = path.segments.length <= 3 && path.segments.every(isSafeKey) ? path.segments : undefined;
+    return { one, keys, scope: path.scope, some: (s, i, visit) => visit(one(s, i)), all: (s, i) => [one(s, i)] };
+  }
+  const walk = (v: unknown, depth: number, visit: (v: unknown) => boolean): boolean => {
+    const run = runs[depth];
+    if (run === undefined) return visit(lastRun(v));
+    const arr = run(v);
+    if (!Array.isArray(arr)) return false;
+    for (const el of arr) if (walk(el, depth + 1, visit)) return true;
+    return false;
+  };
+  return {
+    one: undefined,
+    keys: undefined,
+    scope: path.scope,
+    some: (s, i, visit) => walk(root(s, i), 0, visit),
+    all: (s, i) => {
+      const out: unknown[] = [];
+      walk(root(s, i), 0, (v) => {
+        if (v !== undefined) out.push(v);
+        return false;
+      });
+      return out;
+    },
+  };
+}

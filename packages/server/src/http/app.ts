@@ -1,0 +1,137 @@
+/**
+ * The HTTP API (Fastify): authentication by API key, one error format from the error catalogue,
+ * request schemas that validate and produce the OpenAPI document served at /openapi.json,
+ * Prometheus metrics at /metrics and a health check at /healthz.
+ */
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { AudientError, type ErrorDetail } from '@audient/core';
+import Fastify, { LogController, type FastifyError, type FastifyRequest } from 'fastify';
+import type { AudientContext } from '../context.js';
+import type { Principal } from '../services/tenancy.js';
+import { adminRoutes } from './routes/admin.js';
+import { catalogRoutes } from './routes/catalog.js';
+import { ingestRoutes } from './routes/ingest.js';
+import { profileRoutes } from './routes/profiles.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+const PUBLIC = new Set(['/healthz', '/metrics', '/openapi.json']);
+
+/** The authenticated principal of a request (routes under /v1 always have one). */
+export function principal(req: FastifyRequest): Principal {
+  if (!req.principal) throw new AudientError('UNAUTHENTICATED', 'missing API key');
+  return req.principal;
+}
+
+/** Refuses the request unless the key's role may write. */
+export function requireWrite(req: FastifyRequest): Principal {
+  const p = principal(req);
+  if (p.role === 'reader') throw new AudientError('FORBIDDEN', 'this API key is read-only');
+  return p;
+}
+
+/** Refuses the request unless the key is a sandbox admin. */
+export function requireAdmin(req: FastifyRequest): Principal {
+  const p = principal(req);
+  if (p.role !== 'admin') throw new AudientError('FORBIDDEN', 'this call needs an admin API key of the sandbox');
+  return p;
+}
+
+function validationDetails(err: FastifyError): ErrorDetail[] {
+  return (err.validation ?? []).map((v) => {
+    const missing = (v.params as { missingProperty?: string }).missingProperty;
+    const extra = (v.params as { additionalProperty?: string }).additionalProperty;
+    const base = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
+    const path = [err.validationContext, base, missing ?? extra].filter(Boolean).join('.');
+    return {
+      path,
+      reason: v.keyword,
+      message: extra ? `unknown property ${extra}` : (v.message ?? 'invalid'),
+    };
+  });
+}
+
+/** Maps any error to the catalogue's format and status. */
+function toAudientError(err: FastifyError | AudientError | Error): AudientError {
+  if (err instanceof AudientError) return err;
+  const f = err as FastifyError;
+  if (f.validation) return new AudientError('VALIDATION_FAILED', 'request does not match the API schema', validationDetails(f));
+  switch (f.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AudientError('BODY_TOO_LARGE', 'request body is larger than this endpoint accepts');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AudientError('UNSUPPORTED_MEDIA_TYPE', `unsupported content type; ${f.message}`);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AudientError('BAD_REQUEST', 'the body is empty; send a JSON document');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new AudientError('MALFORMED_JSON', `body is not valid JSON: ${f.message}`);
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError || f.statusCode === 400) return new AudientError('MALFORMED_JSON', `body is not valid JSON: ${err.message}`);
+  if (f.statusCode && f.statusCode >= 400 && f.statusCode < 500) return new AudientError('BAD_REQUEST', err.message);
+  return new AudientError('INTERNAL', 'internal error; it has been logged');
+}
+
+/** Builds the Fastify app over a context. */
+export async function buildApp(ctx: AudientContext) {
+  const app = Fastify({
+    loggerInstance: ctx.log,
+    bodyLimit: ctx.config.maxBodyBytes,
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Audient API', version: '0.1.0', description: 'Self-hosted real-time customer data platform' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An Audient API key' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+
+  app.decorateRequest('principal', undefined);
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0] ?? '';
+    if (PUBLIC.has(path)) return;
+    const header = req.headers.authorization;
+    const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : (req.headers['x-api-key'] as string | undefined);
+    if (!key) throw new AudientError('UNAUTHENTICATED', 'send an API key as "Authorization: Bearer <key>" or "x-api-key: <key>"');
+    const p = await ctx.tenancy.authenticate(key);
+    if (!p) throw new AudientError('UNAUTHENTICATED', 'the API key is unknown or revoked');
+    req.principal = p;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    ctx.metrics.httpDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.setErrorHandler(async (err, req, reply) => {
+    const e = toAudientError(err as FastifyError);
+    if (e.status >= 500) req.log.error({ err, sandboxId: req.principal?.sandboxId }, 'request failed');
+    return reply.status(e.status).send(e.toJSON());
+  });
+  app.setNotFoundHandler(async (req, reply) => {
+    const e = new AudientError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
+    return reply.status(404).send(e.toJSON());
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', store: ctx.store.kind }));
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    return reply.header('content-type', ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(adminRoutes(ctx), { prefix: '/v1' });
+  await app.register(catalogRoutes(ctx), { prefix: '/v1' });
+  await app.register(ingestRoutes(ctx), { prefix: '/v1' });
+  await app.register(profileRoutes(ctx), { prefix: '/v1' });
+  return app;
+}

@@ -1,0 +1,50 @@
+/** Prometheus metrics of one Audient process (one registry per app, so tests can run several). */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The metrics every part of the server records into. */
+export interface Metrics {
+  registry: Registry;
+  recordsIngested: Counter<'status'>;
+  httpDuration: Histogram<'method' | 'route' | 'status'>;
+  changesPublished: Counter;
+  changeFeedLag: Gauge;
+  jobsFinished: Counter<'kind' | 'status'>;
+}
+
+/** Creates the registry and its metrics. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'audient_' });
+  return {
+    registry,
+    recordsIngested: new Counter({
+      name: 'audient_records_ingested_total',
+      help: 'Records received for ingestion, by outcome',
+      labelNames: ['status'],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'audient_http_request_duration_seconds',
+      help: 'HTTP request duration',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    changesPublished: new Counter({
+      name: 'audient_profile_changes_published_total',
+      help: 'Profile changes published on the change feed',
+      registers: [registry],
+    }),
+    changeFeedLag: new Gauge({
+      name: 'audient_change_feed_lag',
+      help: 'Changes written but not yet published',
+      registers: [registry],
+    }),
+    jobsFinished: new Counter({
+      name: 'audient_jobs_finished_total',
+      help: 'Jobs finished, by kind and status',
+      labelNames: ['kind', 'status'],
+      registers: [registry],
+    }),
+  };
+}

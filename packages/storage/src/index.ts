@@ -1,0 +1,4 @@
+/** Audient's storage port and adapters, chosen by a database URL. */
+export * from './port.js';
+export { SqliteStore } from './sqlite/sqlite-store.js';
+export { openStore } from './open.js';

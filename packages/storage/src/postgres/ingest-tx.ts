@@ -1,0 +1,209 @@
+/**
+ * The PostgreSQL `IngestTx`: the reads and writes of one ingestion batch on one client inside
+ * an open transaction. Every method costs a constant number of round trips per batch, whatever
+ * the batch size: lookups take parallel arrays (`unnest($2::text[], $3::text[])`) and writes are
+ * multi-row `INSERT … SELECT FROM unnest(…)` / `UPDATE … FROM unnest(…)` statements.
+ */
+import { eventKey, fragmentKey, type NamespaceType, type StoredFragment, type StoredIdentity, type WritePlan } from '@audient/core';
+import type pg from 'pg';
+import type { IngestTx } from '../port.js';
+
+/** An `identities` row as selected. */
+export interface IdentityRow {
+  ns: string;
+  id: string;
+  graph_id: string;
+  type: string;
+  last_seen: number;
+}
+
+/** A `fragments` row as selected. */
+export interface FragmentRow {
+  dataset_id: string;
+  ns: string;
+  id: string;
+  graph_id: string;
+  attributes: Record<string, unknown>;
+  ts: number;
+}
+
+/** Maps an identity row to the core type. */
+export const toIdentity = (r: IdentityRow): StoredIdentity => ({
+  ns: r.ns,
+  id: r.id,
+  graphId: r.graph_id,
+  type: r.type as NamespaceType,
+  lastSeen: r.last_seen,
+});
+
+/** Maps a fragment row to the core type. */
+export const toFragment = (r: FragmentRow): StoredFragment => ({
+  datasetId: r.dataset_id,
+  ns: r.ns,
+  id: r.id,
+  graphId: r.graph_id,
+  attributes: r.attributes,
+  timestamp: r.ts,
+});
+
+/**
+ * Where a row of graph `g` ends up after the merges are applied one by one, in order. Merges
+ * can chain (a batch may merge B into A, then A into C), so a single `UPDATE … FROM unnest`
+ * needs each source graph's final target to give the same result as sequential updates.
+ */
+export function finalMergeTargets(merges: WritePlan['graphMerges']): { from: string[]; to: string[] } {
+  const from: string[] = [];
+  const to: string[] = [];
+  const seen = new Set<string>();
+  for (const m of merges) {
+    if (seen.has(m.from)) continue;
+    seen.add(m.from);
+    let cur = m.from;
+    for (const n of merges) if (n.from === cur) cur = n.to;
+    if (cur !== m.from) (from.push(m.from), to.push(cur));
+  }
+  return { from, to };
+}
+
+/** Keeps the last item per key, in first-seen order (an `ON CONFLICT` insert may touch a row once). */
+function lastPerKey<T>(items: readonly T[], key: (t: T) => string): T[] {
+  const byKey = new Map<string, T>();
+  for (const t of items) byKey.set(key(t), t);
+  return [...byKey.values()];
+}
+
+/**
+ * Builds the transaction's `IngestTx`. `isOpen` guards against use after commit or rollback,
+ * when the client may already serve someone else.
+ */
+export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpen: () => boolean): IngestTx {
+  const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<R[]> => {
+    if (!isOpen()) throw new Error('IngestTx used after its transaction ended');
+    return (await client.query<R>(sql, params)).rows;
+  };
+
+  return {
+    graphMembersOf: async (identities) => {
+      if (identities.length === 0) return [];
+      const rows = await q<IdentityRow>(
+        `SELECT m.ns, m.id, m.graph_id, m.type, m.last_seen FROM identities m
+         WHERE m.sandbox_id = $1 AND m.graph_id IN (
+           SELECT i.graph_id FROM identities i
+           WHERE i.sandbox_id = $1 AND (i.ns, i.id) IN (SELECT * FROM unnest($2::text[], $3::text[])))
+         ORDER BY m.graph_id, m.ns, m.id`,
+        [sandboxId, identities.map((i) => i.ns), identities.map((i) => i.id)],
+      );
+      return rows.map(toIdentity);
+    },
+
+    fragments: async (keys) => {
+      const out = new Map<string, StoredFragment>();
+      if (keys.length === 0) return out;
+      const rows = await q<FragmentRow>(
+        `SELECT dataset_id, ns, id, graph_id, attributes, ts FROM fragments
+         WHERE sandbox_id = $1 AND (dataset_id, ns, id) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`,
+        [sandboxId, keys.map((k) => k.datasetId), keys.map((k) => k.identity.ns), keys.map((k) => k.identity.id)],
+      );
+      for (const r of rows) out.set(fragmentKey(r.dataset_id, r), toFragment(r));
+      return out;
+    },
+
+    existingEvents: async (keys) => {
+      if (keys.length === 0) return new Set<string>();
+      const rows = await q<{ dataset_id: string; event_id: string }>(
+        `SELECT dataset_id, event_id FROM events
+         WHERE sandbox_id = $1 AND (dataset_id, event_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+        [sandboxId, keys.map((k) => k.datasetId), keys.map((k) => k.eventId)],
+      );
+      return new Set(rows.map((r) => eventKey(r.dataset_id, r.event_id)));
+    },
+
+    apply: async (plan, now) => applyPlan(q, sandboxId, plan, now),
+
+    appendLake: async (rows, now) => {
+      if (rows.length === 0) return;
+      await q(
+        `INSERT INTO lake_records (sandbox_id, dataset_id, body, at)
+         SELECT $1::text, d, b, $4::int8 FROM unnest($2::text[], $3::jsonb[]) WITH ORDINALITY AS r(d, b, n) ORDER BY n`,
+        [sandboxId, rows.map((r) => r.datasetId), rows.map((r) => JSON.stringify(r.body)), now],
+      );
+    },
+  };
+}
+
+type Query = <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => Promise<R[]>;
+
+/**
+ * Applies a plan in the SQLite adapter's order (merges, evictions, new identities, touched
+ * identities, fragments, events, changes): at most seven statements, each skipped when empty.
+ */
+async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number): Promise<number[]> {
+  const merges = finalMergeTargets(plan.graphMerges);
+  if (merges.from.length) {
+    // Data-modifying CTEs: the three repoints in one round trip (different tables, no overlap).
+    await q(
+      `WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(from_g, to_g)),
+       i AS (UPDATE identities t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = m.from_g),
+       f AS (UPDATE fragments t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = m.from_g)
+       UPDATE events t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = m.from_g`,
+      [sandboxId, merges.from, merges.to],
+    );
+  }
+  if (plan.evictedIdentities.length) {
+    await q(
+      `DELETE FROM identities WHERE sandbox_id = $1 AND (ns, id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+      [sandboxId, plan.evictedIdentities.map((e) => e.ns), plan.evictedIdentities.map((e) => e.id)],
+    );
+  }
+  const added = plan.newIdentities;
+  if (added.length) {
+    await q(
+      `INSERT INTO identities (sandbox_id, ns, id, graph_id, type, last_seen)
+       SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])`,
+      [sandboxId, added.map((i) => i.ns), added.map((i) => i.id), added.map((i) => i.graphId), added.map((i) => i.type), added.map((i) => i.lastSeen)],
+    );
+  }
+  const touched = lastPerKey(plan.touchedIdentities, (t) => `${t.ns}\u0000${t.id}`);
+  if (touched.length) {
+    await q(
+      `UPDATE identities t SET last_seen = u.last_seen
+       FROM unnest($2::text[], $3::text[], $4::int8[]) AS u(ns, id, last_seen)
+       WHERE t.sandbox_id = $1 AND t.ns = u.ns AND t.id = u.id`,
+      [sandboxId, touched.map((t) => t.ns), touched.map((t) => t.id), touched.map((t) => t.lastSeen)],
+    );
+  }
+  const frags = lastPerKey(plan.fragments, (f) => fragmentKey(f.datasetId, f));
+  if (frags.length) {
+    await q(
+      `INSERT INTO fragments (sandbox_id, dataset_id, ns, id, graph_id, attributes, ts)
+       SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int8[])
+       ON CONFLICT (sandbox_id, dataset_id, ns, id)
+       DO UPDATE SET graph_id = excluded.graph_id, attributes = excluded.attributes, ts = excluded.ts`,
+      [
+        sandboxId, frags.map((f) => f.datasetId), frags.map((f) => f.ns), frags.map((f) => f.id),
+        frags.map((f) => f.graphId), frags.map((f) => JSON.stringify(f.attributes)), frags.map((f) => f.timestamp),
+      ],
+    );
+  }
+  const events = plan.events;
+  if (events.length) {
+    await q(
+      `INSERT INTO events (sandbox_id, dataset_id, event_id, graph_id, ts, body)
+       SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[], $6::jsonb[])`,
+      [
+        sandboxId, events.map((e) => e.datasetId), events.map((e) => e.eventId), events.map((e) => e.graphId),
+        events.map((e) => e.timestamp), events.map((e) => JSON.stringify(e.body)),
+      ],
+    );
+  }
+  if (plan.changes.length === 0) return [];
+  // The serial default is evaluated row by row as the ordered SELECT feeds the insert, so seqs
+  // follow the plan's order; RETURNING's row order is not promised, hence the sort.
+  const rows = await q<{ seq: number }>(
+    `INSERT INTO changes (sandbox_id, body, at)
+     SELECT $1::text, c, $3::int8 FROM unnest($2::jsonb[]) WITH ORDINALITY AS u(c, n) ORDER BY n
+     RETURNING seq`,
+    [sandboxId, plan.changes.map((c) => JSON.stringify(c)), now],
+  );
+  return rows.map((r) => r.seq).sort((a, b) => a - b);
+}

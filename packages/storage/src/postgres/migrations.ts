@@ -1,0 +1,61 @@
+/**
+ * Versioned PostgreSQL migrations; append only, never edit a published one.
+ *
+ * The tables mirror the SQLite ones. Choices that keep the port's types exact:
+ * - epoch-ms columns are BIGINT (the pool parses INT8 to a JS number; epoch ms fit in a double);
+ * - created/updated/revoked/replayed times are TEXT ISO strings, stored as given, so they read
+ *   back byte for byte (TIMESTAMPTZ would reformat them);
+ * - documents and bodies are JSONB;
+ * - identifier and ordering columns use `COLLATE "C"` so that `ORDER BY id` and `id < $cursor`
+ *   compare bytes like SQLite does, whatever the database's locale.
+ * Statements are unqualified: the store's `search_path` picks the schema.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE sandboxes (id TEXT COLLATE "C" PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
+  CREATE TABLE api_keys (
+    id TEXT COLLATE "C" PRIMARY KEY, sandbox_id TEXT COLLATE "C" NOT NULL REFERENCES sandboxes(id),
+    name TEXT NOT NULL, key_hash TEXT COLLATE "C" NOT NULL UNIQUE, role TEXT NOT NULL,
+    instance_admin BOOLEAN NOT NULL, created_at TEXT COLLATE "C" NOT NULL, revoked_at TEXT);
+  CREATE INDEX api_keys_sandbox ON api_keys (sandbox_id, created_at);
+  CREATE TABLE schemas (
+    sandbox_id TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, body JSONB NOT NULL,
+    PRIMARY KEY (sandbox_id, id));
+  CREATE TABLE datasets (
+    sandbox_id TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, body JSONB NOT NULL,
+    PRIMARY KEY (sandbox_id, id));
+  CREATE TABLE namespaces (
+    sandbox_id TEXT COLLATE "C" NOT NULL, code_key TEXT COLLATE "C" NOT NULL, body JSONB NOT NULL,
+    PRIMARY KEY (sandbox_id, code_key));
+  CREATE TABLE identities (
+    sandbox_id TEXT COLLATE "C" NOT NULL, ns TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL,
+    graph_id TEXT COLLATE "C" NOT NULL, type TEXT NOT NULL, last_seen BIGINT NOT NULL,
+    PRIMARY KEY (sandbox_id, ns, id));
+  CREATE INDEX identities_graph ON identities (sandbox_id, graph_id);
+  CREATE TABLE fragments (
+    sandbox_id TEXT COLLATE "C" NOT NULL, dataset_id TEXT COLLATE "C" NOT NULL, ns TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL, graph_id TEXT COLLATE "C" NOT NULL, attributes JSONB NOT NULL, ts BIGINT NOT NULL,
+    PRIMARY KEY (sandbox_id, dataset_id, ns, id));
+  CREATE INDEX fragments_graph ON fragments (sandbox_id, graph_id);
+  CREATE TABLE events (
+    sandbox_id TEXT COLLATE "C" NOT NULL, dataset_id TEXT COLLATE "C" NOT NULL, event_id TEXT COLLATE "C" NOT NULL,
+    graph_id TEXT COLLATE "C" NOT NULL, ts BIGINT NOT NULL, body JSONB NOT NULL,
+    PRIMARY KEY (sandbox_id, dataset_id, event_id));
+  CREATE INDEX events_graph ON events (sandbox_id, graph_id, ts, event_id);
+  CREATE TABLE lake_records (
+    seq BIGSERIAL PRIMARY KEY, sandbox_id TEXT COLLATE "C" NOT NULL, dataset_id TEXT COLLATE "C" NOT NULL,
+    body JSONB NOT NULL, at BIGINT NOT NULL);
+  CREATE INDEX lake_dataset ON lake_records (sandbox_id, dataset_id);
+  CREATE TABLE changes (seq BIGSERIAL PRIMARY KEY, sandbox_id TEXT COLLATE "C" NOT NULL, body JSONB NOT NULL, at BIGINT NOT NULL);
+  CREATE TABLE cursors (name TEXT COLLATE "C" PRIMARY KEY, seq BIGINT NOT NULL);
+  CREATE TABLE failed_records (
+    id TEXT COLLATE "C" PRIMARY KEY, sandbox_id TEXT COLLATE "C" NOT NULL, dataset_id TEXT COLLATE "C" NOT NULL,
+    source TEXT COLLATE "C" NOT NULL, position INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL,
+    details JSONB NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL, replayed_at TEXT);
+  CREATE INDEX failed_sandbox ON failed_records (sandbox_id, id);
+  CREATE TABLE jobs (
+    id TEXT COLLATE "C" PRIMARY KEY, sandbox_id TEXT COLLATE "C" NOT NULL, kind TEXT COLLATE "C" NOT NULL,
+    status TEXT NOT NULL, state JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+  CREATE INDEX jobs_sandbox ON jobs (sandbox_id, id);
+  `,
+];

@@ -1,0 +1,115 @@
+/**
+ * PostgreSQL-only behaviour the conformance suite cannot show: several stores (standing in for
+ * several processes) on one schema, and the constant round trips per ingestion batch.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { WritePlan } from '@audient/core';
+import pg from 'pg';
+import { dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends } from '../testing.js';
+import { finalMergeTargets } from './ingest-tx.js';
+import { PostgresStore } from './postgres-store.js';
+
+const postgres = (await storeBackends()).find((b) => b.name === 'postgres');
+const T0 = 1_700_000_000_000;
+
+function eventPlan(prefix: string, n: number): WritePlan {
+  const ids = Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+  return {
+    newIdentities: ids.map((id) => ({ ns: 'ecid', id, graphId: `g-${id}`, type: 'cookie', lastSeen: T0 })),
+    touchedIdentities: ids.map((id) => ({ ns: 'ecid', id: `${id}`, lastSeen: T0 })),
+    evictedIdentities: [{ ns: 'ecid', id: `${prefix}-gone` }],
+    graphMerges: [{ from: `g-${prefix}-x`, to: `g-${prefix}0` }],
+    fragments: ids.map((id) => ({ datasetId: 'crm', ns: 'ecid', id, graphId: `g-${id}`, attributes: { id }, timestamp: T0 })),
+    events: ids.map((id) => ({ datasetId: 'web', eventId: id, graphId: `g-${id}`, timestamp: T0, body: { id } })),
+    changes: ids.map((id) => ({ profileId: `g-${id}`, type: 'event' as const, eventId: id })),
+    results: [],
+  };
+}
+
+describe('finalMergeTargets', () => {
+  it('follows chains in order, like sequential updates', () => {
+    assert.deepEqual(finalMergeTargets([{ from: 'b', to: 'a' }, { from: 'a', to: 'c' }, { from: 'd', to: 'c' }]), {
+      from: ['b', 'a', 'd'], to: ['c', 'c', 'c'],
+    });
+    // A graph merged into one that was already absorbed earlier stays where the merge put it.
+    assert.deepEqual(finalMergeTargets([{ from: 'a', to: 'c' }, { from: 'b', to: 'a' }]), { from: ['a', 'b'], to: ['c', 'a'] });
+  });
+});
+
+describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postgres backend' }, () => {
+  const url = pgTestUrl();
+  const schema = scratchSchemaName();
+  let one: PostgresStore;
+  let two: PostgresStore;
+
+  before(async () => {
+    one = new PostgresStore(url, { schema });
+    two = new PostgresStore(url, { schema });
+  });
+  after(async () => {
+    await Promise.all([one.close(), two.close()]);
+    await dropScratchSchema(url, schema);
+  });
+
+  it('migrates concurrently without racing (advisory lock)', async () => {
+    await Promise.all([one.migrate(), two.migrate(), one.migrate()]);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.schema_migrations`).finally(() => client.end());
+    assert.equal(rows[0]?.n, '1');
+  });
+
+  it('serialises one sandbox across stores (processes)', async () => {
+    await one.createSandbox({ id: 'a', name: 'A' });
+    let inside = 0;
+    let overlapped = false;
+    const batch = (store: PostgresStore, i: number): Promise<number[]> =>
+      store.ingest('a', async (tx) => {
+        inside++;
+        if (inside > 1) overlapped = true;
+        await new Promise((r) => setTimeout(r, 20));
+        const seqs = await tx.apply(eventPlan(`p${i}-`, 3), T0);
+        inside--;
+        return seqs;
+      });
+    const seqs = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => batch(i % 2 ? two : one, i)));
+    assert.equal(overlapped, false);
+    assert.equal(new Set(seqs.flat()).size, 18);
+  });
+
+  it('uses the same number of round trips for 10 and 1000 records', async () => {
+    const counted = async (n: number, prefix: string): Promise<number> => {
+      const original = pg.Client.prototype.query;
+      let calls = 0;
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        calls++;
+        return (original as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof original;
+      try {
+        await one.ingest('a', async (tx) => {
+          const plan = eventPlan(prefix, n);
+          await tx.graphMembersOf(plan.newIdentities);
+          await tx.fragments(plan.fragments.map((f) => ({ datasetId: f.datasetId, identity: f })));
+          await tx.existingEvents(plan.events);
+          await tx.apply(plan, T0);
+          await tx.appendLake(plan.events.map((e) => ({ datasetId: 'raw', body: e.body })), T0);
+        });
+      } finally {
+        pg.Client.prototype.query = original;
+      }
+      return calls;
+    };
+    const small = await counted(10, 'small-');
+    const large = await counted(1000, 'large-');
+    assert.equal(large, small);
+    assert.ok(small <= 15, `${small} round trips`);
+  });
+
+  it('parses BIGINT columns to numbers without touching the global pg parsers', async () => {
+    await one.setCursor('c', 2 ** 52);
+    assert.equal(await one.getCursor('c'), 2 ** 52);
+    assert.equal(typeof (await one.countLake('a', 'raw')), 'number');
+    assert.equal(pg.types.getTypeParser(pg.types.builtins.INT8, 'text')('42'), '42');
+  });
+});

@@ -1,0 +1,39 @@
+/** Versioned SQLite migrations; append only, never edit a published one. */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE sandboxes (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY, sandbox_id TEXT NOT NULL REFERENCES sandboxes(id), name TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL, instance_admin INTEGER NOT NULL,
+    created_at TEXT NOT NULL, revoked_at TEXT);
+  CREATE TABLE schemas (sandbox_id TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (sandbox_id, id));
+  CREATE TABLE datasets (sandbox_id TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (sandbox_id, id));
+  CREATE TABLE namespaces (sandbox_id TEXT NOT NULL, code_key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (sandbox_id, code_key));
+  CREATE TABLE identities (
+    sandbox_id TEXT NOT NULL, ns TEXT NOT NULL, id TEXT NOT NULL, graph_id TEXT NOT NULL,
+    type TEXT NOT NULL, last_seen INTEGER NOT NULL, PRIMARY KEY (sandbox_id, ns, id)) WITHOUT ROWID;
+  CREATE INDEX identities_graph ON identities (sandbox_id, graph_id);
+  CREATE TABLE fragments (
+    sandbox_id TEXT NOT NULL, dataset_id TEXT NOT NULL, ns TEXT NOT NULL, id TEXT NOT NULL,
+    graph_id TEXT NOT NULL, attributes TEXT NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (sandbox_id, dataset_id, ns, id));
+  CREATE INDEX fragments_graph ON fragments (sandbox_id, graph_id);
+  CREATE TABLE events (
+    sandbox_id TEXT NOT NULL, dataset_id TEXT NOT NULL, event_id TEXT NOT NULL, graph_id TEXT NOT NULL,
+    ts INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (sandbox_id, dataset_id, event_id));
+  CREATE INDEX events_graph ON events (sandbox_id, graph_id, ts);
+  CREATE TABLE lake_records (seq INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, dataset_id TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL);
+  CREATE INDEX lake_dataset ON lake_records (sandbox_id, dataset_id);
+  CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL);
+  CREATE TABLE cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+  CREATE TABLE failed_records (
+    id TEXT PRIMARY KEY, sandbox_id TEXT NOT NULL, dataset_id TEXT NOT NULL, source TEXT NOT NULL,
+    position INTEGER NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, details TEXT NOT NULL,
+    payload TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL, replayed_at TEXT);
+  CREATE INDEX failed_sandbox ON failed_records (sandbox_id, created_at);
+  CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, sandbox_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+    state TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+  CREATE INDEX jobs_sandbox ON jobs (sandbox_id, created_at);
+  `,
+];

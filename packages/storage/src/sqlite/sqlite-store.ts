@@ -1,0 +1,459 @@
+/**
+ * SQLite adapter (better-sqlite3, WAL): the embedded default. One connection; ingestion
+ * batches are serialised by a mutex and each runs in one IMMEDIATE transaction.
+ */
+import Database from 'better-sqlite3';
+import {
+  eventKey,
+  fragmentKey,
+
+  namespaceKey,
+  type DatasetDef,
+  type IdentityRef,
+  type NamespaceDef,
+  type NamespaceType,
+  type SchemaDef,
+  type StoredFragment,
+  type StoredIdentity,
+  type WritePlan,
+} from '@audient/core';
+import { Mutex } from '../mutex.js';
+import type {
+  ApiKeyRow,
+  ChangeRow,
+  EventRow,
+  FailedRecordRow,
+  IngestTx,
+  JobRow,
+  Page,
+  SandboxRow,
+  Store,
+} from '../port.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+
+type Row = Record<string, unknown>;
+
+const toKey = (r: Row): ApiKeyRow => ({
+  id: r['id'] as string,
+  sandboxId: r['sandbox_id'] as string,
+  name: r['name'] as string,
+  keyHash: r['key_hash'] as string,
+  role: r['role'] as string,
+  instanceAdmin: r['instance_admin'] === 1,
+  createdAt: r['created_at'] as string,
+  revokedAt: (r['revoked_at'] as string | null) ?? null,
+});
+const toIdentity = (r: Row): StoredIdentity => ({
+  ns: r['ns'] as string,
+  id: r['id'] as string,
+  graphId: r['graph_id'] as string,
+  type: r['type'] as NamespaceType,
+  lastSeen: r['last_seen'] as number,
+});
+const toFragment = (r: Row): StoredFragment => ({
+  datasetId: r['dataset_id'] as string,
+  ns: r['ns'] as string,
+  id: r['id'] as string,
+  graphId: r['graph_id'] as string,
+  attributes: JSON.parse(r['attributes'] as string) as Record<string, unknown>,
+  timestamp: r['ts'] as number,
+});
+const toFailed = (r: Row): FailedRecordRow => ({
+  id: r['id'] as string,
+  sandboxId: r['sandbox_id'] as string,
+  datasetId: r['dataset_id'] as string,
+  source: r['source'] as string,
+  position: r['position'] as number,
+  code: r['code'] as string,
+  message: r['message'] as string,
+  details: JSON.parse(r['details'] as string) as FailedRecordRow['details'],
+  payload: r['payload'] as string,
+  status: r['status'] as FailedRecordRow['status'],
+  createdAt: r['created_at'] as string,
+  replayedAt: (r['replayed_at'] as string | null) ?? null,
+});
+const toJob = (r: Row): JobRow => ({
+  id: r['id'] as string,
+  sandboxId: r['sandbox_id'] as string,
+  kind: r['kind'] as string,
+  status: r['status'] as JobRow['status'],
+  state: JSON.parse(r['state'] as string) as Record<string, unknown>,
+  createdAt: r['created_at'] as string,
+  updatedAt: r['updated_at'] as string,
+});
+
+/** The embedded store. `path` is a file, or `:memory:` for tests. */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly writers = new Mutex();
+  private readonly stmtCache = new Map<string, Database.Statement>();
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.stmtCache.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmtCache.set(sql, s);
+    }
+    return s;
+  }
+
+  private all(sql: string, ...params: unknown[]): Row[] {
+    return this.stmt(sql).all(...params) as Row[];
+  }
+
+  private get(sql: string, ...params: unknown[]): Row | undefined {
+    return this.stmt(sql).get(...params) as Row | undefined;
+  }
+
+  private run(sql: string, ...params: unknown[]): Database.RunResult {
+    return this.stmt(sql).run(...params);
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+    const done = new Set(
+      (this.db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => r['version'] as number),
+    );
+    SQLITE_MIGRATIONS.forEach((sql, i) => {
+      const version = i + 1;
+      if (done.has(version)) return;
+      this.db.transaction(() => {
+        this.db.exec(sql);
+        this.db.prepare('INSERT INTO schema_migrations VALUES (?, ?)').run(version, new Date().toISOString());
+      })();
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.writers.run(async () => this.db.close());
+  }
+
+  async createSandbox(row: { id: string; name: string }): Promise<void> {
+    this.run('INSERT INTO sandboxes (id, name, created_at) VALUES (?, ?, ?)', row.id, row.name, new Date().toISOString());
+  }
+
+  async getSandbox(id: string): Promise<SandboxRow | undefined> {
+    const r = this.get('SELECT * FROM sandboxes WHERE id = ?', id);
+    return r && { id: r['id'] as string, name: r['name'] as string, createdAt: r['created_at'] as string };
+  }
+
+  async listSandboxes(): Promise<SandboxRow[]> {
+    return this.all('SELECT * FROM sandboxes ORDER BY id').map((r) => ({
+      id: r['id'] as string, name: r['name'] as string, createdAt: r['created_at'] as string,
+    }));
+  }
+
+  async createApiKey(row: Omit<ApiKeyRow, 'createdAt' | 'revokedAt'>): Promise<void> {
+    this.run(
+      'INSERT INTO api_keys (id, sandbox_id, name, key_hash, role, instance_admin, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      row.id, row.sandboxId, row.name, row.keyHash, row.role, row.instanceAdmin ? 1 : 0, new Date().toISOString(),
+    );
+  }
+
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRow | undefined> {
+    const r = this.get('SELECT * FROM api_keys WHERE key_hash = ?', hash);
+    return r && toKey(r);
+  }
+
+  async listApiKeys(sandboxId: string): Promise<ApiKeyRow[]> {
+    return this.all('SELECT * FROM api_keys WHERE sandbox_id = ? ORDER BY created_at', sandboxId).map(toKey);
+  }
+
+  async revokeApiKey(sandboxId: string, id: string): Promise<boolean> {
+    const r = this.run(
+      'UPDATE api_keys SET revoked_at = ? WHERE sandbox_id = ? AND id = ? AND revoked_at IS NULL',
+      new Date().toISOString(), sandboxId, id,
+    );
+    return r.changes > 0;
+  }
+
+  private putDoc(table: string, keyCol: string, sandboxId: string, key: string, body: unknown): void {
+    this.run(
+      `INSERT INTO ${table} (sandbox_id, ${keyCol}, body) VALUES (?, ?, ?) ON CONFLICT (sandbox_id, ${keyCol}) DO UPDATE SET body = excluded.body`,
+      sandboxId, key, JSON.stringify(body),
+    );
+  }
+
+  private getDoc<T>(table: string, keyCol: string, sandboxId: string, key: string): T | undefined {
+    const r = this.get(`SELECT body FROM ${table} WHERE sandbox_id = ? AND ${keyCol} = ?`, sandboxId, key);
+    return r ? (JSON.parse(r['body'] as string) as T) : undefined;
+  }
+
+  private listDocs<T>(table: string, keyCol: string, sandboxId: string): T[] {
+    return this.all(`SELECT body FROM ${table} WHERE sandbox_id = ? ORDER BY ${keyCol}`, sandboxId).map(
+      (r) => JSON.parse(r['body'] as string) as T,
+    );
+  }
+
+  async putSchema(sandboxId: string, schema: SchemaDef): Promise<void> {
+    this.putDoc('schemas', 'id', sandboxId, schema.id, schema);
+  }
+  async getSchema(sandboxId: string, id: string): Promise<SchemaDef | undefined> {
+    return this.getDoc('schemas', 'id', sandboxId, id);
+  }
+  async listSchemas(sandboxId: string): Promise<SchemaDef[]> {
+    return this.listDocs('schemas', 'id', sandboxId);
+  }
+  async putDataset(sandboxId: string, dataset: DatasetDef): Promise<void> {
+    this.putDoc('datasets', 'id', sandboxId, dataset.id, dataset);
+  }
+  async getDataset(sandboxId: string, id: string): Promise<DatasetDef | undefined> {
+    return this.getDoc('datasets', 'id', sandboxId, id);
+  }
+  async listDatasets(sandboxId: string): Promise<DatasetDef[]> {
+    return this.listDocs('datasets', 'id', sandboxId);
+  }
+  async putNamespace(sandboxId: string, ns: NamespaceDef): Promise<void> {
+    this.putDoc('namespaces', 'code_key', sandboxId, namespaceKey(ns.code), ns);
+  }
+  async listNamespaces(sandboxId: string): Promise<NamespaceDef[]> {
+    return this.listDocs('namespaces', 'code_key', sandboxId);
+  }
+
+  async ingest<T>(sandboxId: string, fn: (tx: IngestTx) => Promise<T>): Promise<T> {
+    return this.writers.run(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.ingestTx(sandboxId));
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  private ingestTx(sandboxId: string): IngestTx {
+    return {
+      graphMembersOf: async (identities) => {
+        const graphs = new Set<string>();
+        for (const i of identities) {
+          const r = this.get('SELECT graph_id FROM identities WHERE sandbox_id = ? AND ns = ? AND id = ?', sandboxId, i.ns, i.id);
+          if (r) graphs.add(r['graph_id'] as string);
+        }
+        const out: StoredIdentity[] = [];
+        for (const g of graphs) {
+          for (const r of this.all('SELECT * FROM identities WHERE sandbox_id = ? AND graph_id = ?', sandboxId, g)) {
+            out.push(toIdentity(r));
+          }
+        }
+        return out;
+      },
+      fragments: async (keys) => {
+        const out = new Map<string, StoredFragment>();
+        for (const k of keys) {
+          const r = this.get(
+            'SELECT * FROM fragments WHERE sandbox_id = ? AND dataset_id = ? AND ns = ? AND id = ?',
+            sandboxId, k.datasetId, k.identity.ns, k.identity.id,
+          );
+          if (r) out.set(fragmentKey(k.datasetId, k.identity), toFragment(r));
+        }
+        return out;
+      },
+      existingEvents: async (keys) => {
+        const out = new Set<string>();
+        for (const k of keys) {
+          if (this.get('SELECT 1 AS x FROM events WHERE sandbox_id = ? AND dataset_id = ? AND event_id = ?', sandboxId, k.datasetId, k.eventId)) {
+            out.add(eventKey(k.datasetId, k.eventId));
+          }
+        }
+        return out;
+      },
+      apply: async (plan, now) => this.applyPlan(sandboxId, plan, now),
+      appendLake: async (rows, now) => {
+        for (const r of rows) {
+          this.run('INSERT INTO lake_records (sandbox_id, dataset_id, body, at) VALUES (?, ?, ?, ?)', sandboxId, r.datasetId, JSON.stringify(r.body), now);
+        }
+      },
+    };
+  }
+
+  private applyPlan(sandboxId: string, plan: WritePlan, now: number): number[] {
+    for (const { from, to } of plan.graphMerges) {
+      this.run('UPDATE identities SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
+      this.run('UPDATE fragments SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
+      this.run('UPDATE events SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
+    }
+    for (const e of plan.evictedIdentities) {
+      this.run('DELETE FROM identities WHERE sandbox_id = ? AND ns = ? AND id = ?', sandboxId, e.ns, e.id);
+    }
+    for (const i of plan.newIdentities) {
+      this.run(
+        'INSERT INTO identities (sandbox_id, ns, id, graph_id, type, last_seen) VALUES (?, ?, ?, ?, ?, ?)',
+        sandboxId, i.ns, i.id, i.graphId, i.type, i.lastSeen,
+      );
+    }
+    for (const t of plan.touchedIdentities) {
+      this.run('UPDATE identities SET last_seen = ? WHERE sandbox_id = ? AND ns = ? AND id = ?', t.lastSeen, sandboxId, t.ns, t.id);
+    }
+    for (const f of plan.fragments) {
+      this.run(
+        `INSERT INTO fragments (sandbox_id, dataset_id, ns, id, graph_id, attributes, ts) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (sandbox_id, dataset_id, ns, id) DO UPDATE SET graph_id = excluded.graph_id, attributes = excluded.attributes, ts = excluded.ts`,
+        sandboxId, f.datasetId, f.ns, f.id, f.graphId, JSON.stringify(f.attributes), f.timestamp,
+      );
+    }
+    for (const e of plan.events) {
+      this.run(
+        'INSERT INTO events (sandbox_id, dataset_id, event_id, graph_id, ts, body) VALUES (?, ?, ?, ?, ?, ?)',
+        sandboxId, e.datasetId, e.eventId, e.graphId, e.timestamp, JSON.stringify(e.body),
+      );
+    }
+    return plan.changes.map(
+      (c) => Number(this.run('INSERT INTO changes (sandbox_id, body, at) VALUES (?, ?, ?)', sandboxId, JSON.stringify(c), now).lastInsertRowid),
+    );
+  }
+
+  async findProfileId(sandboxId: string, identity: IdentityRef): Promise<string | undefined> {
+    const r = this.get('SELECT graph_id FROM identities WHERE sandbox_id = ? AND ns = ? AND id = ?', sandboxId, identity.ns, identity.id);
+    return r ? (r['graph_id'] as string) : undefined;
+  }
+
+  async profileIdentities(sandboxId: string, profileId: string): Promise<StoredIdentity[]> {
+    return this.all('SELECT * FROM identities WHERE sandbox_id = ? AND graph_id = ? ORDER BY ns, id', sandboxId, profileId).map(toIdentity);
+  }
+
+  async profileFragments(sandboxId: string, profileId: string): Promise<StoredFragment[]> {
+    return this.all('SELECT * FROM fragments WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).map(toFragment);
+  }
+
+  async profileEvents(
+    sandboxId: string,
+    profileId: string,
+    opts: { limit: number; before?: { timestamp: number; eventId: string } | undefined },
+  ): Promise<EventRow[]> {
+    const rows = opts.before
+      ? this.all(
+          `SELECT dataset_id, event_id, ts, body FROM events WHERE sandbox_id = ? AND graph_id = ?
+           AND (ts < ? OR (ts = ? AND event_id < ?)) ORDER BY ts DESC, event_id DESC LIMIT ?`,
+          sandboxId, profileId, opts.before.timestamp, opts.before.timestamp, opts.before.eventId, opts.limit,
+        )
+      : this.all(
+          'SELECT dataset_id, event_id, ts, body FROM events WHERE sandbox_id = ? AND graph_id = ? ORDER BY ts DESC, event_id DESC LIMIT ?',
+          sandboxId, profileId, opts.limit,
+        );
+    return rows.map((r) => ({
+      datasetId: r['dataset_id'] as string,
+      eventId: r['event_id'] as string,
+      timestamp: r['ts'] as number,
+      body: JSON.parse(r['body'] as string) as Record<string, unknown>,
+    }));
+  }
+
+  async deleteProfile(sandboxId: string, profileId: string, now: number): Promise<{ identities: number; fragments: number; events: number }> {
+    return this.writers.run(async () =>
+      this.db.transaction(() => {
+        const identities = this.run('DELETE FROM identities WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).changes;
+        const fragments = this.run('DELETE FROM fragments WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).changes;
+        const events = this.run('DELETE FROM events WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).changes;
+        this.run('INSERT INTO changes (sandbox_id, body, at) VALUES (?, ?, ?)', sandboxId, JSON.stringify({ profileId, type: 'delete' }), now);
+        return { identities, fragments, events };
+      })(),
+    );
+  }
+
+  async countLake(sandboxId: string, datasetId: string): Promise<number> {
+    return this.get('SELECT COUNT(*) AS n FROM lake_records WHERE sandbox_id = ? AND dataset_id = ?', sandboxId, datasetId)?.['n'] as number;
+  }
+
+  async readChanges(afterSeq: number, limit: number): Promise<ChangeRow[]> {
+    return this.all('SELECT * FROM changes WHERE seq > ? ORDER BY seq LIMIT ?', afterSeq, limit).map((r) => ({
+      seq: r['seq'] as number,
+      sandboxId: r['sandbox_id'] as string,
+      change: JSON.parse(r['body'] as string) as ChangeRow['change'],
+      at: r['at'] as number,
+    }));
+  }
+
+  async getCursor(name: string): Promise<number> {
+    return (this.get('SELECT seq FROM cursors WHERE name = ?', name)?.['seq'] as number | undefined) ?? 0;
+  }
+
+  async setCursor(name: string, seq: number): Promise<void> {
+    this.run('INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq', name, seq);
+  }
+
+  async addFailedRecords(rows: ReadonlyArray<Omit<FailedRecordRow, 'status' | 'createdAt' | 'replayedAt'>>): Promise<void> {
+    const at = new Date().toISOString();
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.run(
+          `INSERT INTO failed_records (id, sandbox_id, dataset_id, source, position, code, message, details, payload, status, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'failed', ?)`,
+          r.id, r.sandboxId, r.datasetId, r.source, r.position, r.code, r.message, JSON.stringify(r.details), r.payload, at,
+        );
+      }
+    })();
+  }
+
+  async listFailedRecords(
+    sandboxId: string,
+    filter: { datasetId?: string | undefined; source?: string | undefined; status?: FailedRecordRow['status'] | undefined },
+    page: Page,
+  ): Promise<FailedRecordRow[]> {
+    const where = ['sandbox_id = ?'];
+    const params: unknown[] = [sandboxId];
+    if (filter.datasetId) (where.push('dataset_id = ?'), params.push(filter.datasetId));
+    if (filter.source) (where.push('source = ?'), params.push(filter.source));
+    if (filter.status) (where.push('status = ?'), params.push(filter.status));
+    if (page.cursor) (where.push('id < ?'), params.push(page.cursor));
+    params.push(page.limit);
+    return this.all(`SELECT * FROM failed_records WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`, ...params).map(toFailed);
+  }
+
+  async getFailedRecords(sandboxId: string, ids: readonly string[]): Promise<FailedRecordRow[]> {
+    return ids
+      .map((id) => this.get('SELECT * FROM failed_records WHERE sandbox_id = ? AND id = ?', sandboxId, id))
+      .filter((r): r is Row => !!r)
+      .map(toFailed);
+  }
+
+  async setFailedStatus(sandboxId: string, ids: readonly string[], status: FailedRecordRow['status'], at: string): Promise<void> {
+    this.db.transaction(() => {
+      for (const id of ids) {
+        this.run('UPDATE failed_records SET status = ?, replayed_at = ? WHERE sandbox_id = ? AND id = ?', status, at, sandboxId, id);
+      }
+    })();
+  }
+
+  async purgeFailedRecords(sandboxId: string, needles: readonly string[]): Promise<number> {
+    let n = 0;
+    for (const needle of needles) {
+      n += this.run("DELETE FROM failed_records WHERE sandbox_id = ? AND instr(lower(payload), lower(?)) > 0", sandboxId, needle).changes;
+    }
+    return n;
+  }
+
+  async putJob(job: JobRow): Promise<void> {
+    this.run(
+      `INSERT INTO jobs (id, sandbox_id, kind, status, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state, updated_at = excluded.updated_at`,
+      job.id, job.sandboxId, job.kind, job.status, JSON.stringify(job.state), job.createdAt, job.updatedAt,
+    );
+  }
+
+  async getJob(sandboxId: string, id: string): Promise<JobRow | undefined> {
+    const r = this.get('SELECT * FROM jobs WHERE sandbox_id = ? AND id = ?', sandboxId, id);
+    return r && toJob(r);
+  }
+
+  async listJobs(sandboxId: string, kind: string | undefined, page: Page): Promise<JobRow[]> {
+    const where = ['sandbox_id = ?'];
+    const params: unknown[] = [sandboxId];
+    if (kind) (where.push('kind = ?'), params.push(kind));
+    if (page.cursor) (where.push('id < ?'), params.push(page.cursor));
+    params.push(page.limit);
+    return this.all(`SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ?`, ...params).map(toJob);
+  }
+}
+
