@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { adminKeyPath } from './bootstrap.js';
+import { registerAudienceCommands } from './cli/audience-commands.js';
 import { ApiError, Client } from './cli/client.js';
 import { registerDataCommands } from './cli/data-commands.js';
 import { loadConfig } from './config.js';
@@ -58,6 +59,7 @@ program
   .option('--api-key <key>', 'API key (AUDIENT_API_KEY; default: the data directory admin.key)')
   .option('--data-dir <dir>', 'data directory holding admin.key (AUDIENT_DATA_DIR)');
 registerDataCommands(program, client);
+registerAudienceCommands(program, client);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`error: ${err instanceof ApiError || err instanceof Error ? err.message : String(err)}\n`);

@@ -21,10 +21,39 @@ export interface Config {
   maxUploadBytes: number;
   /** Records per store transaction during batch file ingestion. */
   batchChunkSize: number;
+  segmentation: SegmentationConfig;
+  /** Hex AES-256 key for secrets at rest; when absent, one is generated into the data dir. Secret. */
+  secretKey: string | undefined;
+}
+
+/** Segmentation settings. */
+export interface SegmentationConfig {
+  /** Most audiences per sandbox, and per evaluation method (Adobe's guardrails by default). */
+  maxAudiences: number;
+  maxStreamingAudiences: number;
+  maxEdgeAudiences: number;
+  /** How far back events are kept for evaluation, ms (30 days). */
+  eventRetentionMs: number;
+  /** How long exited memberships are kept, ms (30 days). */
+  exitedRetentionMs: number;
+  /** Daily batch evaluation time, UTC `HH:MM`; empty disables the schedule. */
+  batchTime: string;
+  /** How often due re-evaluations (window expiries) are checked, ms. */
+  tickMs: number;
 }
 
 /** Settings given on the command line (all optional). */
-export type ConfigOverrides = Partial<Omit<Config, 'limits'>> & { limits?: Partial<IngestLimits> };
+export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'segmentation'>> & {
+  limits?: Partial<IngestLimits>;
+  segmentation?: Partial<SegmentationConfig>;
+};
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+function checkTime(v: string): string {
+  if (v !== '' && !/^([01]\d|2[0-3]):[0-5]\d$/.test(v)) throw new Error(`AUDIENT_BATCH_TIME must be HH:MM (UTC) or empty, got ${JSON.stringify(v)}`);
+  return v;
+}
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
@@ -53,5 +82,15 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     maxBodyBytes: overrides.maxBodyBytes ?? intFrom(env, 'AUDIENT_MAX_BODY_BYTES', 16 * 1024 * 1024),
     maxUploadBytes: overrides.maxUploadBytes ?? intFrom(env, 'AUDIENT_MAX_UPLOAD_BYTES', 2 * 1024 * 1024 * 1024),
     batchChunkSize: overrides.batchChunkSize ?? intFrom(env, 'AUDIENT_BATCH_CHUNK_SIZE', 500),
+    secretKey: overrides.secretKey ?? env['AUDIENT_SECRET_KEY'],
+    segmentation: {
+      maxAudiences: overrides.segmentation?.maxAudiences ?? intFrom(env, 'AUDIENT_MAX_AUDIENCES', 4000),
+      maxStreamingAudiences: overrides.segmentation?.maxStreamingAudiences ?? intFrom(env, 'AUDIENT_MAX_STREAMING_AUDIENCES', 500),
+      maxEdgeAudiences: overrides.segmentation?.maxEdgeAudiences ?? intFrom(env, 'AUDIENT_MAX_EDGE_AUDIENCES', 150),
+      eventRetentionMs: overrides.segmentation?.eventRetentionMs ?? intFrom(env, 'AUDIENT_EVENT_RETENTION_DAYS', 30) * DAY_MS,
+      exitedRetentionMs: overrides.segmentation?.exitedRetentionMs ?? intFrom(env, 'AUDIENT_EXITED_RETENTION_DAYS', 30) * DAY_MS,
+      batchTime: overrides.segmentation?.batchTime ?? checkTime(env['AUDIENT_BATCH_TIME'] ?? '02:00'),
+      tickMs: overrides.segmentation?.tickMs ?? intFrom(env, 'AUDIENT_SEGMENTATION_TICK_MS', 1000),
+    },
   };
 }

@@ -6,16 +6,23 @@ import { mkdirSync } from 'node:fs';
 import { openStore, type Store } from '@audient/storage';
 import pino, { type Logger } from 'pino';
 import { MemoryBus } from './bus/memory-bus.js';
+import { newUuid } from './ids.js';
+import { SecretBox } from './secrets.js';
+import { MembershipWebhooks } from './services/webhooks.js';
 import type { Bus } from './bus/port.js';
 import type { Config } from './config.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { AudienceInspector } from './services/audience-inspect.js';
+import { AudienceService } from './services/audiences.js';
 import { BatchIngestion } from './services/batch-ingestion.js';
+import { BatchSegmentation } from './services/batch-segmentation.js';
 import { Catalog } from './services/catalog.js';
 import { ChangeFeed } from './services/change-feed.js';
 import { FailedRecords } from './services/failed-records.js';
 import { IngestionService } from './services/ingestion.js';
 import { Jobs } from './services/jobs.js';
 import { ProfileService } from './services/profiles.js';
+import { SegmentationEngine } from './services/segmentation.js';
 import { Tenancy } from './services/tenancy.js';
 
 /** Every long-lived part of a running Audient. */
@@ -33,12 +40,21 @@ export interface AudientContext {
   failed: FailedRecords;
   jobs: Jobs;
   profiles: ProfileService;
+  audiences: AudienceService;
+  inspector: AudienceInspector;
+  segmentation: SegmentationEngine;
+  batchSegmentation: BatchSegmentation;
+  webhooks: MembershipWebhooks;
+  secrets: SecretBox;
+  /** The clock every service reads (injectable for tests). */
+  now: () => number;
   /** Stops background work and closes the store. */
   close(): Promise<void>;
 }
 
 /** Opens the store (running migrations) and wires the services. `store` may be given by tests. */
-export async function createContext(config: Config, opts: { log?: Logger; store?: Store } = {}): Promise<AudientContext> {
+export async function createContext(config: Config, opts: { log?: Logger; store?: Store; now?: () => number } = {}): Promise<AudientContext> {
+  const now = opts.now ?? Date.now;
   const log = opts.log ?? pino({ level: config.logLevel });
   if (!opts.store && !/^postgres(ql)?:/.test(config.databaseUrl) && config.databaseUrl !== ':memory:') {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -49,7 +65,12 @@ export async function createContext(config: Config, opts: { log?: Logger; store?
   const feed = new ChangeFeed({ store, bus, log, metrics });
   const catalog = new Catalog(store);
   const jobs = new Jobs({ store, log, metrics });
-  const ingestion = new IngestionService({ store, catalog, feed, limits: config.limits, metrics });
+  const ingestion = new IngestionService({ store, catalog, feed, limits: config.limits, metrics, now });
+  const secrets = SecretBox.open(config.dataDir, config.secretKey);
+  const webhooks = new MembershipWebhooks({ store, bus, secrets, log, now });
+  const audiences = new AudienceService({ store, catalog, config: config.segmentation, newId: newUuid });
+  const segmentation = new SegmentationEngine({ store, bus, catalog, audiences, config: config.segmentation, log, metrics, now });
+  const batchSegmentation = new BatchSegmentation({ store, jobs, engine: segmentation, audiences, config: config.segmentation, log, now });
   const ctx: AudientContext = {
     config,
     log,
@@ -64,13 +85,26 @@ export async function createContext(config: Config, opts: { log?: Logger; store?
     failed: new FailedRecords({ store, ingestion }),
     jobs,
     profiles: new ProfileService({ store, catalog, jobs, feed }),
+    audiences,
+    inspector: new AudienceInspector({ store, catalog, audiences, config: config.segmentation, now }),
+    segmentation,
+    batchSegmentation,
+    webhooks,
+    secrets,
+    now,
     async close() {
+      batchSegmentation.stopSchedule();
+      await segmentation.stop();
+      await webhooks.stop();
       await jobs.idle();
       await feed.stop();
       await bus.close();
       await store.close();
     },
   };
+  segmentation.start();
+  webhooks.start();
+  batchSegmentation.startSchedule();
   feed.poke();
   return ctx;
 }

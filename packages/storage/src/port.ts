@@ -5,6 +5,9 @@
  */
 import type {
   DatasetDef,
+  EvaluationMethod,
+  Membership,
+  MergePolicy,
   ErrorDetail,
   IdentityRef,
   IngestSnapshot,
@@ -84,6 +87,50 @@ export interface JobRow {
   updatedAt: string;
 }
 
+/** An audience as stored. */
+export interface AudienceRow {
+  id: string;
+  name: string;
+  description: string;
+  /** Source text in the audience language. */
+  query: string;
+  mergePolicy: MergePolicy;
+  /** How the engine evaluates it, and why (human-readable). */
+  method: EvaluationMethod;
+  methodReason: string;
+  /** Audience ids referenced by inSegment. */
+  dependsOn: string[];
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One membership write: `membership: null` deletes it. */
+export interface MembershipWrite {
+  profileId: string;
+  audienceId: string;
+  membership: Membership | null;
+  /** Publish a membership event (entered or left). */
+  event?: 'realized' | 'exited' | undefined;
+}
+
+/** A membership event as logged (replayable by position). */
+export interface MembershipEventRow {
+  seq: number;
+  sandboxId: string;
+  audienceId: string;
+  profileId: string;
+  status: 'realized' | 'exited';
+  at: number;
+}
+
+/** A point of an audience's size history. */
+export interface AudienceSizePoint {
+  at: number;
+  size: number;
+  source: 'batch' | 'streaming';
+}
+
 /** Paging for lists: newest first, `cursor` is the last id seen. */
 export interface Page {
   limit: number;
@@ -142,7 +189,7 @@ export interface Store {
     profileId: string,
     opts: { limit: number; before?: { timestamp: number; eventId: string } | undefined },
   ): Promise<EventRow[]>;
-  /** Removes a profile's identities, fragments and events and records a delete change. Returns counts. */
+  /** Removes a profile's identities, fragments, events, memberships and pending re-evaluations, and records a delete change. */
   deleteProfile(sandboxId: string, profileId: string, now: number): Promise<{ identities: number; fragments: number; events: number }>;
   countLake(sandboxId: string, datasetId: string): Promise<number>;
 
@@ -161,6 +208,58 @@ export interface Store {
   setFailedStatus(sandboxId: string, ids: readonly string[], status: FailedRecordRow['status'], at: string): Promise<void>;
   /** Deletes failed records whose payload mentions any of `needles` (privacy delete). */
   purgeFailedRecords(sandboxId: string, needles: readonly string[]): Promise<number>;
+
+  putAudience(sandboxId: string, audience: AudienceRow): Promise<void>;
+  getAudience(sandboxId: string, id: string): Promise<AudienceRow | undefined>;
+  listAudiences(sandboxId: string): Promise<AudienceRow[]>;
+  /** Deletes an audience with its memberships and size history. */
+  deleteAudience(sandboxId: string, id: string): Promise<boolean>;
+
+  /** Current memberships of many profiles (absent profiles map to []). */
+  memberships(sandboxId: string, profileIds: readonly string[]): Promise<Map<string, Membership[]>>;
+  /** Writes memberships and appends their events atomically; returns the events logged, in order. */
+  writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]>;
+  /** Members of an audience (status realized/existing unless `statuses` says otherwise), paged by profile id. */
+  listMembers(
+    sandboxId: string,
+    audienceId: string,
+    opts: { statuses: ReadonlyArray<Membership['status']>; limit: number; after?: string | undefined },
+  ): Promise<Array<{ profileId: string; membership: Membership }>>;
+  countMembers(sandboxId: string, audienceId: string): Promise<Record<Membership['status'], number>>;
+  /** Membership events after `afterSeq`, oldest first (all sandboxes when sandboxId is undefined). */
+  readMembershipEvents(sandboxId: string | undefined, afterSeq: number, limit: number): Promise<MembershipEventRow[]>;
+  /** The seq of a sandbox's latest membership event (0 when none). */
+  membershipEventHead(sandboxId: string): Promise<number>;
+  /** Deletes exited memberships whose last change is older than `before` (epoch ms). */
+  purgeExitedMemberships(before: number): Promise<number>;
+
+  /** How many profiles (identity graphs) a sandbox holds. */
+  countProfiles(sandboxId: string): Promise<number>;
+  /** Profile ids of a sandbox in id order, after `after`. */
+  listProfileIds(sandboxId: string, after: string | undefined, limit: number): Promise<string[]>;
+  /** Fragments and events (at or after `eventsSince`, oldest first) of many profiles at once. */
+  loadProfiles(
+    sandboxId: string,
+    profileIds: readonly string[],
+    eventsSince: number,
+  ): Promise<Map<string, { fragments: StoredFragment[]; events: EventRow[] }>>;
+
+  /** Asks for a profile to be re-evaluated at `dueAt` (the earliest request wins). */
+  scheduleReevaluation(sandboxId: string, profileId: string, dueAt: number): Promise<void>;
+  /** Removes and returns re-evaluations due at or before `now`. */
+  takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>>;
+
+  addAudienceSize(sandboxId: string, audienceId: string, point: AudienceSizePoint): Promise<void>;
+  audienceSizes(sandboxId: string, audienceId: string, limit: number): Promise<AudienceSizePoint[]>;
+
+  /**
+   * Generic documents of a sandbox, by kind (webhooks, connections, dataflows, datastreams…):
+   * small JSON objects read and written whole. `kind` is a fixed name chosen by the code.
+   */
+  putDoc(sandboxId: string, kind: string, id: string, body: unknown): Promise<void>;
+  getDoc<T>(sandboxId: string, kind: string, id: string): Promise<T | undefined>;
+  listDocs<T>(sandboxId: string, kind: string): Promise<T[]>;
+  deleteDoc(sandboxId: string, kind: string, id: string): Promise<boolean>;
 
   putJob(job: JobRow): Promise<void>;
   getJob(sandboxId: string, id: string): Promise<JobRow | undefined>;

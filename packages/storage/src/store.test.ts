@@ -366,6 +366,9 @@ await describeBackends((backend) => {
     assert.equal(await store.purgeFailedRecords('a', ['jane.doe@example.com', 'NOT JSON']), 2);
     assert.deepEqual((await store.listFailedRecords('a', {}, { limit: 10 })).map((r) => r.id), ['f4', 'f2']);
     assert.equal(await store.purgeFailedRecords('a', []), 0);
+    assert.equal(await store.purgeFailedRecords('a', ['']), 0, 'an empty needle matches every payload: it is skipped');
+    assert.equal(await store.purgeFailedRecords('a', ['', 'nothing-matches']), 0);
+    assert.deepEqual((await store.listFailedRecords('a', {}, { limit: 10 })).map((r) => r.id), ['f4', 'f2']);
     assert.equal((await store.listFailedRecords('b', {}, { limit: 10 })).length, 1);
   });
 
@@ -382,5 +385,30 @@ await describeBackends((backend) => {
     assert.deepEqual((await store.listJobs('a', 'batch', { limit: 10 })).map((j) => j.id), ['j3', 'j1']);
     assert.deepEqual((await store.listJobs('a', 'batch', { limit: 1, cursor: 'j3' })).map((j) => j.id), ['j1']);
     assert.deepEqual((await store.listJobs('b', undefined, { limit: 10 })).map((j) => j.id), ['j4']);
+  });
+
+  it('keeps generic documents per sandbox and kind', async () => {
+    await store.putDoc('a', 'webhook', 'w2', { url: 'https://x/2' });
+    await store.putDoc('a', 'webhook', 'w1', { url: 'https://x/1', nested: { on: ['a'] } });
+    await store.putDoc('a', 'webhook', 'w1', { url: 'https://x/1b' });
+    await store.putDoc('a', 'dataflow', 'w1', { other: true });
+    await store.putDoc('b', 'webhook', 'w1', { url: 'https://b' });
+    assert.deepEqual(await store.getDoc('a', 'webhook', 'w1'), { url: 'https://x/1b' });
+    assert.deepEqual(await store.listDocs('a', 'webhook'), [{ url: 'https://x/1b' }, { url: 'https://x/2' }]);
+    assert.deepEqual(await store.listDocs('a', 'dataflow'), [{ other: true }]);
+    assert.equal(await store.getDoc('a', 'webhook', 'nope'), undefined);
+    assert.equal(await store.deleteDoc('b', 'webhook', 'w2'), false, 'another sandbox cannot delete it');
+    assert.equal(await store.deleteDoc('a', 'webhook', 'w1'), true);
+    assert.equal(await store.deleteDoc('a', 'webhook', 'w1'), false);
+    assert.deepEqual(await store.getDoc('a', 'dataflow', 'w1'), { other: true });
+    assert.deepEqual(await store.getDoc('b', 'webhook', 'w1'), { url: 'https://b' });
+  });
+
+  it("does not let another sandbox overwrite a job through its id", async () => {
+    await store.putJob(job('j1'));
+    await store.putJob(job('j1', { sandboxId: 'b', status: 'failed', state: { hijacked: true }, updatedAt: '2024-02-01T00:00:00.000Z' }));
+    assert.deepEqual(await store.getJob('a', 'j1'), job('j1'));
+    assert.equal(await store.getJob('b', 'j1'), undefined);
+    assert.deepEqual(await store.listJobs('b', undefined, { limit: 10 }), []);
   });
 });

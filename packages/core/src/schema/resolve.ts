@@ -217,3 +217,15 @@ export function leafPaths(root: FieldDef, prefix = ''): string[] {
   }
   return out;
 }
+
+/**
+ * The union of several resolved roots of one class (a sandbox's "union schema"), as audience
+ * queries see it. Where two schemas disagree on a field's type, the first one wins; the
+ * disagreement is returned so it can be reported.
+ */
+export function unionRoots(roots: readonly FieldDef[]): { root: FieldDef; conflicts: ErrorDetail[] } {
+  const conflicts: ErrorDetail[] = [];
+  const fields: Record<string, FieldDef> = {};
+  for (const r of roots) mergeFields(fields, r.properties ?? {}, '', conflicts);
+  return { root: { type: 'object', properties: fields }, conflicts };
+}

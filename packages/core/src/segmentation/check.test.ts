@@ -28,6 +28,9 @@ describe('type checker', () => {
     assert.deepEqual(problems('select X from xEvent where X.evenType = "x"'), [
       "unknown event field 'evenType'; did you mean 'eventType'? at line 1, column 28",
     ]);
+    assert.deepEqual(problems('select X from xEvent where eventType = "x"'), [
+      "unknown profile field 'eventType'; event fields need the variable: X.eventType at line 1, column 28",
+    ]);
     assert.deepEqual(problems('xEvent[commerce.order.priceTotl > 1].count() > 0'), [
       "unknown event field 'commerce.order.priceTotl'; did you mean 'commerce.order.priceTotal'? at line 1, column 8",
     ]);

@@ -23,13 +23,13 @@ export interface CheckedAudience {
   readonly paths: ReadonlyMap<PathExpr, ResolvedPath>;
 }
 
-type Where = 'profile' | 'event';
-
 class Checker {
   readonly diagnostics: AudienceDiagnostic[] = [];
   readonly paths = new Map<PathExpr, ResolvedPath>();
   private readonly roots: Record<'profile' | 'event', FieldDef>;
   private readonly known: Partial<Record<'profile' | 'event', string[]>> = {};
+  /** The `select` variable while checking its where clause (for hints about forgotten prefixes). */
+  private variable: string | undefined;
 
   constructor(private readonly source: string, schemas: AudienceSchemas) {
     this.roots = { profile: schemas.profile, event: withImplicitEventFields(schemas.event) };
@@ -59,7 +59,16 @@ class Checker {
     const what = p.scope === 'event' ? 'event field' : 'profile field';
     if (r.problem.kind === 'unknown') {
       const prefix = p.segments.slice(0, r.problem.at + 1).join('.');
-      const hint = r.problem.suggestion ? `; did you mean '${r.problem.suggestion}'?` : '';
+      const asEvent = p.scope === 'profile' && this.variable !== undefined && resolvePath(this.roots.event, p.segments, () => []).ok;
+      const hint = asEvent
+        ? `; event fields need the variable: ${this.variable}.${written}`
+        : r.problem.suggestion
+          ? `; did you mean '${r.problem.suggestion}'?`
+          : '';
+      if (asEvent) {
+        this.error(p.span, 'unknown-field', `unknown ${what} '${prefix}'${hint}`, `${this.variable}.${written}`);
+        return undefined;
+      }
       this.error(p.span, 'unknown-field', `unknown ${what} '${prefix}'${prefix === written ? '' : ` in '${written}'`}${hint}`, r.problem.suggestion);
     } else {
       const parent = p.segments.slice(0, r.problem.at).join('.');
@@ -68,7 +77,7 @@ class Checker {
     return undefined;
   }
 
-  check(e: Expr, where: Where, nested: boolean): void {
+  check(e: Expr, nested: boolean): void {
     switch (e.kind) {
       case 'constant':
       case 'inSegment':
@@ -76,10 +85,10 @@ class Checker {
         return;
       case 'and':
       case 'or':
-        for (const o of e.operands) this.check(o, where, nested);
+        for (const o of e.operands) this.check(o, nested);
         return;
       case 'not':
-        this.check(e.operand, where, nested);
+        this.check(e.operand, nested);
         return;
       case 'compare':
         this.compare(e.op, e.left, e.right, e.span);
@@ -120,11 +129,13 @@ class Checker {
       }
       case 'select':
         if (nested) this.error(e.span, 'nesting', 'event clauses (select, xEvent, chain) cannot be nested inside another event clause');
-        if (e.where) this.check(e.where, 'event', true);
+        this.variable = e.variable;
+        if (e.where) this.check(e.where, true);
+        this.variable = undefined;
         return;
       case 'aggregate':
         if (nested) this.error(e.span, 'nesting', 'event clauses (select, xEvent, chain) cannot be nested inside another event clause');
-        if (e.filter) this.check(e.filter, 'event', true);
+        if (e.filter) this.check(e.filter, true);
         if (e.field) {
           const t = this.path(e.field);
           if (t && t.type !== 'number') this.error(e.field.span, 'type', `${e.fn}() needs a number field, but '${e.field.segments.join('.')}' is ${article(t.fieldType)}`);
@@ -137,7 +148,7 @@ class Checker {
         const labels = new Set<string>();
         for (const [index, step] of e.steps.entries()) {
           if (labels.has(step.label)) this.error(step.span, 'label', `step label '${step.label}' is used twice`);
-          this.check(step.what, 'event', true);
+          this.check(step.what, true);
           if (step.when?.kind === 'afterStep') {
             if (index === 0) this.error(step.when.span, 'label', 'the first step cannot be timed after another step');
             else if (!labels.has(step.when.label)) {
@@ -252,7 +263,7 @@ function article(fieldType: string): string {
 /** Type-checks a parsed query; returns every problem found (empty when it is valid). */
 export function diagnoseAst(ast: QueryAst, schemas: AudienceSchemas): { checked: CheckedAudience; diagnostics: AudienceDiagnostic[] } {
   const checker = new Checker(ast.source, schemas);
-  checker.check(ast.root, 'profile', false);
+  checker.check(ast.root, false);
   return { checked: { ast, paths: checker.paths }, diagnostics: checker.diagnostics };
 }
 

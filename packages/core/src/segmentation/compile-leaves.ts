@@ -5,9 +5,10 @@
  */
 import type { BetweenExpr, CompareExpr, CompareOp, InListExpr, LikeExpr, LiteralExpr, OccursExpr, PathExpr, StringFnExpr } from './ast.js';
 import type { CheckedAudience } from './check.js';
+import { Check, hotLeaf } from './hot-leaves.js';
 import { compileLike, compileRegex, type StringTest } from './matchers.js';
 import { NEVER, type Program, type Test } from './program.js';
-import { accessorFor, type Accessor, type EvalState, type ReadOne } from './runtime.js';
+import { accessorFor, type Accessor, type EvalState } from './runtime.js';
 import type { ResolvedPath } from './schema-paths.js';
 import { parseInstant } from './time.js';
 import { compileRelation, earliest } from './time-relation.js';
@@ -32,6 +33,8 @@ function accessor(env: LeafEnv, p: PathExpr): { acc: Accessor; type: ResolvedPat
 
 /** A leaf's test from a value test: one read on plain paths, "any element" across arrays. */
 function lift(acc: Accessor, test: ValueTest): Test {
+  const hot = acc.keys ? hotLeaf(acc.keys, acc.scope === 'event', Check.Custom, undefined, test) : undefined;
+  if (hot) return hot;
   const one = acc.one;
   if (one) return (s, i) => test(one(s, i));
   return (s, i) => acc.some(s, i, test);
@@ -70,69 +73,9 @@ function cmp(op: CompareOp, a: number | string, b: number | string): boolean {
   }
 }
 
-/** Inlinable literal checks, selected by a small code so one closure shape serves every operator. */
-const enum Check {
-  Eq,
-  Lt,
-  Le,
-  Gt,
-  Ge,
-  NeNumber,
-}
-
-function literalCheck(code: Check, v: unknown, lit: number | string): boolean {
-  switch (code) {
-    case Check.Eq:
-      return v === lit;
-    case Check.Lt:
-      return typeof v === 'number' && v < (lit as number);
-    case Check.Le:
-      return typeof v === 'number' && v <= (lit as number);
-    case Check.Gt:
-      return typeof v === 'number' && v > (lit as number);
-    case Check.Ge:
-      return typeof v === 'number' && v >= (lit as number);
-    case Check.NeNumber:
-      return v !== undefined && v !== null && v !== lit;
-  }
-}
-
-type Obj = Record<string, unknown>;
-
-/**
- * A comparison with the path reads written out (one to three safe keys), so the hot path is a
- * single closure call: the shape hand-written predicates have.
- */
+/** A fused hot leaf for plain paths (see hot-leaves.ts), or undefined. */
 function fusedLiteral(acc: Accessor, code: Check, lit: number | string): Test | undefined {
-  const keys = acc.keys;
-  if (!keys) return undefined;
-  const [k0, k1, k2] = keys;
-  const event = acc.scope === 'event';
-  if (keys.length === 1 && k0 !== undefined) {
-    return (s, i) => {
-      const o = event ? s.events[i] : s.profile;
-      return typeof o === 'object' && o !== null && literalCheck(code, (o as Obj)[k0], lit);
-    };
-  }
-  if (keys.length === 2 && k0 !== undefined && k1 !== undefined) {
-    return (s, i) => {
-      const o = event ? s.events[i] : s.profile;
-      if (typeof o !== 'object' || o === null) return false;
-      const a = (o as Obj)[k0];
-      return typeof a === 'object' && a !== null && literalCheck(code, (a as Obj)[k1], lit);
-    };
-  }
-  if (keys.length === 3 && k0 !== undefined && k1 !== undefined && k2 !== undefined) {
-    return (s, i) => {
-      const o = event ? s.events[i] : s.profile;
-      if (typeof o !== 'object' || o === null) return false;
-      const a = (o as Obj)[k0];
-      if (typeof a !== 'object' || a === null) return false;
-      const b = (a as Obj)[k1];
-      return typeof b === 'object' && b !== null && literalCheck(code, (b as Obj)[k2], lit);
-    };
-  }
-  return undefined;
+  return acc.keys ? hotLeaf(acc.keys, acc.scope === 'event', code, lit) : undefined;
 }
 
 const CHECKS: Record<Exclude<CompareOp, '!='>, Check> = { '=': Check.Eq, '<': Check.Lt, '<=': Check.Le, '>': Check.Gt, '>=': Check.Ge };

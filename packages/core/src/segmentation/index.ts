@@ -16,5 +16,5 @@ export {
   classifyAudience, DEFAULT_EVENT_RETENTION_MS, type Classification, type ClassifyOptions, type EvaluationMethod,
 } from './classify.js';
 export { dependencies, findCycle, walkExpr } from './dependencies.js';
-export { parseInstant, addMonths, shift } from './time.js';
+export { parseInstant } from './time.js';
 export { MAX_REGEX_LENGTH, MAX_REGEX_INPUT } from './matchers.js';

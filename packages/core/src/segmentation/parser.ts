@@ -15,11 +15,9 @@ export const MAX_NESTING = 64;
 const COMPARE_OPS: readonly string[] = ['=', '!=', '<', '<=', '>', '>='];
 const STRING_FNS: readonly StringFn[] = ['startsWith', 'endsWith', 'contains', 'matches'];
 const AGGREGATE_FNS: readonly AggregateFn[] = ['count', 'sum', 'avg', 'min', 'max'];
-const UNITS: Record<string, TimeUnit> = {
-  second: 'seconds', seconds: 'seconds', minute: 'minutes', minutes: 'minutes', hour: 'hours', hours: 'hours',
-  day: 'days', days: 'days', week: 'weeks', weeks: 'weeks', month: 'months', months: 'months',
-  year: 'years', years: 'years',
-};
+const UNIT_LIST: readonly TimeUnit[] = ['seconds', 'minutes', 'hours', 'days', 'weeks', 'months', 'years'];
+/** Singular and plural unit words. */
+const UNITS: Record<string, TimeUnit> = Object.fromEntries(UNIT_LIST.flatMap((u) => [[u, u], [u.slice(0, -1), u]]));
 
 /** How unqualified paths resolve where they appear. */
 type PathContext = { kind: 'profile' } | { kind: 'event' } | { kind: 'variable'; name: string };
@@ -83,13 +81,8 @@ class Parser {
     return undefined;
   }
 
-  private expectPunct(value: string): Token {
-    return this.acceptPunct(value) ?? this.fail();
-  }
-
-  private expectWord(word: string): Token {
-    return this.acceptWord(word) ?? this.fail();
-  }
+  private expectPunct = (value: string): Token => this.acceptPunct(value) ?? this.fail();
+  private expectWord = (word: string): Token => this.acceptWord(word) ?? this.fail();
 
   private expectEnd(): void {
     if (this.peek().kind !== 'eof') {
@@ -261,10 +254,6 @@ class Parser {
     return undefined;
   }
 
-  private expectCompareOp(): CompareOp {
-    return this.acceptCompareOp() ?? this.fail();
-  }
-
   /** A literal, or a path possibly ending in `.method(`. */
   private parseOperand():
     | { kind: 'literal'; literal: LiteralExpr }
@@ -369,7 +358,7 @@ class Parser {
       if (low > high) this.failAt(this.tokens[this.pos - 1]?.span ?? this.peek().span, `between ${low} and ${high}: the first bound must not exceed the second`);
       return { kind: 'between', low, high, unit };
     }
-    const op = this.expectCompareOp();
+    const op = (this.acceptCompareOp() ?? this.fail());
     const amount = this.parseNumber();
     const unit = this.parseUnit([amount]);
     return { kind: 'compare', op, amount, unit };
@@ -440,7 +429,7 @@ class Parser {
     let field: PathExpr | undefined;
     if (fn !== 'count') field = this.withContext({ kind: 'event' }, () => this.parsePath(false).path);
     this.expectPunct(')');
-    const op = this.expectCompareOp();
+    const op = (this.acceptCompareOp() ?? this.fail());
     const valueStart = this.peek().span;
     const value: LiteralExpr = { kind: 'literal', value: this.parseNumber(), span: valueStart };
     value.span = this.spanFrom(valueStart);
@@ -463,6 +452,28 @@ class Parser {
     return { kind: 'chain', timestampField, steps, span: this.spanFrom(start) };
   }
 
+  /** `WHEN(distance after LABEL)` or `WHEN(distance before|after now|today)`. */
+  private parseWhen(start: Span): StepWhen {
+    this.expectPunct('(');
+    const distance = this.parseDistance();
+    let when: StepWhen;
+    const direction = this.acceptWord('before') ? 'before' : this.expectWord('after') && 'after';
+    if (direction === 'before' || this.isWord('now') || this.isWord('today')) {
+      when = { kind: 'relative', relation: { distance, direction, anchor: this.parseAnchor() }, span: start };
+    } else {
+      const ref = this.peek();
+      if (ref.kind !== 'ident') {
+        this.note('a step label, now or today');
+        this.fail();
+      }
+      this.next();
+      when = { kind: 'afterStep', distance, label: ref.value, span: ref.span };
+    }
+    this.expectPunct(')');
+    if (when.kind === 'relative') when.span = this.spanFrom(start);
+    return when;
+  }
+
   private parseStep(): ChainStep {
     const label = this.peek();
     if (label.kind !== 'ident' || label.value === 'now' || label.value === 'today') {
@@ -475,31 +486,8 @@ class Parser {
     this.expectPunct('(');
     const what = this.withContext({ kind: 'event' }, () => this.parseOr());
     this.expectPunct(')');
-    let when: StepWhen | undefined;
     const whenToken = this.acceptWord('WHEN');
-    if (whenToken) {
-      this.expectPunct('(');
-      const distance = this.parseDistance();
-      const whenStart = whenToken.span;
-      if (this.acceptWord('before')) {
-        when = { kind: 'relative', relation: { distance, direction: 'before', anchor: this.parseAnchor() }, span: whenStart };
-      } else {
-        this.expectWord('after');
-        if (this.isWord('now') || this.isWord('today')) {
-          when = { kind: 'relative', relation: { distance, direction: 'after', anchor: this.parseAnchor() }, span: whenStart };
-        } else {
-          const ref = this.peek();
-          if (ref.kind !== 'ident') {
-            this.note('a step label, now or today');
-            this.fail();
-          }
-          this.next();
-          when = { kind: 'afterStep', distance, label: ref.value, span: ref.span };
-        }
-      }
-      this.expectPunct(')');
-      when.span = when.kind === 'afterStep' ? when.span : this.spanFrom(whenStart);
-    }
+    const when = whenToken ? this.parseWhen(whenToken.span) : undefined;
     return { label: label.value, what, when, span: this.spanFrom(label.span) };
   }
 }

@@ -10,9 +10,11 @@ import Fastify, { LogController, type FastifyError, type FastifyRequest } from '
 import type { AudientContext } from '../context.js';
 import type { Principal } from '../services/tenancy.js';
 import { adminRoutes } from './routes/admin.js';
+import { audienceRoutes } from './routes/audiences.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { profileRoutes } from './routes/profiles.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -133,5 +135,7 @@ export async function buildApp(ctx: AudientContext) {
   await app.register(catalogRoutes(ctx), { prefix: '/v1' });
   await app.register(ingestRoutes(ctx), { prefix: '/v1' });
   await app.register(profileRoutes(ctx), { prefix: '/v1' });
+  await app.register(audienceRoutes(ctx), { prefix: '/v1' });
+  await app.register(webhookRoutes(ctx), { prefix: '/v1' });
   return app;
 }

@@ -32,7 +32,14 @@ export class Catalog {
   private readonly resolved = new Map<string, Map<string, ResolvedSchema>>();
   private readonly registries = new Map<string, NamespaceRegistry>();
 
+  private readonly listeners: Array<(sandboxId: string) => void> = [];
+
   constructor(private readonly store: Store) {}
+
+  /** Calls `fn` whenever a sandbox's schemas change (compiled audiences depend on them). */
+  onSchemasChanged(fn: (sandboxId: string) => void): void {
+    this.listeners.push(fn);
+  }
 
   /** Creates a schema; its definition must resolve (valid fields, known field groups). */
   async createSchema(sandboxId: string, input: Omit<SchemaDef, 'version'>): Promise<SchemaDef> {
@@ -55,6 +62,7 @@ export class Catalog {
     checkEvolution(before, after);
     await this.store.putSchema(sandboxId, after);
     this.resolved.delete(sandboxId);
+    for (const fn of this.listeners) fn(sandboxId);
     return after;
   }
 

@@ -9,6 +9,7 @@ import {
   mergeFragments,
   namespaceKey,
   normalizeIdentity,
+  toSegmentMembership,
   type IdentityMap,
   type IdentityRef,
   type MergePolicy,
@@ -23,7 +24,7 @@ export interface ProfileView {
   profileId: string;
   attributes: Record<string, unknown>;
   identityMap: IdentityMap;
-  segmentMembership: { ups: Record<string, { status: string; lastQualificationTime: string }> };
+  segmentMembership: ReturnType<typeof toSegmentMembership>;
   events: { items: Array<EventRow['body'] & { _dataset: string }>; next: string | undefined };
 }
 
@@ -72,10 +73,11 @@ export class ProfileService {
     const { store, catalog } = this.deps;
     const profileId = await store.findProfileId(sandboxId, identity);
     if (!profileId) throw new AudientError('NOT_FOUND', `no profile has the identity ${identity.ns}:${identity.id}`);
-    const [identities, fragments, datasets] = await Promise.all([
+    const [identities, fragments, datasets, memberships] = await Promise.all([
       store.profileIdentities(sandboxId, profileId),
       store.profileFragments(sandboxId, profileId),
       catalog.listDatasets(sandboxId),
+      store.memberships(sandboxId, [profileId]),
     ]);
     const enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
     const limit = Math.min(Math.max(opts.eventsLimit ?? 20, 0), 500);
@@ -86,7 +88,7 @@ export class ProfileService {
       profileId,
       attributes: mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), opts.policy ?? DEFAULT_MERGE_POLICY),
       identityMap: buildIdentityMap(identities),
-      segmentMembership: { ups: {} },
+      segmentMembership: toSegmentMembership(memberships.get(profileId) ?? []),
       events: {
         items: page.map((e) => ({ ...e.body, _dataset: e.datasetId })),
         next: rows.length > limit && rows[limit - 1] ? encodeCursor(rows[limit - 1]!) : undefined,

@@ -23,10 +23,10 @@ export interface Harness {
 }
 
 /** Builds a harness over `store` (already migrated). */
-export async function createHarness(store: Store, overrides: ConfigOverrides = {}): Promise<Harness> {
+export async function createHarness(store: Store, overrides: ConfigOverrides = {}, opts: { now?: () => number } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'audient-test-'));
   const config = loadConfig({ dataDir, databaseUrl: ':memory:', logLevel: 'silent', ...overrides }, {});
-  const ctx = await createContext(config, { store, log: pino({ level: 'silent' }) });
+  const ctx = await createContext(config, { store, log: pino({ level: 'silent' }), ...opts });
   const { apiKey } = await ctx.tenancy.createSandbox({ id: 'prod', instanceAdmin: true });
   const app = (await buildApp(ctx)) as unknown as FastifyInstance;
   await app.ready();

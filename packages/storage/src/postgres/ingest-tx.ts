@@ -65,6 +65,14 @@ export function finalMergeTargets(merges: WritePlan['graphMerges']): { from: str
   return { from, to };
 }
 
+/**
+ * A primary-key probe for a `CROSS JOIN LATERAL`. The `LIMIT 1` (harmless on a unique key) keeps
+ * the planner from flattening the lookup into a hash join over a sequential scan, which it
+ * prefers for mid-sized tables and which costs O(table) per batch instead of O(batch).
+ */
+const BY_KEY = (columns: string, table: string, match: string): string =>
+  `SELECT ${columns} FROM ${table} WHERE sandbox_id = $1 AND ${match} LIMIT 1`;
+
 /** Keeps the last item per key, in first-seen order (an `ON CONFLICT` insert may touch a row once). */
 function lastPerKey<T>(items: readonly T[], key: (t: T) => string): T[] {
   const byKey = new Map<string, T>();
@@ -86,11 +94,11 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
     graphMembersOf: async (identities) => {
       if (identities.length === 0) return [];
       const rows = await q<IdentityRow>(
-        `SELECT m.ns, m.id, m.graph_id, m.type, m.last_seen FROM identities m
-         WHERE m.sandbox_id = $1 AND m.graph_id IN (
-           SELECT i.graph_id FROM identities i
-           WHERE i.sandbox_id = $1 AND (i.ns, i.id) IN (SELECT * FROM unnest($2::text[], $3::text[])))
-         ORDER BY m.graph_id, m.ns, m.id`,
+        `SELECT ns, id, graph_id, type, last_seen FROM identities
+         WHERE sandbox_id = $1 AND graph_id = ANY(ARRAY(
+           SELECT i.graph_id FROM unnest($2::text[], $3::text[]) AS k(ns, id)
+           CROSS JOIN LATERAL (${BY_KEY('graph_id', 'identities', 'ns = k.ns AND id = k.id')}) i))
+         ORDER BY graph_id, ns, id`,
         [sandboxId, identities.map((i) => i.ns), identities.map((i) => i.id)],
       );
       return rows.map(toIdentity);
@@ -100,8 +108,8 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
       const out = new Map<string, StoredFragment>();
       if (keys.length === 0) return out;
       const rows = await q<FragmentRow>(
-        `SELECT dataset_id, ns, id, graph_id, attributes, ts FROM fragments
-         WHERE sandbox_id = $1 AND (dataset_id, ns, id) IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))`,
+        `SELECT f.* FROM unnest($2::text[], $3::text[], $4::text[]) AS k(dataset_id, ns, id)
+         CROSS JOIN LATERAL (${BY_KEY('dataset_id, ns, id, graph_id, attributes, ts', 'fragments', 'dataset_id = k.dataset_id AND ns = k.ns AND id = k.id')}) f`,
         [sandboxId, keys.map((k) => k.datasetId), keys.map((k) => k.identity.ns), keys.map((k) => k.identity.id)],
       );
       for (const r of rows) out.set(fragmentKey(r.dataset_id, r), toFragment(r));
@@ -111,8 +119,8 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
     existingEvents: async (keys) => {
       if (keys.length === 0) return new Set<string>();
       const rows = await q<{ dataset_id: string; event_id: string }>(
-        `SELECT dataset_id, event_id FROM events
-         WHERE sandbox_id = $1 AND (dataset_id, event_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+        `SELECT e.* FROM unnest($2::text[], $3::text[]) AS k(dataset_id, event_id)
+         CROSS JOIN LATERAL (${BY_KEY('dataset_id, event_id', 'events', 'dataset_id = k.dataset_id AND event_id = k.event_id')}) e`,
         [sandboxId, keys.map((k) => k.datasetId), keys.map((k) => k.eventId)],
       );
       return new Set(rows.map((r) => eventKey(r.dataset_id, r.event_id)));
@@ -143,9 +151,9 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
     // Data-modifying CTEs: the three repoints in one round trip (different tables, no overlap).
     await q(
       `WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(from_g, to_g)),
-       i AS (UPDATE identities t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = m.from_g),
-       f AS (UPDATE fragments t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = m.from_g)
-       UPDATE events t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = m.from_g`,
+       i AS (UPDATE identities t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = ANY($2::text[]) AND t.graph_id = m.from_g),
+       f AS (UPDATE fragments t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = ANY($2::text[]) AND t.graph_id = m.from_g)
+       UPDATE events t SET graph_id = m.to_g FROM m WHERE t.sandbox_id = $1 AND t.graph_id = ANY($2::text[]) AND t.graph_id = m.from_g`,
       [sandboxId, merges.from, merges.to],
     );
   }
@@ -165,10 +173,15 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
   }
   const touched = lastPerKey(plan.touchedIdentities, (t) => `${t.ns}\u0000${t.id}`);
   if (touched.length) {
+    // An update written as an upsert of rows that exist: `UPDATE … FROM unnest` lets the planner
+    // hash-join a sequential scan of the table; this probes the primary key per row instead.
+    // Keys that no longer exist find no row, so nothing is inserted.
     await q(
-      `UPDATE identities t SET last_seen = u.last_seen
+      `INSERT INTO identities (sandbox_id, ns, id, graph_id, type, last_seen)
+       SELECT i.sandbox_id, i.ns, i.id, i.graph_id, i.type, u.last_seen
        FROM unnest($2::text[], $3::text[], $4::int8[]) AS u(ns, id, last_seen)
-       WHERE t.sandbox_id = $1 AND t.ns = u.ns AND t.id = u.id`,
+       CROSS JOIN LATERAL (${BY_KEY('*', 'identities', 'ns = u.ns AND id = u.id')}) i
+       ON CONFLICT (sandbox_id, ns, id) DO UPDATE SET last_seen = excluded.last_seen`,
       [sandboxId, touched.map((t) => t.ns), touched.map((t) => t.id), touched.map((t) => t.lastSeen)],
     );
   }

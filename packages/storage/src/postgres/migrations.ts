@@ -58,4 +58,36 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     status TEXT NOT NULL, state JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
   CREATE INDEX jobs_sandbox ON jobs (sandbox_id, id);
   `,
+  // 2: segmentation. The events index already has SQLite migration 2's shape (sandbox_id,
+  // graph_id, ts, event_id) since migration 1, so it is left alone. Exited memberships are found
+  // by a partial index: only they are ever purged, and most rows are not exited.
+  `
+  CREATE TABLE audiences (
+    sandbox_id TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, body JSONB NOT NULL,
+    PRIMARY KEY (sandbox_id, id));
+  CREATE TABLE memberships (
+    sandbox_id TEXT COLLATE "C" NOT NULL, profile_id TEXT COLLATE "C" NOT NULL, audience_id TEXT COLLATE "C" NOT NULL,
+    status TEXT NOT NULL, last_qualification_time BIGINT NOT NULL,
+    PRIMARY KEY (sandbox_id, profile_id, audience_id));
+  CREATE INDEX memberships_audience ON memberships (sandbox_id, audience_id, profile_id);
+  CREATE INDEX memberships_exited ON memberships (status, last_qualification_time) WHERE status = 'exited';
+  CREATE TABLE membership_events (
+    seq BIGSERIAL PRIMARY KEY, sandbox_id TEXT COLLATE "C" NOT NULL, audience_id TEXT COLLATE "C" NOT NULL,
+    profile_id TEXT COLLATE "C" NOT NULL, status TEXT NOT NULL, at BIGINT NOT NULL);
+  CREATE INDEX membership_events_sandbox ON membership_events (sandbox_id, seq);
+  CREATE TABLE reevaluations (
+    sandbox_id TEXT COLLATE "C" NOT NULL, profile_id TEXT COLLATE "C" NOT NULL, due_at BIGINT NOT NULL,
+    PRIMARY KEY (sandbox_id, profile_id));
+  CREATE INDEX reevaluations_due ON reevaluations (due_at);
+  CREATE TABLE audience_sizes (
+    sandbox_id TEXT COLLATE "C" NOT NULL, audience_id TEXT COLLATE "C" NOT NULL, at BIGINT NOT NULL,
+    size BIGINT NOT NULL, source TEXT NOT NULL);
+  CREATE INDEX audience_sizes_audience ON audience_sizes (sandbox_id, audience_id, at);
+  `,
+  // 3: generic per-sandbox documents (webhooks, connections, dataflows…), by kind.
+  `
+  CREATE TABLE docs (
+    sandbox_id TEXT COLLATE "C" NOT NULL, kind TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, body JSONB NOT NULL,
+    PRIMARY KEY (sandbox_id, kind, id));
+  `,
 ];

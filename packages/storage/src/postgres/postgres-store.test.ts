@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { WritePlan } from '@audient/core';
 import pg from 'pg';
+import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends } from '../testing.js';
 import { finalMergeTargets } from './ingest-tx.js';
 import { PostgresStore } from './postgres-store.js';
@@ -57,7 +58,7 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${schema}.schema_migrations`).finally(() => client.end());
-    assert.equal(rows[0]?.n, '1');
+    assert.equal(rows[0]?.n, String(POSTGRES_MIGRATIONS.length));
   });
 
   it('serialises one sandbox across stores (processes)', async () => {

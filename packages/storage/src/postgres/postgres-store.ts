@@ -8,6 +8,7 @@ import {
   namespaceKey,
   type DatasetDef,
   type IdentityRef,
+  type Membership,
   type NamespaceDef,
   type SchemaDef,
   type StoredFragment,
@@ -15,9 +16,13 @@ import {
 } from '@audient/core';
 import pg from 'pg';
 import { Mutex } from '../mutex.js';
-import type { ApiKeyRow, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow, Page, SandboxRow, Store } from '../port.js';
+import type {
+  ApiKeyRow, AudienceRow, AudienceSizePoint, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow,
+  MembershipEventRow, MembershipWrite, Page, SandboxRow, Store,
+} from '../port.js';
 import { postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
+import * as seg from './segmentation.js';
 
 /** Options of the PostgreSQL store. */
 export interface PostgresStoreOptions {
@@ -64,9 +69,10 @@ const toJob = (r: JobDbRow): JobRow => ({
 });
 
 /** Document tables and their key column; never user input. */
-type DocTable = { table: 'schemas' | 'datasets'; key: 'id' } | { table: 'namespaces'; key: 'code_key' };
+type DocTable = { table: 'schemas' | 'datasets' | 'audiences'; key: 'id' } | { table: 'namespaces'; key: 'code_key' };
 const SCHEMAS: DocTable = { table: 'schemas', key: 'id' };
 const DATASETS: DocTable = { table: 'datasets', key: 'id' };
+const AUDIENCES: DocTable = { table: 'audiences', key: 'id' };
 const NAMESPACES: DocTable = { table: 'namespaces', key: 'code_key' };
 
 /** The PostgreSQL store. `url` is a `postgres://` connection string. */
@@ -223,7 +229,7 @@ export class PostgresStore implements Store {
     return n > 0;
   }
 
-  private async putDoc(d: DocTable, sandboxId: string, key: string, body: unknown): Promise<void> {
+  private async putTableDoc(d: DocTable, sandboxId: string, key: string, body: unknown): Promise<void> {
     await this.exec(
       `INSERT INTO ${d.table} (sandbox_id, ${d.key}, body) VALUES ($1, $2, $3)
        ON CONFLICT (sandbox_id, ${d.key}) DO UPDATE SET body = excluded.body`,
@@ -231,38 +237,38 @@ export class PostgresStore implements Store {
     );
   }
 
-  private async getDoc<T>(d: DocTable, sandboxId: string, key: string): Promise<T | undefined> {
+  private async getTableDoc<T>(d: DocTable, sandboxId: string, key: string): Promise<T | undefined> {
     const [r] = await this.rows<{ body: T }>(`SELECT body FROM ${d.table} WHERE sandbox_id = $1 AND ${d.key} = $2`, [sandboxId, key]);
     return r?.body;
   }
 
-  private async listDocs<T>(d: DocTable, sandboxId: string): Promise<T[]> {
+  private async listTableDocs<T>(d: DocTable, sandboxId: string): Promise<T[]> {
     return (await this.rows<{ body: T }>(`SELECT body FROM ${d.table} WHERE sandbox_id = $1 ORDER BY ${d.key}`, [sandboxId])).map((r) => r.body);
   }
 
   async putSchema(sandboxId: string, schema: SchemaDef): Promise<void> {
-    await this.putDoc(SCHEMAS, sandboxId, schema.id, schema);
+    await this.putTableDoc(SCHEMAS, sandboxId, schema.id, schema);
   }
   async getSchema(sandboxId: string, id: string): Promise<SchemaDef | undefined> {
-    return this.getDoc(SCHEMAS, sandboxId, id);
+    return this.getTableDoc(SCHEMAS, sandboxId, id);
   }
   async listSchemas(sandboxId: string): Promise<SchemaDef[]> {
-    return this.listDocs(SCHEMAS, sandboxId);
+    return this.listTableDocs(SCHEMAS, sandboxId);
   }
   async putDataset(sandboxId: string, dataset: DatasetDef): Promise<void> {
-    await this.putDoc(DATASETS, sandboxId, dataset.id, dataset);
+    await this.putTableDoc(DATASETS, sandboxId, dataset.id, dataset);
   }
   async getDataset(sandboxId: string, id: string): Promise<DatasetDef | undefined> {
-    return this.getDoc(DATASETS, sandboxId, id);
+    return this.getTableDoc(DATASETS, sandboxId, id);
   }
   async listDatasets(sandboxId: string): Promise<DatasetDef[]> {
-    return this.listDocs(DATASETS, sandboxId);
+    return this.listTableDocs(DATASETS, sandboxId);
   }
   async putNamespace(sandboxId: string, ns: NamespaceDef): Promise<void> {
-    await this.putDoc(NAMESPACES, sandboxId, namespaceKey(ns.code), ns);
+    await this.putTableDoc(NAMESPACES, sandboxId, namespaceKey(ns.code), ns);
   }
   async listNamespaces(sandboxId: string): Promise<NamespaceDef[]> {
-    return this.listDocs(NAMESPACES, sandboxId);
+    return this.listTableDocs(NAMESPACES, sandboxId);
   }
 
   async findProfileId(sandboxId: string, identity: IdentityRef): Promise<string | undefined> {
@@ -313,6 +319,8 @@ export class PostgresStore implements Store {
           `WITH i AS (DELETE FROM identities WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
            f AS (DELETE FROM fragments WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
            e AS (DELETE FROM events WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
+           m AS (DELETE FROM memberships WHERE sandbox_id = $1 AND profile_id = $2),
+           r AS (DELETE FROM reevaluations WHERE sandbox_id = $1 AND profile_id = $2),
            c AS (INSERT INTO changes (sandbox_id, body, at) VALUES ($1, $3::jsonb, $4::int8))
            SELECT (SELECT count(*) FROM i) AS identities, (SELECT count(*) FROM f) AS fragments, (SELECT count(*) FROM e) AS events`,
           [sandboxId, profileId, JSON.stringify({ profileId, type: 'delete' }), now],
@@ -396,18 +404,105 @@ export class PostgresStore implements Store {
   }
 
   async purgeFailedRecords(sandboxId: string, needles: readonly string[]): Promise<number> {
-    if (needles.length === 0) return 0;
+    // An empty needle is in every payload: it must not purge the sandbox's records.
+    const nonEmpty = needles.filter((n) => n.length > 0);
+    if (nonEmpty.length === 0) return 0;
     return this.exec(
       `DELETE FROM failed_records WHERE sandbox_id = $1
        AND EXISTS (SELECT 1 FROM unnest($2::text[]) AS n(needle) WHERE strpos(lower(payload), lower(n.needle)) > 0)`,
-      [sandboxId, needles],
+      [sandboxId, nonEmpty],
     );
+  }
+
+  async putAudience(sandboxId: string, audience: AudienceRow): Promise<void> {
+    await this.putTableDoc(AUDIENCES, sandboxId, audience.id, audience);
+  }
+  async getAudience(sandboxId: string, id: string): Promise<AudienceRow | undefined> {
+    return this.getTableDoc(AUDIENCES, sandboxId, id);
+  }
+  async listAudiences(sandboxId: string): Promise<AudienceRow[]> {
+    return this.listTableDocs(AUDIENCES, sandboxId);
+  }
+  async deleteAudience(sandboxId: string, id: string): Promise<boolean> {
+    return seg.deleteAudience(this.pool, sandboxId, id);
+  }
+
+  async memberships(sandboxId: string, profileIds: readonly string[]): Promise<Map<string, Membership[]>> {
+    return seg.memberships(this.pool, sandboxId, profileIds);
+  }
+  async writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
+    return seg.writeMemberships(this.pool, sandboxId, writes, now);
+  }
+  async listMembers(
+    sandboxId: string,
+    audienceId: string,
+    opts: { statuses: ReadonlyArray<Membership['status']>; limit: number; after?: string | undefined },
+  ): Promise<Array<{ profileId: string; membership: Membership }>> {
+    return seg.listMembers(this.pool, sandboxId, audienceId, opts);
+  }
+  async countMembers(sandboxId: string, audienceId: string): Promise<Record<Membership['status'], number>> {
+    return seg.countMembers(this.pool, sandboxId, audienceId);
+  }
+  async readMembershipEvents(sandboxId: string | undefined, afterSeq: number, limit: number): Promise<MembershipEventRow[]> {
+    return seg.readMembershipEvents(this.pool, sandboxId, afterSeq, limit);
+  }
+  async membershipEventHead(sandboxId: string): Promise<number> {
+    return seg.membershipEventHead(this.pool, sandboxId);
+  }
+  async purgeExitedMemberships(before: number): Promise<number> {
+    return seg.purgeExitedMemberships(this.pool, before);
+  }
+
+  async countProfiles(sandboxId: string): Promise<number> {
+    return seg.countProfiles(this.pool, sandboxId);
+  }
+  async listProfileIds(sandboxId: string, after: string | undefined, limit: number): Promise<string[]> {
+    return seg.listProfileIds(this.pool, sandboxId, after, limit);
+  }
+  async loadProfiles(
+    sandboxId: string,
+    profileIds: readonly string[],
+    eventsSince: number,
+  ): Promise<Map<string, { fragments: StoredFragment[]; events: EventRow[] }>> {
+    return seg.loadProfiles(this.pool, sandboxId, profileIds, eventsSince);
+  }
+
+  async scheduleReevaluation(sandboxId: string, profileId: string, dueAt: number): Promise<void> {
+    await seg.scheduleReevaluation(this.pool, sandboxId, profileId, dueAt);
+  }
+  async takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>> {
+    return seg.takeDueReevaluations(this.pool, now, limit);
+  }
+
+  async addAudienceSize(sandboxId: string, audienceId: string, point: AudienceSizePoint): Promise<void> {
+    await seg.addAudienceSize(this.pool, sandboxId, audienceId, point);
+  }
+  async audienceSizes(sandboxId: string, audienceId: string, limit: number): Promise<AudienceSizePoint[]> {
+    return seg.audienceSizes(this.pool, sandboxId, audienceId, limit);
+  }
+
+  async putDoc(sandboxId: string, kind: string, id: string, body: unknown): Promise<void> {
+    await this.exec(
+      'INSERT INTO docs (sandbox_id, kind, id, body) VALUES ($1, $2, $3, $4) ON CONFLICT (sandbox_id, kind, id) DO UPDATE SET body = excluded.body',
+      [sandboxId, kind, id, JSON.stringify(body)],
+    );
+  }
+  async getDoc<T>(sandboxId: string, kind: string, id: string): Promise<T | undefined> {
+    const [r] = await this.rows<{ body: T }>('SELECT body FROM docs WHERE sandbox_id = $1 AND kind = $2 AND id = $3', [sandboxId, kind, id]);
+    return r?.body;
+  }
+  async listDocs<T>(sandboxId: string, kind: string): Promise<T[]> {
+    return (await this.rows<{ body: T }>('SELECT body FROM docs WHERE sandbox_id = $1 AND kind = $2 ORDER BY id', [sandboxId, kind])).map((r) => r.body);
+  }
+  async deleteDoc(sandboxId: string, kind: string, id: string): Promise<boolean> {
+    return (await this.exec('DELETE FROM docs WHERE sandbox_id = $1 AND kind = $2 AND id = $3', [sandboxId, kind, id])) > 0;
   }
 
   async putJob(job: JobRow): Promise<void> {
     await this.exec(
       `INSERT INTO jobs (id, sandbox_id, kind, status, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state, updated_at = excluded.updated_at`,
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state, updated_at = excluded.updated_at
+       WHERE jobs.sandbox_id = excluded.sandbox_id`,
       [job.id, job.sandboxId, job.kind, job.status, JSON.stringify(job.state), job.createdAt, job.updatedAt],
     );
   }

@@ -36,4 +36,27 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     state TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
   CREATE INDEX jobs_sandbox ON jobs (sandbox_id, created_at);
   `,
+  `
+  DROP INDEX events_graph;
+  CREATE INDEX events_graph ON events (sandbox_id, graph_id, ts, event_id);
+  CREATE TABLE audiences (sandbox_id TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (sandbox_id, id));
+  CREATE TABLE memberships (
+    sandbox_id TEXT NOT NULL, profile_id TEXT NOT NULL, audience_id TEXT NOT NULL, status TEXT NOT NULL,
+    last_qualification_time INTEGER NOT NULL, PRIMARY KEY (sandbox_id, profile_id, audience_id)) WITHOUT ROWID;
+  CREATE INDEX memberships_audience ON memberships (sandbox_id, audience_id, profile_id);
+  CREATE INDEX memberships_exited ON memberships (status, last_qualification_time);
+  CREATE TABLE membership_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, audience_id TEXT NOT NULL,
+    profile_id TEXT NOT NULL, status TEXT NOT NULL, at INTEGER NOT NULL);
+  CREATE INDEX membership_events_sandbox ON membership_events (sandbox_id, seq);
+  CREATE TABLE reevaluations (
+    sandbox_id TEXT NOT NULL, profile_id TEXT NOT NULL, due_at INTEGER NOT NULL, PRIMARY KEY (sandbox_id, profile_id));
+  CREATE INDEX reevaluations_due ON reevaluations (due_at);
+  CREATE TABLE audience_sizes (
+    sandbox_id TEXT NOT NULL, audience_id TEXT NOT NULL, at INTEGER NOT NULL, size INTEGER NOT NULL, source TEXT NOT NULL);
+  CREATE INDEX audience_sizes_audience ON audience_sizes (sandbox_id, audience_id, at);
+  `,
+  `
+  CREATE TABLE docs (sandbox_id TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (sandbox_id, kind, id));
+  `,
 ];

@@ -9,6 +9,7 @@ import {
 
   namespaceKey,
   type DatasetDef,
+  type Membership,
   type IdentityRef,
   type NamespaceDef,
   type NamespaceType,
@@ -19,6 +20,10 @@ import {
 } from '@audient/core';
 import { Mutex } from '../mutex.js';
 import type {
+  AudienceRow,
+  AudienceSizePoint,
+  MembershipEventRow,
+  MembershipWrite,
   ApiKeyRow,
   ChangeRow,
   EventRow,
@@ -57,6 +62,12 @@ const toFragment = (r: Row): StoredFragment => ({
   graphId: r['graph_id'] as string,
   attributes: JSON.parse(r['attributes'] as string) as Record<string, unknown>,
   timestamp: r['ts'] as number,
+});
+const toEvent = (r: Row): EventRow => ({
+  datasetId: r['dataset_id'] as string,
+  eventId: r['event_id'] as string,
+  timestamp: r['ts'] as number,
+  body: JSON.parse(r['body'] as string) as Record<string, unknown>,
 });
 const toFailed = (r: Row): FailedRecordRow => ({
   id: r['id'] as string,
@@ -176,47 +187,47 @@ export class SqliteStore implements Store {
     return r.changes > 0;
   }
 
-  private putDoc(table: string, keyCol: string, sandboxId: string, key: string, body: unknown): void {
+  private putTableDoc(table: string, keyCol: string, sandboxId: string, key: string, body: unknown): void {
     this.run(
       `INSERT INTO ${table} (sandbox_id, ${keyCol}, body) VALUES (?, ?, ?) ON CONFLICT (sandbox_id, ${keyCol}) DO UPDATE SET body = excluded.body`,
       sandboxId, key, JSON.stringify(body),
     );
   }
 
-  private getDoc<T>(table: string, keyCol: string, sandboxId: string, key: string): T | undefined {
+  private getTableDoc<T>(table: string, keyCol: string, sandboxId: string, key: string): T | undefined {
     const r = this.get(`SELECT body FROM ${table} WHERE sandbox_id = ? AND ${keyCol} = ?`, sandboxId, key);
     return r ? (JSON.parse(r['body'] as string) as T) : undefined;
   }
 
-  private listDocs<T>(table: string, keyCol: string, sandboxId: string): T[] {
+  private listTableDocs<T>(table: string, keyCol: string, sandboxId: string): T[] {
     return this.all(`SELECT body FROM ${table} WHERE sandbox_id = ? ORDER BY ${keyCol}`, sandboxId).map(
       (r) => JSON.parse(r['body'] as string) as T,
     );
   }
 
   async putSchema(sandboxId: string, schema: SchemaDef): Promise<void> {
-    this.putDoc('schemas', 'id', sandboxId, schema.id, schema);
+    this.putTableDoc('schemas', 'id', sandboxId, schema.id, schema);
   }
   async getSchema(sandboxId: string, id: string): Promise<SchemaDef | undefined> {
-    return this.getDoc('schemas', 'id', sandboxId, id);
+    return this.getTableDoc('schemas', 'id', sandboxId, id);
   }
   async listSchemas(sandboxId: string): Promise<SchemaDef[]> {
-    return this.listDocs('schemas', 'id', sandboxId);
+    return this.listTableDocs('schemas', 'id', sandboxId);
   }
   async putDataset(sandboxId: string, dataset: DatasetDef): Promise<void> {
-    this.putDoc('datasets', 'id', sandboxId, dataset.id, dataset);
+    this.putTableDoc('datasets', 'id', sandboxId, dataset.id, dataset);
   }
   async getDataset(sandboxId: string, id: string): Promise<DatasetDef | undefined> {
-    return this.getDoc('datasets', 'id', sandboxId, id);
+    return this.getTableDoc('datasets', 'id', sandboxId, id);
   }
   async listDatasets(sandboxId: string): Promise<DatasetDef[]> {
-    return this.listDocs('datasets', 'id', sandboxId);
+    return this.listTableDocs('datasets', 'id', sandboxId);
   }
   async putNamespace(sandboxId: string, ns: NamespaceDef): Promise<void> {
-    this.putDoc('namespaces', 'code_key', sandboxId, namespaceKey(ns.code), ns);
+    this.putTableDoc('namespaces', 'code_key', sandboxId, namespaceKey(ns.code), ns);
   }
   async listNamespaces(sandboxId: string): Promise<NamespaceDef[]> {
-    return this.listDocs('namespaces', 'code_key', sandboxId);
+    return this.listTableDocs('namespaces', 'code_key', sandboxId);
   }
 
   async ingest<T>(sandboxId: string, fn: (tx: IngestTx) => Promise<T>): Promise<T> {
@@ -243,7 +254,7 @@ export class SqliteStore implements Store {
         }
         const out: StoredIdentity[] = [];
         for (const g of graphs) {
-          for (const r of this.all('SELECT * FROM identities WHERE sandbox_id = ? AND graph_id = ?', sandboxId, g)) {
+          for (const r of this.all('SELECT * FROM identities INDEXED BY identities_graph WHERE sandbox_id = ? AND graph_id = ?', sandboxId, g)) {
             out.push(toIdentity(r));
           }
         }
@@ -280,7 +291,7 @@ export class SqliteStore implements Store {
 
   private applyPlan(sandboxId: string, plan: WritePlan, now: number): number[] {
     for (const { from, to } of plan.graphMerges) {
-      this.run('UPDATE identities SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
+      this.run('UPDATE identities INDEXED BY identities_graph SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
       this.run('UPDATE fragments SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
       this.run('UPDATE events SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
     }
@@ -320,7 +331,7 @@ export class SqliteStore implements Store {
   }
 
   async profileIdentities(sandboxId: string, profileId: string): Promise<StoredIdentity[]> {
-    return this.all('SELECT * FROM identities WHERE sandbox_id = ? AND graph_id = ? ORDER BY ns, id', sandboxId, profileId).map(toIdentity);
+    return this.all('SELECT * FROM identities INDEXED BY identities_graph WHERE sandbox_id = ? AND graph_id = ? ORDER BY ns, id', sandboxId, profileId).map(toIdentity);
   }
 
   async profileFragments(sandboxId: string, profileId: string): Promise<StoredFragment[]> {
@@ -342,20 +353,17 @@ export class SqliteStore implements Store {
           'SELECT dataset_id, event_id, ts, body FROM events WHERE sandbox_id = ? AND graph_id = ? ORDER BY ts DESC, event_id DESC LIMIT ?',
           sandboxId, profileId, opts.limit,
         );
-    return rows.map((r) => ({
-      datasetId: r['dataset_id'] as string,
-      eventId: r['event_id'] as string,
-      timestamp: r['ts'] as number,
-      body: JSON.parse(r['body'] as string) as Record<string, unknown>,
-    }));
+    return rows.map(toEvent);
   }
 
   async deleteProfile(sandboxId: string, profileId: string, now: number): Promise<{ identities: number; fragments: number; events: number }> {
     return this.writers.run(async () =>
       this.db.transaction(() => {
-        const identities = this.run('DELETE FROM identities WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).changes;
+        const identities = this.run('DELETE FROM identities INDEXED BY identities_graph WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).changes;
         const fragments = this.run('DELETE FROM fragments WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).changes;
         const events = this.run('DELETE FROM events WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).changes;
+        this.run('DELETE FROM memberships WHERE sandbox_id = ? AND profile_id = ?', sandboxId, profileId);
+        this.run('DELETE FROM reevaluations WHERE sandbox_id = ? AND profile_id = ?', sandboxId, profileId);
         this.run('INSERT INTO changes (sandbox_id, body, at) VALUES (?, ?, ?)', sandboxId, JSON.stringify({ profileId, type: 'delete' }), now);
         return { identities, fragments, events };
       })(),
@@ -429,15 +437,201 @@ export class SqliteStore implements Store {
   async purgeFailedRecords(sandboxId: string, needles: readonly string[]): Promise<number> {
     let n = 0;
     for (const needle of needles) {
+      if (needle.length === 0) continue;
       n += this.run("DELETE FROM failed_records WHERE sandbox_id = ? AND instr(lower(payload), lower(?)) > 0", sandboxId, needle).changes;
     }
     return n;
   }
 
+  async putAudience(sandboxId: string, audience: AudienceRow): Promise<void> {
+    this.putTableDoc('audiences', 'id', sandboxId, audience.id, audience);
+  }
+  async getAudience(sandboxId: string, id: string): Promise<AudienceRow | undefined> {
+    return this.getTableDoc('audiences', 'id', sandboxId, id);
+  }
+  async listAudiences(sandboxId: string): Promise<AudienceRow[]> {
+    return this.listTableDocs('audiences', 'id', sandboxId);
+  }
+  async deleteAudience(sandboxId: string, id: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      this.run('DELETE FROM memberships WHERE sandbox_id = ? AND audience_id = ?', sandboxId, id);
+      this.run('DELETE FROM audience_sizes WHERE sandbox_id = ? AND audience_id = ?', sandboxId, id);
+      return this.run('DELETE FROM audiences WHERE sandbox_id = ? AND id = ?', sandboxId, id).changes > 0;
+    })();
+  }
+
+  async memberships(sandboxId: string, profileIds: readonly string[]): Promise<Map<string, Membership[]>> {
+    const out = new Map<string, Membership[]>();
+    for (const p of profileIds) {
+      out.set(
+        p,
+        this.all('SELECT audience_id, status, last_qualification_time FROM memberships WHERE sandbox_id = ? AND profile_id = ?', sandboxId, p).map(
+          (r) => ({
+            audienceId: r['audience_id'] as string,
+            status: r['status'] as Membership['status'],
+            lastQualificationTime: r['last_qualification_time'] as number,
+          }),
+        ),
+      );
+    }
+    return out;
+  }
+
+  async writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
+    return this.db.transaction(() => {
+      const events: MembershipEventRow[] = [];
+      for (const w of writes) {
+        if (w.membership === null) {
+          this.run('DELETE FROM memberships WHERE sandbox_id = ? AND profile_id = ? AND audience_id = ?', sandboxId, w.profileId, w.audienceId);
+        } else {
+          this.run(
+            `INSERT INTO memberships (sandbox_id, profile_id, audience_id, status, last_qualification_time) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (sandbox_id, profile_id, audience_id) DO UPDATE SET status = excluded.status, last_qualification_time = excluded.last_qualification_time`,
+            sandboxId, w.profileId, w.audienceId, w.membership.status, w.membership.lastQualificationTime,
+          );
+        }
+        if (w.event) {
+          const seq = Number(
+            this.run(
+              'INSERT INTO membership_events (sandbox_id, audience_id, profile_id, status, at) VALUES (?, ?, ?, ?, ?)',
+              sandboxId, w.audienceId, w.profileId, w.event, now,
+            ).lastInsertRowid,
+          );
+          events.push({ seq, sandboxId, audienceId: w.audienceId, profileId: w.profileId, status: w.event, at: now });
+        }
+      }
+      return events;
+    })();
+  }
+
+  async listMembers(
+    sandboxId: string,
+    audienceId: string,
+    opts: { statuses: ReadonlyArray<Membership['status']>; limit: number; after?: string | undefined },
+  ): Promise<Array<{ profileId: string; membership: Membership }>> {
+    const marks = opts.statuses.map(() => '?').join(', ');
+    return this.all(
+      `SELECT profile_id, status, last_qualification_time FROM memberships
+       WHERE sandbox_id = ? AND audience_id = ? AND profile_id > ? AND status IN (${marks}) ORDER BY profile_id LIMIT ?`,
+      sandboxId, audienceId, opts.after ?? '', ...opts.statuses, opts.limit,
+    ).map((r) => ({
+      profileId: r['profile_id'] as string,
+      membership: { audienceId, status: r['status'] as Membership['status'], lastQualificationTime: r['last_qualification_time'] as number },
+    }));
+  }
+
+  async countMembers(sandboxId: string, audienceId: string): Promise<Record<Membership['status'], number>> {
+    const counts: Record<Membership['status'], number> = { realized: 0, existing: 0, exited: 0 };
+    for (const r of this.all('SELECT status, COUNT(*) AS n FROM memberships WHERE sandbox_id = ? AND audience_id = ? GROUP BY status', sandboxId, audienceId)) {
+      counts[r['status'] as Membership['status']] = r['n'] as number;
+    }
+    return counts;
+  }
+
+  async readMembershipEvents(sandboxId: string | undefined, afterSeq: number, limit: number): Promise<MembershipEventRow[]> {
+    const rows = sandboxId
+      ? this.all('SELECT * FROM membership_events WHERE sandbox_id = ? AND seq > ? ORDER BY seq LIMIT ?', sandboxId, afterSeq, limit)
+      : this.all('SELECT * FROM membership_events WHERE seq > ? ORDER BY seq LIMIT ?', afterSeq, limit);
+    return rows.map((r) => ({
+      seq: r['seq'] as number,
+      sandboxId: r['sandbox_id'] as string,
+      audienceId: r['audience_id'] as string,
+      profileId: r['profile_id'] as string,
+      status: r['status'] as MembershipEventRow['status'],
+      at: r['at'] as number,
+    }));
+  }
+
+  async membershipEventHead(sandboxId: string): Promise<number> {
+    return (this.get('SELECT MAX(seq) AS s FROM membership_events WHERE sandbox_id = ?', sandboxId)?.['s'] as number | null) ?? 0;
+  }
+
+  async purgeExitedMemberships(before: number): Promise<number> {
+    return this.run("DELETE FROM memberships WHERE status = 'exited' AND last_qualification_time < ?", before).changes;
+  }
+
+  async countProfiles(sandboxId: string): Promise<number> {
+    return this.get('SELECT COUNT(DISTINCT graph_id) AS n FROM identities WHERE sandbox_id = ?', sandboxId)?.['n'] as number;
+  }
+
+  async listProfileIds(sandboxId: string, after: string | undefined, limit: number): Promise<string[]> {
+    return this.all(
+      'SELECT DISTINCT graph_id FROM identities INDEXED BY identities_graph WHERE sandbox_id = ? AND graph_id > ? ORDER BY graph_id LIMIT ?',
+      sandboxId, after ?? '', limit,
+    ).map((r) => r['graph_id'] as string);
+  }
+
+  async loadProfiles(
+    sandboxId: string,
+    profileIds: readonly string[],
+    eventsSince: number,
+  ): Promise<Map<string, { fragments: StoredFragment[]; events: EventRow[] }>> {
+    const out = new Map<string, { fragments: StoredFragment[]; events: EventRow[] }>();
+    for (const p of profileIds) {
+      out.set(p, {
+        fragments: this.all('SELECT * FROM fragments WHERE sandbox_id = ? AND graph_id = ?', sandboxId, p).map(toFragment),
+        events: this.all(
+          'SELECT dataset_id, event_id, ts, body FROM events WHERE sandbox_id = ? AND graph_id = ? AND ts >= ? ORDER BY ts, event_id',
+          sandboxId, p, eventsSince,
+        ).map(toEvent),
+      });
+    }
+    return out;
+  }
+
+  async scheduleReevaluation(sandboxId: string, profileId: string, dueAt: number): Promise<void> {
+    this.run(
+      `INSERT INTO reevaluations (sandbox_id, profile_id, due_at) VALUES (?, ?, ?)
+       ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = MIN(due_at, excluded.due_at)`,
+      sandboxId, profileId, dueAt,
+    );
+  }
+
+  async takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>> {
+    return this.db.transaction(() => {
+      const rows = this.all('SELECT * FROM reevaluations WHERE due_at <= ? ORDER BY due_at LIMIT ?', now, limit);
+      for (const r of rows) {
+        this.run('DELETE FROM reevaluations WHERE sandbox_id = ? AND profile_id = ? AND due_at = ?', r['sandbox_id'], r['profile_id'], r['due_at']);
+      }
+      return rows.map((r) => ({ sandboxId: r['sandbox_id'] as string, profileId: r['profile_id'] as string, dueAt: r['due_at'] as number }));
+    })();
+  }
+
+  async addAudienceSize(sandboxId: string, audienceId: string, point: AudienceSizePoint): Promise<void> {
+    this.run('INSERT INTO audience_sizes (sandbox_id, audience_id, at, size, source) VALUES (?, ?, ?, ?, ?)', sandboxId, audienceId, point.at, point.size, point.source);
+  }
+
+  async audienceSizes(sandboxId: string, audienceId: string, limit: number): Promise<AudienceSizePoint[]> {
+    return this.all('SELECT at, size, source FROM audience_sizes WHERE sandbox_id = ? AND audience_id = ? ORDER BY at DESC LIMIT ?', sandboxId, audienceId, limit).map(
+      (r) => ({ at: r['at'] as number, size: r['size'] as number, source: r['source'] as AudienceSizePoint['source'] }),
+    );
+  }
+
+  async putDoc(sandboxId: string, kind: string, id: string, body: unknown): Promise<void> {
+    this.run(
+      'INSERT INTO docs (sandbox_id, kind, id, body) VALUES (?, ?, ?, ?) ON CONFLICT (sandbox_id, kind, id) DO UPDATE SET body = excluded.body',
+      sandboxId, kind, id, JSON.stringify(body),
+    );
+  }
+
+  async getDoc<T>(sandboxId: string, kind: string, id: string): Promise<T | undefined> {
+    const r = this.get('SELECT body FROM docs WHERE sandbox_id = ? AND kind = ? AND id = ?', sandboxId, kind, id);
+    return r ? (JSON.parse(r['body'] as string) as T) : undefined;
+  }
+
+  async listDocs<T>(sandboxId: string, kind: string): Promise<T[]> {
+    return this.all('SELECT body FROM docs WHERE sandbox_id = ? AND kind = ? ORDER BY id', sandboxId, kind).map((r) => JSON.parse(r['body'] as string) as T);
+  }
+
+  async deleteDoc(sandboxId: string, kind: string, id: string): Promise<boolean> {
+    return this.run('DELETE FROM docs WHERE sandbox_id = ? AND kind = ? AND id = ?', sandboxId, kind, id).changes > 0;
+  }
+
   async putJob(job: JobRow): Promise<void> {
     this.run(
       `INSERT INTO jobs (id, sandbox_id, kind, status, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state, updated_at = excluded.updated_at`,
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, state = excluded.state, updated_at = excluded.updated_at
+       WHERE jobs.sandbox_id = excluded.sandbox_id`,
       job.id, job.sandboxId, job.kind, job.status, JSON.stringify(job.state), job.createdAt, job.updatedAt,
     );
   }

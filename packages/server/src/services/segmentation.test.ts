@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { describeBackends } from '@audient/storage/testing';
+import { createHarness, type Harness } from '../testing/harness.js';
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const T0 = Date.parse('2025-03-01T12:00:00Z');
+
+/** A step: move the clock, send records, then check who is in which audience. */
+interface Step {
+  /** Clock offset from T0, ms. */
+  at: number;
+  send?: Array<{ dataset: 'crm' | 'web'; record: Record<string, unknown> }>;
+  /** email → audience id → in (true) or out (false). */
+  expect?: Record<string, Record<string, boolean>>;
+}
+
+const AUDIENCES = [
+  { id: 'gold', query: 'loyalty.tier = "gold"' },
+  { id: 'buyers-7d', query: 'select X from xEvent where X.eventType = "commerce.purchases" and X.timestamp occurs < 7 days before now' },
+  { id: 'viewers-3', query: 'xEvent[eventType = "web.webpagedetails.pageViews" and timestamp occurs < 1 day before now].count() >= 3' },
+  { id: 'big-spenders', query: 'xEvent[eventType = "commerce.purchases"].sum(commerce.order.priceTotal) > 500' },
+  {
+    id: 'view-then-buy',
+    query: 'chain(xEvent, timestamp, [A: WHAT(eventType = "web.webpagedetails.pageViews"), B: WHAT(eventType = "commerce.purchases") WHEN(< 1 hour after A)])',
+  },
+  { id: 'gold-buyers', query: 'inSegment("gold") and inSegment("buyers-7d")' },
+  { id: 'adults', query: 'person.birthDate occurs > 18 years before now' },
+];
+
+let n = 0;
+const person = (email: string, extra: Record<string, unknown> = {}) => ({
+  dataset: 'crm' as const,
+  record: { identityMap: { email: [{ id: email }] }, ...extra },
+});
+const event = (email: string, eventType: string, at: number, extra: Record<string, unknown> = {}) => ({
+  dataset: 'web' as const,
+  record: { _id: `e${++n}`, timestamp: new Date(T0 + at).toISOString(), eventType, identityMap: { email: [{ id: email }] }, ...extra },
+});
+const purchase = (email: string, at: number, total: number) => event(email, 'commerce.purchases', at, { commerce: { order: { priceTotal: total } } });
+const view = (email: string, at: number) => event(email, 'web.webpagedetails.pageViews', at);
+
+const TABLE: Step[] = [
+  {
+    at: 0,
+    send: [
+      person('ann@x.io', { loyalty: { tier: 'gold' }, person: { birthDate: '2007-03-02' } }),
+      person('bob@x.io', { loyalty: { tier: 'silver' } }),
+      view('ann@x.io', -30 * 60_000),
+      purchase('ann@x.io', -10 * 60_000, 300),
+    ],
+    expect: {
+      'ann@x.io': { gold: true, 'buyers-7d': true, 'gold-buyers': true, 'view-then-buy': true, 'big-spenders': false, adults: false, 'viewers-3': false },
+      'bob@x.io': { gold: false, 'buyers-7d': false, 'gold-buyers': false },
+    },
+  },
+  {
+    at: 1 * DAY,
+    send: [view('bob@x.io', DAY - 3 * HOUR), view('bob@x.io', DAY - 2 * HOUR), view('bob@x.io', DAY - HOUR), purchase('bob@x.io', DAY - 30 * 60_000, 600)],
+    expect: {
+      'bob@x.io': { 'viewers-3': true, 'big-spenders': true, 'buyers-7d': true, 'view-then-buy': true, 'gold-buyers': false },
+      'ann@x.io': { adults: true },
+    },
+  },
+  // No new data: the page-view window closes for Bob after a day.
+  { at: 2 * DAY, expect: { 'bob@x.io': { 'viewers-3': false, 'buyers-7d': true } } },
+  { at: 3 * DAY, send: [person('bob@x.io', { loyalty: { tier: 'gold' } })], expect: { 'bob@x.io': { gold: true, 'gold-buyers': true } } },
+  // Ann's purchase is 7 days old: she exits buyers-7d and gold-buyers with nothing happening to her.
+  { at: 7 * DAY, expect: { 'ann@x.io': { 'buyers-7d': false, 'gold-buyers': false, gold: true, 'view-then-buy': true } } },
+  { at: 8 * DAY, expect: { 'bob@x.io': { 'buyers-7d': false, 'gold-buyers': false, 'big-spenders': true } } },
+];
+
+async function membersOf(h: Harness, email: string): Promise<Record<string, { status: string }>> {
+  const r = await h.call('GET', `/v1/profiles?ns=email&id=${email}`);
+  assert.equal(r.statusCode, 200, r.body);
+  return r.json().segmentMembership.ups;
+}
+
+async function runTable(h: Harness, setClock: (t: number) => void, mode: 'streaming' | 'batch'): Promise<void> {
+  for (const step of TABLE) {
+    setClock(T0 + step.at);
+    for (const s of step.send ?? []) {
+      const r = await h.call('POST', `/v1/datasets/${s.dataset}/records`, s.record);
+      assert.equal(r.statusCode, 200, r.body);
+    }
+    await h.ctx.feed.flush();
+    await h.ctx.bus.drain();
+    if (mode === 'streaming') {
+      // Streaming evaluation happened on each change; windows expire on the clock; batch
+      // audiences are evaluated by their scheduled job, as in production.
+      await h.ctx.segmentation.tick();
+      await h.ctx.batchSegmentation.run('prod');
+      await h.ctx.jobs.idle();
+    } else {
+      const job = await h.call('POST', '/v1/audiences/batch-jobs', { all: true });
+      assert.equal(job.statusCode, 202, job.body);
+      await h.ctx.jobs.idle();
+      assert.equal((await h.call('GET', `/v1/jobs/${job.json().id}`)).json().status, 'succeeded');
+    }
+    for (const [email, want] of Object.entries(step.expect ?? {})) {
+      const ups = await membersOf(h, email);
+      for (const [audience, inside] of Object.entries(want)) {
+        const status = ups[audience]?.status;
+        const actual = status === 'realized' || status === 'existing';
+        assert.equal(actual, inside, `${mode} at day ${step.at / DAY}: ${email} in ${audience} should be ${inside} (status ${status})`);
+      }
+    }
+  }
+}
+
+async function setup(h: Harness): Promise<void> {
+  for (const [url, body] of [
+    ['/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-person-details', 'profile-loyalty-details'], fields: {} }],
+    ['/v1/schemas', { id: 'web', name: 'Web', class: 'event', fieldGroups: ['event-web-details', 'event-commerce-details'], fields: {} }],
+    ['/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true }],
+    ['/v1/datasets', { id: 'web', name: 'Web', schemaId: 'web', profileEnabled: true }],
+  ] as const) {
+    const r = await h.call('POST', url, body);
+    assert.equal(r.statusCode, 201, r.body);
+  }
+  for (const a of AUDIENCES) {
+    const r = await h.call('POST', '/v1/audiences', { ...a, name: a.id });
+    assert.equal(r.statusCode, 201, r.body);
+  }
+}
+
+await describeBackends((backend) => {
+  for (const mode of ['streaming', 'batch'] as const) {
+    describe(`step table, ${mode}`, () => {
+      let h: Harness;
+      let clock = T0;
+      before(async () => {
+        h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
+        await setup(h);
+      });
+      after(() => h.close());
+      it('enters, stays and exits on time', async () => {
+        await runTable(h, (t) => (clock = t), mode);
+      });
+    });
+  }
+
+  describe('audiences API', () => {
+    let h: Harness;
+    let clock = T0;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '', maxEdgeAudiences: 3 } }, { now: () => clock });
+      await setup(h);
+    });
+    after(() => h.close());
+
+    it('classifies audiences and says why', async () => {
+      const list = (await h.call('GET', '/v1/audiences')).json().items as Array<{ id: string; method: string; methodReason: string }>;
+      const method = Object.fromEntries(list.map((a) => [a.id, a.method]));
+      assert.equal(method['gold'], 'edge');
+      assert.equal(method['viewers-3'], 'streaming');
+      assert.ok(list.every((a) => a.methodReason.length > 10));
+    });
+
+    it('refuses bad queries, unknown fields, cycles and audiences past the limits', async () => {
+      const syntax = await h.call('POST', '/v1/audiences', { name: 'x', query: 'loyalty.tier = ' });
+      assert.equal(syntax.statusCode, 400);
+      assert.match(syntax.body, /line 1, column/);
+      const unknown = await h.call('POST', '/v1/audiences/validate', { query: 'loyalty.teir = "gold"' });
+      assert.equal(unknown.json().valid, false);
+      assert.match(JSON.stringify(unknown.json().diagnostics), /loyalty\.tier/);
+      const cyc = await h.call('PUT', '/v1/audiences/gold', { name: 'gold', query: 'inSegment("gold-buyers")' });
+      assert.equal(cyc.statusCode, 400);
+      assert.match(cyc.body, /cycle/);
+      await h.call('POST', '/v1/audiences', { id: 'edge-2', name: 'e', query: 'loyalty.tier = "silver"' });
+      await h.call('POST', '/v1/audiences', { id: 'edge-3', name: 'e', query: 'loyalty.tier = "bronze"' });
+      const over = await h.call('POST', '/v1/audiences', { id: 'edge-4', name: 'e', query: 'loyalty.tier = "iron"' });
+      assert.equal(over.statusCode, 409, over.body);
+      assert.match(over.body, /at most 3 edge audiences/);
+      const inUse = await h.call('DELETE', '/v1/audiences/gold');
+      assert.equal(inUse.statusCode, 409);
+    });
+
+    it('previews, explains, lists members and streams membership events', async () => {
+      await h.call('POST', '/v1/datasets/crm/records', person('cat@x.io', { loyalty: { tier: 'gold' } }).record);
+      await h.call('POST', '/v1/datasets/crm/records', person('dan@x.io', { loyalty: { tier: 'silver' } }).record);
+      await h.ctx.feed.flush();
+      await h.ctx.bus.drain();
+      const preview = (await h.call('POST', '/v1/audiences/preview', { query: 'loyalty.tier = "gold"' })).json();
+      assert.deepEqual([preview.sampled, preview.matched, preview.estimatedSize], [2, 1, 1]);
+      const ex = (await h.call('POST', '/v1/audiences/gold/explain', { ns: 'email', id: 'dan@x.io' })).json();
+      assert.equal(ex.qualifies, false);
+      assert.match(JSON.stringify(ex.tree), /silver/);
+      const members = (await h.call('GET', '/v1/audiences/gold/members')).json();
+      assert.equal(members.items.length, 1);
+      const events = (await h.call('GET', '/v1/membership-events?after=0')).json();
+      assert.deepEqual(events.items.map((e: { audienceId: string; status: string }) => [e.audienceId, e.status]), [['gold', 'realized'], ['edge-2', 'realized']]);
+      const jsonl = await h.call('GET', '/v1/audiences/gold/members?format=jsonl');
+      assert.equal(jsonl.body.trim().split('\n').length, 1);
+    });
+  });
+
+  describe('streaming and batch agree', () => {
+    let clock = T0;
+    const emails = ['p0@x.io', 'p1@x.io', 'p2@x.io', 'p3@x.io'];
+    const arbStep = fc.record({
+      advance: fc.integer({ min: 0, max: 3 * DAY }),
+      records: fc.array(
+        fc.oneof(
+          fc.record({ kind: fc.constant('tier' as const), who: fc.nat(3), tier: fc.constantFrom('gold', 'silver') }),
+          fc.record({ kind: fc.constant('buy' as const), who: fc.nat(3), back: fc.integer({ min: 0, max: 2 * DAY }), total: fc.integer({ min: 1, max: 400 }) }),
+          fc.record({ kind: fc.constant('view' as const), who: fc.nat(3), back: fc.integer({ min: 0, max: DAY }) }),
+        ),
+        { maxLength: 4 },
+      ),
+    });
+
+    it('streaming membership equals batch membership for the same data and clock', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(arbStep, { minLength: 1, maxLength: 4 }), async (steps) => {
+          clock = T0;
+          const stream = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
+          const batch = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
+          try {
+            await setup(stream);
+            await setup(batch);
+            for (const step of steps) {
+              clock += step.advance;
+              for (const r of step.records) {
+                const email = emails[r.who]!;
+                const rec =
+                  r.kind === 'tier' ? person(email, { loyalty: { tier: r.tier } }) : r.kind === 'buy' ? purchase(email, clock - T0 - r.back, r.total) : view(email, clock - T0 - r.back);
+                for (const h of [stream, batch]) assert.equal((await h.call('POST', `/v1/datasets/${rec.dataset}/records`, rec.record)).statusCode, 200);
+              }
+              await stream.ctx.feed.flush();
+              await stream.ctx.bus.drain();
+              await stream.ctx.segmentation.tick();
+              await stream.ctx.batchSegmentation.run('prod');
+              await stream.ctx.jobs.idle();
+            }
+            await batch.ctx.feed.flush();
+            await batch.ctx.bus.drain();
+            await batch.ctx.batchSegmentation.run('prod', { all: true });
+            await batch.ctx.jobs.idle();
+            for (const email of emails) {
+              const s = await stream.call('GET', `/v1/profiles?ns=email&id=${email}`);
+              if (s.statusCode === 404) continue;
+              const inside = (ups: Record<string, { status: string }>) =>
+                Object.entries(ups).filter(([, m]) => m.status !== 'exited').map(([id]) => id).sort();
+              assert.deepEqual(inside(s.json().segmentMembership.ups), inside((await batch.call('GET', `/v1/profiles?ns=email&id=${email}`)).json().segmentMembership.ups), email);
+            }
+          } finally {
+            await stream.close();
+            await batch.close();
+          }
+        }),
+        { numRuns: 15 },
+      );
+    });
+  });
+});
