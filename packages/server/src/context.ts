@@ -8,6 +8,10 @@ import pino, { type Logger } from 'pino';
 import { MemoryBus } from './bus/memory-bus.js';
 import { newUuid } from './ids.js';
 import { SecretBox } from './secrets.js';
+import { ActivationService } from './activation/activation.js';
+import { Connections } from './activation/connections.js';
+import { Dataflows } from './activation/dataflows.js';
+import { DEFAULT_DELIVERY, DeliveryRuntime, type DeliveryConfig } from './activation/delivery.js';
 import { MembershipWebhooks } from './services/webhooks.js';
 import type { Bus } from './bus/port.js';
 import type { Config } from './config.js';
@@ -45,6 +49,10 @@ export interface AudientContext {
   segmentation: SegmentationEngine;
   batchSegmentation: BatchSegmentation;
   webhooks: MembershipWebhooks;
+  connections: Connections;
+  dataflows: Dataflows;
+  activation: ActivationService;
+  delivery: DeliveryRuntime;
   secrets: SecretBox;
   /** The clock every service reads (injectable for tests). */
   now: () => number;
@@ -53,7 +61,10 @@ export interface AudientContext {
 }
 
 /** Opens the store (running migrations) and wires the services. `store` may be given by tests. */
-export async function createContext(config: Config, opts: { log?: Logger; store?: Store; now?: () => number } = {}): Promise<AudientContext> {
+export async function createContext(
+  config: Config,
+  opts: { log?: Logger; store?: Store; now?: () => number; delivery?: Partial<DeliveryConfig> } = {},
+): Promise<AudientContext> {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? pino({ level: config.logLevel });
   if (!opts.store && !/^postgres(ql)?:/.test(config.databaseUrl) && config.databaseUrl !== ':memory:') {
@@ -71,6 +82,11 @@ export async function createContext(config: Config, opts: { log?: Logger; store?
   const audiences = new AudienceService({ store, catalog, config: config.segmentation, newId: newUuid });
   const segmentation = new SegmentationEngine({ store, bus, catalog, audiences, config: config.segmentation, log, metrics, now });
   const batchSegmentation = new BatchSegmentation({ store, jobs, engine: segmentation, audiences, config: config.segmentation, log, now });
+  const connections = new Connections({ store, secrets });
+  const dataflows = new Dataflows({ store, catalog, audiences, connections });
+  const activation = new ActivationService({ store, bus, catalog, audiences, connections, dataflows, jobs, log, now });
+  const delivery = new DeliveryRuntime({ store, connections, dataflows, log, metrics, config: { ...DEFAULT_DELIVERY, ...opts.delivery }, now });
+  activation.onQueued(() => delivery.poke());
   const ctx: AudientContext = {
     config,
     log,
@@ -91,11 +107,17 @@ export async function createContext(config: Config, opts: { log?: Logger; store?
     batchSegmentation,
     webhooks,
     secrets,
+    connections,
+    dataflows,
+    activation,
+    delivery,
     now,
     async close() {
       batchSegmentation.stopSchedule();
       await segmentation.stop();
       await webhooks.stop();
+      await activation.stop();
+      await delivery.stop();
       await jobs.idle();
       await feed.stop();
       await bus.close();
@@ -104,6 +126,8 @@ export async function createContext(config: Config, opts: { log?: Logger; store?
   };
   segmentation.start();
   webhooks.start();
+  activation.start();
+  delivery.start();
   batchSegmentation.startSchedule();
   feed.poke();
   return ctx;

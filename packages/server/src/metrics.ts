@@ -9,6 +9,8 @@ export interface Metrics {
   changesPublished: Counter;
   changeFeedLag: Gauge;
   jobsFinished: Counter<'kind' | 'status'>;
+  exportsDelivered: Counter<'outcome' | 'dataflow'>;
+  deliveryLatency: Histogram;
 }
 
 /** Creates the registry and its metrics. */
@@ -17,6 +19,18 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'audient_' });
   return {
     registry,
+    exportsDelivered: new Counter({
+      name: 'audient_exports_total',
+      help: 'Profile exports by dataflow and outcome (activated, retried, failed)',
+      labelNames: ['outcome', 'dataflow'],
+      registers: [registry],
+    }),
+    deliveryLatency: new Histogram({
+      name: 'audient_export_delivery_seconds',
+      help: 'Time from an export being queued to its delivery',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
+      registers: [registry],
+    }),
     recordsIngested: new Counter({
       name: 'audient_records_ingested_total',
       help: 'Records received for ingestion, by outcome',

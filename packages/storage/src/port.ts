@@ -5,6 +5,7 @@
  */
 import type {
   DatasetDef,
+  ExportRecord,
   EvaluationMethod,
   Membership,
   MergePolicy,
@@ -131,6 +132,21 @@ export interface AudienceSizePoint {
   source: 'batch' | 'streaming';
 }
 
+/** An export waiting in (or dead in) the durable outbox. */
+export interface OutboxRow {
+  id: number;
+  sandboxId: string;
+  dataflowId: string;
+  profileId: string;
+  idempotencyKey: string;
+  payload: ExportRecord;
+  status: 'pending' | 'inflight' | 'dead';
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  lastError: string | null;
+}
+
 /** Paging for lists: newest first, `cursor` is the last id seen. */
 export interface Page {
   limit: number;
@@ -189,7 +205,7 @@ export interface Store {
     profileId: string,
     opts: { limit: number; before?: { timestamp: number; eventId: string } | undefined },
   ): Promise<EventRow[]>;
-  /** Removes a profile's identities, fragments, events, memberships and pending re-evaluations, and records a delete change. */
+  /** Removes a profile's identities, fragments, events, memberships, pending re-evaluations and queued exports, and records a delete change. */
   deleteProfile(sandboxId: string, profileId: string, now: number): Promise<{ identities: number; fragments: number; events: number }>;
   countLake(sandboxId: string, datasetId: string): Promise<number>;
 
@@ -260,6 +276,30 @@ export interface Store {
   getDoc<T>(sandboxId: string, kind: string, id: string): Promise<T | undefined>;
   listDocs<T>(sandboxId: string, kind: string): Promise<T[]>;
   deleteDoc(sandboxId: string, kind: string, id: string): Promise<boolean>;
+
+  /** Writes exports to the durable outbox (before anything is sent). */
+  enqueueExports(rows: ReadonlyArray<Pick<OutboxRow, 'sandboxId' | 'dataflowId' | 'profileId' | 'idempotencyKey' | 'payload' | 'createdAt'>>): Promise<void>;
+  /**
+   * Leases due exports: pending ones whose next attempt is due, and in-flight ones whose lease
+   * expired (their worker died). They become in-flight until `now + leaseMs`. Oldest first.
+   */
+  claimExports(now: number, limit: number, leaseMs: number): Promise<OutboxRow[]>;
+  /** Removes delivered exports. */
+  finishExports(ids: readonly number[]): Promise<void>;
+  /** Puts exports back to pending for a later attempt (attempts + 1). */
+  retryExports(rows: ReadonlyArray<{ id: number; nextAttemptAt: number; lastError: string }>): Promise<void>;
+  /** Moves exports to the dead letters with the full reason (attempts + 1). */
+  deadLetterExports(rows: ReadonlyArray<{ id: number; lastError: string }>): Promise<void>;
+  /** Outbox rows of a sandbox by status (dead letters: status dead), oldest first, after id `after`. */
+  listOutbox(sandboxId: string, filter: { dataflowId?: string | undefined; status: OutboxRow['status'] }, page: { limit: number; after?: number | undefined }): Promise<OutboxRow[]>;
+  /** Moves dead letters back to pending (all of a dataflow, or the given ids); returns how many. */
+  requeueDeadLetters(sandboxId: string, which: { ids: readonly number[] } | { dataflowId: string }, now: number): Promise<number>;
+  /** Counts by status and the creation time of the oldest pending export. */
+  outboxCounts(sandboxId: string, dataflowId: string): Promise<{ pending: number; inflight: number; dead: number; oldestPendingAt: number | null }>;
+  /** Adds to per-hour activation metrics (`max:` metrics keep the maximum instead of a sum). */
+  addActivationStats(sandboxId: string, dataflowId: string, hour: number, deltas: Readonly<Record<string, number>>): Promise<void>;
+  /** Per-hour metrics since `sinceHour` (epoch ms of the hour), oldest first. */
+  activationStats(sandboxId: string, dataflowId: string, sinceHour: number): Promise<Array<{ hour: number; metrics: Record<string, number> }>>;
 
   putJob(job: JobRow): Promise<void>;
   getJob(sandboxId: string, id: string): Promise<JobRow | undefined>;

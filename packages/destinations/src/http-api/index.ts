@@ -47,7 +47,8 @@ function checkSettings(settings: SettingValues): Array<{ key: string; message: s
 
 /** The JSON document for one profile (seed 001). */
 export function httpApiBody(record: ExportRecord): Record<string, unknown> {
-  return { ...record.attributes, segmentMembership: record.segmentMembership, identityMap: record.identityMap };
+  const { segmentMembership: _m, identityMap: _i, ...attributes } = record.attributes;
+  return { ...attributes, segmentMembership: record.segmentMembership, identityMap: record.identityMap };
 }
 
 /** One POST per profile to the endpoint URL exactly as configured (query parameters kept). */

@@ -9,6 +9,7 @@ import { AudientError, type ErrorDetail } from '@audient/core';
 import Fastify, { LogController, type FastifyError, type FastifyRequest } from 'fastify';
 import type { AudientContext } from '../context.js';
 import type { Principal } from '../services/tenancy.js';
+import { activationRoutes } from './routes/activation.js';
 import { adminRoutes } from './routes/admin.js';
 import { audienceRoutes } from './routes/audiences.js';
 import { catalogRoutes } from './routes/catalog.js';
@@ -137,5 +138,6 @@ export async function buildApp(ctx: AudientContext) {
   await app.register(profileRoutes(ctx), { prefix: '/v1' });
   await app.register(audienceRoutes(ctx), { prefix: '/v1' });
   await app.register(webhookRoutes(ctx), { prefix: '/v1' });
+  await app.register(activationRoutes(ctx), { prefix: '/v1' });
   return app;
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { loadConfig, type ConfigOverrides } from '../config.js';
 import { createContext, type AudientContext } from '../context.js';
 import { buildApp } from '../http/app.js';
+import type { DeliveryConfig } from '../activation/delivery.js';
 
 /** A running in-process Audient for tests. */
 export interface Harness {
@@ -23,7 +24,11 @@ export interface Harness {
 }
 
 /** Builds a harness over `store` (already migrated). */
-export async function createHarness(store: Store, overrides: ConfigOverrides = {}, opts: { now?: () => number } = {}): Promise<Harness> {
+export async function createHarness(
+  store: Store,
+  overrides: ConfigOverrides = {},
+  opts: { now?: () => number; delivery?: Partial<DeliveryConfig> } = {},
+): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'audient-test-'));
   const config = loadConfig({ dataDir, databaseUrl: ':memory:', logLevel: 'silent', ...overrides }, {});
   const ctx = await createContext(config, { store, log: pino({ level: 'silent' }), ...opts });

@@ -14,9 +14,8 @@ export interface OAuthTestClient {
   clientId: string;
   clientSecret: string;
   /**
-   * How the client authenticates at the token endpoint. OAuth registers exactly one method per
-   * client, so a client that sends its secret the other way is refused (`invalid_client`).
-   * Defaults to `client_secret_basic`, the RFC 6749 default.
+   * How the client must authenticate at the token endpoint; sending the secret the other way is
+   * refused with `invalid_client`. When omitted, either way is accepted.
    */
   auth?: 'client_secret_post' | 'client_secret_basic';
 }
@@ -142,10 +141,19 @@ function memoryAdapterFactory(): (name: string) => Adapter {
   };
 }
 
-/** A fresh RSA signing key as a private JWK, so the provider does not fall back to its dev keys. */
+let jwk: Record<string, unknown> | undefined;
+
+/**
+ * An RSA signing key as a private JWK, so the provider does not fall back to its published dev
+ * keys. Opaque tokens are never signed with it; it is made once per process because RSA key
+ * generation costs about half a second.
+ */
 function signingJwk(): Record<string, unknown> {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', alg: 'RS256', use: 'sig' };
+  if (!jwk) {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', alg: 'RS256', use: 'sig' };
+  }
+  return jwk;
 }
 
 /**
@@ -221,8 +229,23 @@ export async function startOAuthServer(opts: OAuthServerOptions = {}): Promise<O
   };
   const provider = new Provider(issuer, configuration);
 
+  // oidc-provider treats client_secret_basic and client_secret_post as interchangeable. A client
+  // registered with an explicit `auth` is held to it, so a runtime that ignores a destination's
+  // configured auth style fails here as it would against a strict provider.
+  const strictAuth = new Map(clients.flatMap((c) => (c.auth ? [[c.clientId, c.auth] as const] : [])));
   let issued = 0;
-  provider.on('grant.success', () => {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'token' || ctx.status !== 200) return;
+    const clientId = ctx.oidc.client?.clientId;
+    const expected = clientId === undefined ? undefined : strictAuth.get(clientId);
+    const used = typeof ctx.oidc.body?.client_secret === 'string' ? 'client_secret_post' : 'client_secret_basic';
+    if (expected !== undefined && used !== expected) {
+      await ctx.oidc.entities.ClientCredentials?.destroy();
+      ctx.status = 401;
+      ctx.body = { error: 'invalid_client', error_description: `client must authenticate with ${expected}` };
+      return;
+    }
     issued += 1;
   });
   // Errors already become OAuth error responses (a 500 for a bug); Koa need not print them too.

@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /**
  * Versioned PostgreSQL migrations; append only, never edit a published one.
  *
@@ -90,4 +92,61 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     sandbox_id TEXT COLLATE "C" NOT NULL, kind TEXT COLLATE "C" NOT NULL, id TEXT COLLATE "C" NOT NULL, body JSONB NOT NULL,
     PRIMARY KEY (sandbox_id, kind, id));
   `,
+  // 4: the activation outbox and per-hour activation metrics. Claiming reads pending rows by due
+  // time and in-flight rows by lease expiry (a partial index: only in-flight rows have a lease);
+  // dead letters are listed per dataflow in id order; a privacy delete drops a profile's rows.
+  `
+  CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY, sandbox_id TEXT COLLATE "C" NOT NULL, dataflow_id TEXT COLLATE "C" NOT NULL,
+    profile_id TEXT COLLATE "C" NOT NULL, idempotency_key TEXT COLLATE "C" NOT NULL, payload JSONB NOT NULL,
+    status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL, lease_until BIGINT,
+    created_at BIGINT NOT NULL, last_error TEXT);
+  CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+  CREATE INDEX outbox_lease ON outbox (lease_until) WHERE status = 'inflight';
+  CREATE INDEX outbox_dataflow ON outbox (sandbox_id, dataflow_id, status, id);
+  CREATE INDEX outbox_profile ON outbox (sandbox_id, profile_id);
+  CREATE TABLE activation_stats (
+    sandbox_id TEXT COLLATE "C" NOT NULL, dataflow_id TEXT COLLATE "C" NOT NULL, hour BIGINT NOT NULL,
+    metric TEXT COLLATE "C" NOT NULL, value DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (sandbox_id, dataflow_id, hour, metric));
+  `,
 ];
+
+/**
+ * Applies the pending migrations, each in its own transaction, creating `schema` first when
+ * given. Idempotent, and safe when several processes start together (advisory lock).
+ */
+export async function applyMigrations(pool: pg.Pool, schema: string | undefined): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    // Session-level lock: two processes starting together must not both apply a migration.
+    await client.query(`SELECT pg_advisory_lock(hashtext('audient:migrate:' || coalesce($1::text, current_schema()::text, '')))`, [schema ?? null]);
+    try {
+      if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+      const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      for (const [i, sql] of POSTGRES_MIGRATIONS.entries()) {
+        const version = i + 1;
+        if (done.has(version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(sql);
+          await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, new Date().toISOString()]);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw err;
+        }
+      }
+    } finally {
+      await client.query(`SELECT pg_advisory_unlock(hashtext('audient:migrate:' || coalesce($1::text, current_schema()::text, '')))`, [schema ?? null]);
+    }
+  } catch (err) {
+    // Do not return a client that may still hold the lock or a transaction; closing it frees both.
+    broken = err instanceof Error ? err : new Error(String(err));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

@@ -18,10 +18,12 @@ import pg from 'pg';
 import { Mutex } from '../mutex.js';
 import type {
   ApiKeyRow, AudienceRow, AudienceSizePoint, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow,
-  MembershipEventRow, MembershipWrite, Page, SandboxRow, Store,
+  MembershipEventRow, MembershipWrite, OutboxRow, Page, SandboxRow, Store,
 } from '../port.js';
+import * as failed from './failed-records.js';
 import { postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
-import { POSTGRES_MIGRATIONS } from './migrations.js';
+import { applyMigrations } from './migrations.js';
+import * as outbox from './outbox.js';
 import * as seg from './segmentation.js';
 
 /** Options of the PostgreSQL store. */
@@ -43,11 +45,6 @@ interface ApiKeyDbRow {
   id: string; sandbox_id: string; name: string; key_hash: string; role: string;
   instance_admin: boolean; created_at: string; revoked_at: string | null;
 }
-interface FailedDbRow {
-  id: string; sandbox_id: string; dataset_id: string; source: string; position: number; code: string;
-  message: string; details: FailedRecordRow['details']; payload: string; status: FailedRecordRow['status'];
-  created_at: string; replayed_at: string | null;
-}
 interface JobDbRow {
   id: string; sandbox_id: string; kind: string; status: JobRow['status']; state: Record<string, unknown>;
   created_at: string; updated_at: string;
@@ -57,11 +54,6 @@ const toSandbox = (r: SandboxDbRow): SandboxRow => ({ id: r.id, name: r.name, cr
 const toKey = (r: ApiKeyDbRow): ApiKeyRow => ({
   id: r.id, sandboxId: r.sandbox_id, name: r.name, keyHash: r.key_hash, role: r.role,
   instanceAdmin: r.instance_admin, createdAt: r.created_at, revokedAt: r.revoked_at,
-});
-const toFailed = (r: FailedDbRow): FailedRecordRow => ({
-  id: r.id, sandboxId: r.sandbox_id, datasetId: r.dataset_id, source: r.source, position: r.position,
-  code: r.code, message: r.message, details: r.details, payload: r.payload, status: r.status,
-  createdAt: r.created_at, replayedAt: r.replayed_at,
 });
 const toJob = (r: JobDbRow): JobRow => ({
   id: r.id, sandboxId: r.sandbox_id, kind: r.kind, status: r.status, state: r.state,
@@ -113,38 +105,7 @@ export class PostgresStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      // Session-level lock: two processes starting together must not both apply a migration.
-      await client.query(`SELECT pg_advisory_lock(hashtext('audient:migrate:' || coalesce($1::text, current_schema()::text, '')))`, [this.schema ?? null]);
-      try {
-        if (this.schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
-        await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
-        const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
-        for (const [i, sql] of POSTGRES_MIGRATIONS.entries()) {
-          const version = i + 1;
-          if (done.has(version)) continue;
-          await client.query('BEGIN');
-          try {
-            await client.query(sql);
-            await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [version, new Date().toISOString()]);
-            await client.query('COMMIT');
-          } catch (err) {
-            await client.query('ROLLBACK');
-            throw err;
-          }
-        }
-      } finally {
-        await client.query(`SELECT pg_advisory_unlock(hashtext('audient:migrate:' || coalesce($1::text, current_schema()::text, '')))`, [this.schema ?? null]);
-      }
-    } catch (err) {
-      // Do not return a client that may still hold the lock or a transaction; closing it frees both.
-      broken = err instanceof Error ? err : new Error(String(err));
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    await applyMigrations(this.pool, this.schema);
   }
 
   async close(): Promise<void> {
@@ -321,6 +282,7 @@ export class PostgresStore implements Store {
            e AS (DELETE FROM events WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
            m AS (DELETE FROM memberships WHERE sandbox_id = $1 AND profile_id = $2),
            r AS (DELETE FROM reevaluations WHERE sandbox_id = $1 AND profile_id = $2),
+           o AS (DELETE FROM outbox WHERE sandbox_id = $1 AND profile_id = $2),
            c AS (INSERT INTO changes (sandbox_id, body, at) VALUES ($1, $3::jsonb, $4::int8))
            SELECT (SELECT count(*) FROM i) AS identities, (SELECT count(*) FROM f) AS fragments, (SELECT count(*) FROM e) AS events`,
           [sandboxId, profileId, JSON.stringify({ profileId, type: 'delete' }), now],
@@ -353,65 +315,23 @@ export class PostgresStore implements Store {
   }
 
   async addFailedRecords(rows: ReadonlyArray<Omit<FailedRecordRow, 'status' | 'createdAt' | 'replayedAt'>>): Promise<void> {
-    if (rows.length === 0) return;
-    await this.exec(
-      `INSERT INTO failed_records (id, sandbox_id, dataset_id, source, position, code, message, details, payload, status, created_at)
-       SELECT id, sb, ds, src, pos, code, msg, det, payload, 'failed', $10
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[], $8::jsonb[], $9::text[])
-         AS r(id, sb, ds, src, pos, code, msg, det, payload)`,
-      [
-        rows.map((r) => r.id), rows.map((r) => r.sandboxId), rows.map((r) => r.datasetId), rows.map((r) => r.source),
-        rows.map((r) => r.position), rows.map((r) => r.code), rows.map((r) => r.message),
-        rows.map((r) => JSON.stringify(r.details)), rows.map((r) => r.payload), new Date().toISOString(),
-      ],
-    );
+    await failed.addFailedRecords(this.pool, rows);
   }
-
   async listFailedRecords(
     sandboxId: string,
     filter: { datasetId?: string | undefined; source?: string | undefined; status?: FailedRecordRow['status'] | undefined },
     page: Page,
   ): Promise<FailedRecordRow[]> {
-    const where = ['sandbox_id = $1'];
-    const params: unknown[] = [sandboxId];
-    const add = (cond: string, value: unknown): void => {
-      params.push(value);
-      where.push(`${cond} $${params.length}`);
-    };
-    if (filter.datasetId) add('dataset_id =', filter.datasetId);
-    if (filter.source) add('source =', filter.source);
-    if (filter.status) add('status =', filter.status);
-    if (page.cursor) add('id <', page.cursor);
-    params.push(page.limit);
-    const sql = `SELECT * FROM failed_records WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.length}`;
-    return (await this.rows<FailedDbRow>(sql, params)).map(toFailed);
+    return failed.listFailedRecords(this.pool, sandboxId, filter, page);
   }
-
   async getFailedRecords(sandboxId: string, ids: readonly string[]): Promise<FailedRecordRow[]> {
-    if (ids.length === 0) return [];
-    const rows = await this.rows<FailedDbRow>('SELECT * FROM failed_records WHERE sandbox_id = $1 AND id = ANY($2::text[])', [sandboxId, ids]);
-    const byId = new Map(rows.map((r) => [r.id, toFailed(r)]));
-    // In the order asked for, like the SQLite adapter.
-    return ids.map((id) => byId.get(id)).filter((r): r is FailedRecordRow => r !== undefined);
+    return failed.getFailedRecords(this.pool, sandboxId, ids);
   }
-
   async setFailedStatus(sandboxId: string, ids: readonly string[], status: FailedRecordRow['status'], at: string): Promise<void> {
-    if (ids.length === 0) return;
-    await this.exec(
-      'UPDATE failed_records SET status = $1, replayed_at = $2 WHERE sandbox_id = $3 AND id = ANY($4::text[])',
-      [status, at, sandboxId, ids],
-    );
+    await failed.setFailedStatus(this.pool, sandboxId, ids, status, at);
   }
-
   async purgeFailedRecords(sandboxId: string, needles: readonly string[]): Promise<number> {
-    // An empty needle is in every payload: it must not purge the sandbox's records.
-    const nonEmpty = needles.filter((n) => n.length > 0);
-    if (nonEmpty.length === 0) return 0;
-    return this.exec(
-      `DELETE FROM failed_records WHERE sandbox_id = $1
-       AND EXISTS (SELECT 1 FROM unnest($2::text[]) AS n(needle) WHERE strpos(lower(payload), lower(n.needle)) > 0)`,
-      [sandboxId, nonEmpty],
-    );
+    return failed.purgeFailedRecords(this.pool, sandboxId, needles);
   }
 
   async putAudience(sandboxId: string, audience: AudienceRow): Promise<void> {
@@ -496,6 +416,41 @@ export class PostgresStore implements Store {
   }
   async deleteDoc(sandboxId: string, kind: string, id: string): Promise<boolean> {
     return (await this.exec('DELETE FROM docs WHERE sandbox_id = $1 AND kind = $2 AND id = $3', [sandboxId, kind, id])) > 0;
+  }
+
+  async enqueueExports(rows: ReadonlyArray<Pick<OutboxRow, 'sandboxId' | 'dataflowId' | 'profileId' | 'idempotencyKey' | 'payload' | 'createdAt'>>): Promise<void> {
+    await outbox.enqueueExports(this.pool, rows);
+  }
+  async claimExports(now: number, limit: number, leaseMs: number): Promise<OutboxRow[]> {
+    return outbox.claimExports(this.pool, now, limit, leaseMs);
+  }
+  async finishExports(ids: readonly number[]): Promise<void> {
+    await outbox.finishExports(this.pool, ids);
+  }
+  async retryExports(rows: ReadonlyArray<{ id: number; nextAttemptAt: number; lastError: string }>): Promise<void> {
+    await outbox.retryExports(this.pool, rows);
+  }
+  async deadLetterExports(rows: ReadonlyArray<{ id: number; lastError: string }>): Promise<void> {
+    await outbox.deadLetterExports(this.pool, rows);
+  }
+  async listOutbox(
+    sandboxId: string,
+    filter: { dataflowId?: string | undefined; status: OutboxRow['status'] },
+    page: { limit: number; after?: number | undefined },
+  ): Promise<OutboxRow[]> {
+    return outbox.listOutbox(this.pool, sandboxId, filter, page);
+  }
+  async requeueDeadLetters(sandboxId: string, which: { ids: readonly number[] } | { dataflowId: string }, now: number): Promise<number> {
+    return outbox.requeueDeadLetters(this.pool, sandboxId, which, now);
+  }
+  async outboxCounts(sandboxId: string, dataflowId: string): Promise<{ pending: number; inflight: number; dead: number; oldestPendingAt: number | null }> {
+    return outbox.outboxCounts(this.pool, sandboxId, dataflowId);
+  }
+  async addActivationStats(sandboxId: string, dataflowId: string, hour: number, deltas: Readonly<Record<string, number>>): Promise<void> {
+    await outbox.addActivationStats(this.pool, { sandboxId, dataflowId, hour, deltas });
+  }
+  async activationStats(sandboxId: string, dataflowId: string, sinceHour: number): Promise<Array<{ hour: number; metrics: Record<string, number> }>> {
+    return outbox.activationStats(this.pool, sandboxId, dataflowId, sinceHour);
   }
 
   async putJob(job: JobRow): Promise<void> {

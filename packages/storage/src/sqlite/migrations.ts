@@ -59,4 +59,16 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE docs (sandbox_id TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (sandbox_id, kind, id));
   `,
+  `
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, dataflow_id TEXT NOT NULL, profile_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL, lease_until INTEGER, created_at INTEGER NOT NULL, last_error TEXT);
+  CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+  CREATE INDEX outbox_dataflow ON outbox (sandbox_id, dataflow_id, status, id);
+  CREATE INDEX outbox_profile ON outbox (sandbox_id, profile_id);
+  CREATE TABLE activation_stats (
+    sandbox_id TEXT NOT NULL, dataflow_id TEXT NOT NULL, hour INTEGER NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (sandbox_id, dataflow_id, hour, metric)) WITHOUT ROWID;
+  `,
 ];

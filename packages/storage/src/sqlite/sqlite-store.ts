@@ -20,6 +20,7 @@ import {
 } from '@audient/core';
 import { Mutex } from '../mutex.js';
 import type {
+  OutboxRow,
   AudienceRow,
   AudienceSizePoint,
   MembershipEventRow,
@@ -68,6 +69,19 @@ const toEvent = (r: Row): EventRow => ({
   eventId: r['event_id'] as string,
   timestamp: r['ts'] as number,
   body: JSON.parse(r['body'] as string) as Record<string, unknown>,
+});
+const toOutbox = (r: Row): OutboxRow => ({
+  id: r['id'] as number,
+  sandboxId: r['sandbox_id'] as string,
+  dataflowId: r['dataflow_id'] as string,
+  profileId: r['profile_id'] as string,
+  idempotencyKey: r['idempotency_key'] as string,
+  payload: JSON.parse(r['payload'] as string) as OutboxRow['payload'],
+  status: r['status'] as OutboxRow['status'],
+  attempts: r['attempts'] as number,
+  nextAttemptAt: r['next_attempt_at'] as number,
+  createdAt: r['created_at'] as number,
+  lastError: (r['last_error'] as string | null) ?? null,
 });
 const toFailed = (r: Row): FailedRecordRow => ({
   id: r['id'] as string,
@@ -364,6 +378,7 @@ export class SqliteStore implements Store {
         const events = this.run('DELETE FROM events WHERE sandbox_id = ? AND graph_id = ?', sandboxId, profileId).changes;
         this.run('DELETE FROM memberships WHERE sandbox_id = ? AND profile_id = ?', sandboxId, profileId);
         this.run('DELETE FROM reevaluations WHERE sandbox_id = ? AND profile_id = ?', sandboxId, profileId);
+        this.run('DELETE FROM outbox WHERE sandbox_id = ? AND profile_id = ?', sandboxId, profileId);
         this.run('INSERT INTO changes (sandbox_id, body, at) VALUES (?, ?, ?)', sandboxId, JSON.stringify({ profileId, type: 'delete' }), now);
         return { identities, fragments, events };
       })(),
@@ -625,6 +640,112 @@ export class SqliteStore implements Store {
 
   async deleteDoc(sandboxId: string, kind: string, id: string): Promise<boolean> {
     return this.run('DELETE FROM docs WHERE sandbox_id = ? AND kind = ? AND id = ?', sandboxId, kind, id).changes > 0;
+  }
+
+  async enqueueExports(rows: ReadonlyArray<Pick<OutboxRow, 'sandboxId' | 'dataflowId' | 'profileId' | 'idempotencyKey' | 'payload' | 'createdAt'>>): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.run(
+          `INSERT INTO outbox (sandbox_id, dataflow_id, profile_id, idempotency_key, payload, status, next_attempt_at, created_at)
+           VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`,
+          r.sandboxId, r.dataflowId, r.profileId, r.idempotencyKey, JSON.stringify(r.payload), r.createdAt, r.createdAt,
+        );
+      }
+    })();
+  }
+
+  async claimExports(now: number, limit: number, leaseMs: number): Promise<OutboxRow[]> {
+    return this.db.transaction(() => {
+      const rows = this.all(
+        `SELECT * FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) OR (status = 'inflight' AND lease_until <= ?)
+         ORDER BY id LIMIT ?`,
+        now, now, limit,
+      );
+      for (const r of rows) this.run("UPDATE outbox SET status = 'inflight', lease_until = ? WHERE id = ?", now + leaseMs, r['id']);
+      return rows.map((r) => ({ ...toOutbox(r), status: 'inflight' as const }));
+    })();
+  }
+
+  async finishExports(ids: readonly number[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const id of ids) this.run('DELETE FROM outbox WHERE id = ?', id);
+    })();
+  }
+
+  async retryExports(rows: ReadonlyArray<{ id: number; nextAttemptAt: number; lastError: string }>): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.run(
+          "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = NULL WHERE id = ?",
+          r.nextAttemptAt, r.lastError, r.id,
+        );
+      }
+    })();
+  }
+
+  async deadLetterExports(rows: ReadonlyArray<{ id: number; lastError: string }>): Promise<void> {
+    this.db.transaction(() => {
+      for (const r of rows) {
+        this.run("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?, lease_until = NULL WHERE id = ?", r.lastError, r.id);
+      }
+    })();
+  }
+
+  async listOutbox(
+    sandboxId: string,
+    filter: { dataflowId?: string | undefined; status: OutboxRow['status'] },
+    page: { limit: number; after?: number | undefined },
+  ): Promise<OutboxRow[]> {
+    const where = ['sandbox_id = ?', 'status = ?', 'id > ?'];
+    const params: unknown[] = [sandboxId, filter.status, page.after ?? 0];
+    if (filter.dataflowId) (where.push('dataflow_id = ?'), params.push(filter.dataflowId));
+    return this.all(`SELECT * FROM outbox WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, ...params, page.limit).map(toOutbox);
+  }
+
+  async requeueDeadLetters(sandboxId: string, which: { ids: readonly number[] } | { dataflowId: string }, now: number): Promise<number> {
+    const sql = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL WHERE sandbox_id = ? AND status = 'dead'";
+    if ('dataflowId' in which) return this.run(`${sql} AND dataflow_id = ?`, now, sandboxId, which.dataflowId).changes;
+    return this.db.transaction(() => which.ids.reduce((n, id) => n + this.run(`${sql} AND id = ?`, now, sandboxId, id).changes, 0))();
+  }
+
+  async outboxCounts(sandboxId: string, dataflowId: string): Promise<{ pending: number; inflight: number; dead: number; oldestPendingAt: number | null }> {
+    const out = { pending: 0, inflight: 0, dead: 0, oldestPendingAt: null as number | null };
+    for (const r of this.all(
+      'SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE sandbox_id = ? AND dataflow_id = ? GROUP BY status',
+      sandboxId, dataflowId,
+    )) {
+      const status = r['status'] as OutboxRow['status'];
+      out[status] = r['n'] as number;
+      if (status === 'pending') out.oldestPendingAt = r['oldest'] as number;
+    }
+    return out;
+  }
+
+  async addActivationStats(sandboxId: string, dataflowId: string, hour: number, deltas: Readonly<Record<string, number>>): Promise<void> {
+    this.db.transaction(() => {
+      for (const [metric, value] of Object.entries(deltas)) {
+        this.run(
+          `INSERT INTO activation_stats (sandbox_id, dataflow_id, hour, metric, value) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (sandbox_id, dataflow_id, hour, metric) DO UPDATE SET
+           value = CASE WHEN excluded.metric LIKE 'max:%' THEN MAX(value, excluded.value) ELSE value + excluded.value END`,
+          sandboxId, dataflowId, hour, metric, value,
+        );
+      }
+    })();
+  }
+
+  async activationStats(sandboxId: string, dataflowId: string, sinceHour: number): Promise<Array<{ hour: number; metrics: Record<string, number> }>> {
+    const byHour = new Map<number, Record<string, number>>();
+    for (const r of this.all(
+      'SELECT hour, metric, value FROM activation_stats WHERE sandbox_id = ? AND dataflow_id = ? AND hour >= ? ORDER BY hour',
+      sandboxId, dataflowId, sinceHour,
+    )) {
+      const h = r['hour'] as number;
+      const m = byHour.get(h) ?? {};
+      m[r['metric'] as string] = r['value'] as number;
+      byHour.set(h, m);
+    }
+    return [...byHour].map(([hour, metrics]) => ({ hour, metrics }));
   }
 
   async putJob(job: JobRow): Promise<void> {

@@ -1,0 +1,323 @@
+/**
+ * The delivery runtime shared by every destination: leases due exports from the durable outbox,
+ * groups them per dataflow (per profile, or micro-batches by the destination's delivery mode),
+ * asks the destination for request descriptors, authenticates, sends with a timeout and an
+ * Idempotency-Key, classifies the answer per item, and then finishes, retries (exponential
+ * backoff with jitter, Retry-After honoured, only 408/429/5xx and network errors) or
+ * dead-letters each export. Rate limits per dataflow. Crash-safe: leases expire and rows return.
+ */
+import { createHash } from 'node:crypto';
+import {
+  AudientError,
+  retryClassForStatus,
+  type AuthScheme,
+  type ExportRecord,
+  type ItemOutcome,
+  type RequestDescriptor,
+} from '@audient/core';
+import type { OutboxRow, Store } from '@audient/storage';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import { hourOf } from './activation.js';
+import { TokenCache } from './auth.js';
+import type { Connections, OpenConnection } from './connections.js';
+import type { Dataflow, Dataflows } from './dataflows.js';
+
+/** Settings of the runtime. */
+export interface DeliveryConfig {
+  /** Exports leased per pass. */
+  claimBatch: number;
+  /** How long a leased export is reserved for its worker, ms. */
+  leaseMs: number;
+  /** Attempts before an export is dead-lettered. */
+  maxAttempts: number;
+  /** First retry delay, ms (doubles each attempt, with jitter, capped at 10 minutes). */
+  baseBackoffMs: number;
+  /** Requests in flight at once. */
+  concurrency: number;
+  /** Idle poll interval, ms. */
+  pollMs: number;
+  /** Request timeout override, ms (0: each destination's own). */
+  timeoutMs: number;
+}
+
+/** Defaults. */
+export const DEFAULT_DELIVERY: DeliveryConfig = {
+  claimBatch: 1000,
+  leaseMs: 30_000,
+  maxAttempts: 8,
+  baseBackoffMs: 1000,
+  concurrency: 32,
+  pollMs: 200,
+  timeoutMs: 0,
+};
+
+/** The Authorization header a dry run shows instead of a real credential. */
+export function authHeadersForDryRun(auth: AuthScheme): Record<string, string> {
+  switch (auth.kind) {
+    case 'none':
+      return {};
+    case 'basic':
+      return { authorization: 'Basic ••••••' };
+    default:
+      return { authorization: 'Bearer ••••••' };
+  }
+}
+
+/** A token bucket per dataflow. */
+class RateLimiter {
+  private readonly next = new Map<string, number>();
+
+  /** Waits until `key` may send, at most `perSecond` requests a second. */
+  async take(key: string, perSecond: number): Promise<void> {
+    if (perSecond <= 0) return;
+    const now = Date.now();
+    const at = Math.max(now, this.next.get(key) ?? now);
+    this.next.set(key, at + 1000 / perSecond);
+    if (at > now) await new Promise((r) => setTimeout(r, at - now));
+  }
+}
+
+const MAX_BACKOFF_MS = 10 * 60_000;
+
+/** The delivery runtime. */
+export class DeliveryRuntime {
+  readonly tokens: TokenCache;
+  private readonly limiter = new RateLimiter();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: {
+      store: Store;
+      connections: Connections;
+      dataflows: Dataflows;
+      log: Logger;
+      metrics: Metrics;
+      config: DeliveryConfig;
+      now: () => number;
+    },
+  ) {
+    this.tokens = new TokenCache(deps.now);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.poke(), this.deps.config.pollMs);
+    this.timer.unref();
+    this.poke();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    while (this.running) await this.running;
+  }
+
+  /** Runs a delivery pass now (or right after the current one). */
+  poke(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((err: unknown) => this.deps.log.error({ err }, 'delivery pass failed; leases will expire and exports return'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+
+  /** Resolves when no pass is running (tests). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** One pass: lease everything due, deliver it, loop while there is more. */
+  async pass(): Promise<void> {
+    const { store, config } = this.deps;
+    for (;;) {
+      const rows = await store.claimExports(this.deps.now(), config.claimBatch, config.leaseMs);
+      if (!rows.length) return;
+      const groups = new Map<string, OutboxRow[]>();
+      for (const r of rows) {
+        const k = `${r.sandboxId}\u0000${r.dataflowId}`;
+        groups.set(k, [...(groups.get(k) ?? []), r]);
+      }
+      await Promise.all([...groups.values()].map((g) => this.deliverGroup(g)));
+      if (rows.length < config.claimBatch || this.stopped) return;
+    }
+  }
+
+  private async deliverGroup(rows: OutboxRow[]): Promise<void> {
+    const { sandboxId, dataflowId } = rows[0]!;
+    let flow: Dataflow;
+    let conn: OpenConnection;
+    try {
+      flow = await this.deps.dataflows.get(sandboxId, dataflowId);
+      conn = await this.deps.connections.open(sandboxId, flow.connectionId);
+    } catch (err) {
+      await this.settle(rows.map((r) => [r, { ok: false, retry: false, message: `dataflow or connection is gone: ${(err as Error).message}` }]));
+      return;
+    }
+    if (flow.status !== 'active') {
+      const later = this.deps.now() + 60_000;
+      await this.deps.store.retryExports(rows.map((r) => ({ id: r.id, nextAttemptAt: later, lastError: 'dataflow paused' })));
+      return;
+    }
+    const def = conn.definition;
+    const chunks: OutboxRow[][] = [];
+    if (def.delivery.kind === 'per-profile') {
+      for (const r of rows) chunks.push([r]);
+    } else {
+      const byKey = new Map<string, OutboxRow[]>();
+      for (const r of rows) {
+        const key =
+          def.delivery.groupBy === 'audience'
+            ? (r.payload.audiences[0]?.id ?? '')
+            : def.delivery.groupBy === 'identity-namespace'
+              ? Object.keys(r.payload.identities).sort().join(',')
+              : '';
+        byKey.set(key, [...(byKey.get(key) ?? []), r]);
+      }
+      for (const list of byKey.values()) {
+        for (let i = 0; i < list.length; i += def.delivery.maxSize) chunks.push(list.slice(i, i + def.delivery.maxSize));
+      }
+    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < chunks.length) {
+        const chunk = chunks[next++]!;
+        await this.settle(await this.deliverChunk(flow, conn, chunk));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.deps.config.concurrency, chunks.length) }, worker));
+  }
+
+  /** Sends one chunk; returns each row's outcome. */
+  private async deliverChunk(flow: Dataflow, conn: OpenConnection, rows: OutboxRow[]): Promise<Array<[OutboxRow, ItemOutcome & { retryAfterMs?: number }]>> {
+    const def = conn.definition;
+    const records: ExportRecord[] = rows.map((r) => r.payload);
+    const timeoutMs = this.deps.config.timeoutMs || def.timeoutMs;
+    let requests: RequestDescriptor[];
+    try {
+      requests = def.toRequests(records, { settings: conn.settings, timeoutMs });
+    } catch (err) {
+      return rows.map((r) => [r, { ok: false, retry: false, message: `${def.name} could not build a request: ${(err as Error).message}` }]);
+    }
+    const outcomes = new Map<number, ItemOutcome & { retryAfterMs?: number }>();
+    for (const req of requests) {
+      await this.limiter.take(`${rows[0]!.sandboxId}:${flow.id}`, flow.rateLimitPerSecond);
+      const keys = req.items.map((i) => records[i]!.idempotencyKey);
+      const idempotencyKey = keys.length === 1 ? keys[0]! : createHash('sha256').update(keys.join('\n')).digest('hex');
+      const result = await this.send(conn, req, records, idempotencyKey, timeoutMs);
+      req.items.forEach((item, j) => outcomes.set(item, result[j] ?? result[0] ?? { ok: false, retry: true, message: 'no outcome' }));
+    }
+    return rows.map((r, i) => [r, outcomes.get(i) ?? { ok: false, retry: false, message: `${def.name} produced no request for this profile` }]);
+  }
+
+  private async send(
+    conn: OpenConnection,
+    req: RequestDescriptor,
+    records: readonly ExportRecord[],
+    idempotencyKey: string,
+    timeoutMs: number,
+  ): Promise<Array<ItemOutcome & { retryAfterMs?: number }>> {
+    const def = conn.definition;
+    const all = (o: ItemOutcome & { retryAfterMs?: number }) => req.items.map(() => o);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let auth: Record<string, string>;
+      try {
+        auth = await this.tokens.header(conn.id, def.auth, conn.settings);
+      } catch (err) {
+        const e = err as AudientError;
+        return all({ ok: false, retry: e.code === 'UNAVAILABLE', message: e.message });
+      }
+      let res: Response;
+      let body: string;
+      try {
+        res = await fetch(req.url, {
+          method: req.method,
+          headers: { ...req.headers, ...auth, 'idempotency-key': idempotencyKey },
+          ...(req.body !== undefined ? { body: req.body } : {}),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        body = await res.text();
+      } catch (err) {
+        const timeout = (err as Error).name === 'TimeoutError';
+        return all({ ok: false, retry: true, message: timeout ? `no answer within ${timeoutMs} ms` : `request failed: ${(err as Error).message}` });
+      }
+      if (res.status === 401 && attempt === 0 && def.auth.kind.startsWith('oauth2')) {
+        this.tokens.invalidate(conn.id); // refresh once and resend
+        continue;
+      }
+      const headers: Record<string, string> = {};
+      res.headers.forEach((v, k) => (headers[k] = v));
+      const ra = headers['retry-after'];
+      const retryAfterMs = ra ? (/^\d+$/.test(ra) ? Number(ra) * 1000 : Math.max(0, Date.parse(ra) - Date.now())) : undefined;
+      if (def.classify) {
+        try {
+          return def.classify({ status: res.status, headers, body }, req, records).map((o) => (retryAfterMs !== undefined ? { ...o, retryAfterMs } : o));
+        } catch (err) {
+          return all({ ok: false, retry: false, message: `${def.name} could not read the answer (HTTP ${res.status}): ${(err as Error).message}` });
+        }
+      }
+      if (res.ok) return all({ ok: true });
+      const cls = retryClassForStatus(res.status);
+      const retry = cls === 'retry' || cls === 'rate-limited';
+      return all({ ok: false, retry, message: `HTTP ${res.status}: ${body.slice(0, 500)}`, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+    }
+    return all({ ok: false, retry: false, message: 'HTTP 401 after refreshing the OAuth2 token: check the credentials' });
+  }
+
+  /** Applies outcomes to the outbox and the metrics. */
+  private async settle(results: Array<[OutboxRow, ItemOutcome & { retryAfterMs?: number }]>): Promise<void> {
+    const { store, config, metrics } = this.deps;
+    const now = this.deps.now();
+    const done: number[] = [];
+    const retry: Array<{ id: number; nextAttemptAt: number; lastError: string }> = [];
+    const dead: Array<{ id: number; lastError: string }> = [];
+    const stats = new Map<string, Record<string, number>>();
+    const bump = (r: OutboxRow, metric: string, v = 1, max = false): void => {
+      const k = `${r.sandboxId}\u0000${r.dataflowId}`;
+      const s = stats.get(k) ?? {};
+      s[metric] = max ? Math.max(s[metric] ?? 0, v) : (s[metric] ?? 0) + v;
+      stats.set(k, s);
+    };
+    for (const [row, o] of results) {
+      if (o.ok) {
+        done.push(row.id);
+        const latency = Math.max(0, now - row.createdAt);
+        bump(row, 'activated');
+        bump(row, 'latency_sum_ms', latency);
+        bump(row, 'latency_count');
+        bump(row, 'max:latency_ms', latency, true);
+        metrics.exportsDelivered.inc({ outcome: 'activated', dataflow: row.dataflowId });
+        metrics.deliveryLatency.observe(latency / 1000);
+      } else if (o.retry && row.attempts + 1 < config.maxAttempts) {
+        const backoff = Math.min(MAX_BACKOFF_MS, config.baseBackoffMs * 2 ** row.attempts) * (0.5 + Math.random() / 2);
+        retry.push({ id: row.id, nextAttemptAt: now + Math.max(backoff, o.retryAfterMs ?? 0), lastError: o.message });
+        bump(row, 'retried');
+        metrics.exportsDelivered.inc({ outcome: 'retried', dataflow: row.dataflowId });
+      } else {
+        dead.push({ id: row.id, lastError: o.retry ? `gave up after ${row.attempts + 1} attempts: ${o.message}` : o.message });
+        bump(row, 'failed');
+        metrics.exportsDelivered.inc({ outcome: 'failed', dataflow: row.dataflowId });
+      }
+    }
+    if (done.length) await store.finishExports(done);
+    if (retry.length) await store.retryExports(retry);
+    if (dead.length) await store.deadLetterExports(dead);
+    const hour = hourOf(now);
+    for (const [k, deltas] of stats) {
+      const [sandboxId, dataflowId] = k.split('\u0000') as [string, string];
+      await store.addActivationStats(sandboxId, dataflowId, hour, deltas);
+    }
+  }
+}
