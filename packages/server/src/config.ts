@@ -22,6 +22,8 @@ export interface Config {
   /** Records per store transaction during batch file ingestion. */
   batchChunkSize: number;
   segmentation: SegmentationConfig;
+  /** Delivery runtime settings (see activation/delivery.ts). */
+  delivery: { leaseMs?: number; maxAttempts?: number; concurrency?: number; timeoutMs?: number; pollMs?: number };
   /** Hex AES-256 key for secrets at rest; when absent, one is generated into the data dir. Secret. */
   secretKey: string | undefined;
 }
@@ -83,6 +85,13 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     maxUploadBytes: overrides.maxUploadBytes ?? intFrom(env, 'AUDIENT_MAX_UPLOAD_BYTES', 2 * 1024 * 1024 * 1024),
     batchChunkSize: overrides.batchChunkSize ?? intFrom(env, 'AUDIENT_BATCH_CHUNK_SIZE', 500),
     secretKey: overrides.secretKey ?? env['AUDIENT_SECRET_KEY'],
+    delivery: overrides.delivery ?? {
+      leaseMs: intFrom(env, 'AUDIENT_DELIVERY_LEASE_MS', 30_000),
+      maxAttempts: intFrom(env, 'AUDIENT_DELIVERY_MAX_ATTEMPTS', 8),
+      concurrency: intFrom(env, 'AUDIENT_DELIVERY_CONCURRENCY', 32),
+      timeoutMs: env['AUDIENT_DELIVERY_TIMEOUT_MS'] ? intFrom(env, 'AUDIENT_DELIVERY_TIMEOUT_MS', 2000) : 0,
+      pollMs: intFrom(env, 'AUDIENT_DELIVERY_POLL_MS', 200),
+    },
     segmentation: {
       maxAudiences: overrides.segmentation?.maxAudiences ?? intFrom(env, 'AUDIENT_MAX_AUDIENCES', 4000),
       maxStreamingAudiences: overrides.segmentation?.maxStreamingAudiences ?? intFrom(env, 'AUDIENT_MAX_STREAMING_AUDIENCES', 500),

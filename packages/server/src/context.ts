@@ -85,7 +85,7 @@ export async function createContext(
   const connections = new Connections({ store, secrets });
   const dataflows = new Dataflows({ store, catalog, audiences, connections });
   const activation = new ActivationService({ store, bus, catalog, audiences, connections, dataflows, jobs, log, now });
-  const delivery = new DeliveryRuntime({ store, connections, dataflows, log, metrics, config: { ...DEFAULT_DELIVERY, ...opts.delivery }, now });
+  const delivery = new DeliveryRuntime({ store, connections, dataflows, log, metrics, config: { ...DEFAULT_DELIVERY, ...config.delivery, ...opts.delivery }, now });
   activation.onQueued(() => delivery.poke());
   const ctx: AudientContext = {
     config,
