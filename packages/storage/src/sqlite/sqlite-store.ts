@@ -35,6 +35,7 @@ import type {
   SandboxRow,
   Store,
 } from '../port.js';
+import { Checkpointer } from './checkpointer.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 type Row = Record<string, unknown>;
@@ -113,6 +114,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly writers = new Mutex();
   private readonly stmtCache = new Map<string, Database.Statement>();
+  private readonly checkpointer: Checkpointer | undefined;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -120,6 +122,11 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
+    if (path !== ':memory:' && path !== '') {
+      // Checkpoints run in a worker thread; see checkpointer.ts.
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new Checkpointer(path);
+    }
   }
 
   private stmt(sql: string): Database.Statement {
@@ -159,6 +166,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
     await this.writers.run(async () => this.db.close());
   }
 
