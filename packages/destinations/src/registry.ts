@@ -6,9 +6,10 @@ import type { AuthScheme, DeliveryMode, DestinationDefinition, IdentityRequireme
 import { httpApi } from './http-api/index.js';
 import { moengage } from './moengage/index.js';
 import { partnerPush } from './partner-push/index.js';
+import { customPersonalization } from './custom-personalization/index.js';
 
 /** Every destination, in catalogue order. */
-export const destinationList: readonly DestinationDefinition[] = [httpApi, moengage, partnerPush];
+export const destinationList: readonly DestinationDefinition[] = [httpApi, moengage, partnerPush, customPersonalization];
 
 function byId(list: readonly DestinationDefinition[]): ReadonlyMap<string, DestinationDefinition> {
   const map = new Map<string, DestinationDefinition>();

@@ -24,6 +24,8 @@ export interface Config {
   segmentation: SegmentationConfig;
   /** Delivery runtime settings (see activation/delivery.ts). */
   delivery: { leaseMs?: number; maxAttempts?: number; concurrency?: number; timeoutMs?: number; pollMs?: number };
+  /** How often dataflow alert conditions are checked, ms (0: never). */
+  alertCheckMs: number;
   /** Hex AES-256 key for secrets at rest; when absent, one is generated into the data dir. Secret. */
   secretKey: string | undefined;
 }
@@ -85,6 +87,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     maxUploadBytes: overrides.maxUploadBytes ?? intFrom(env, 'AUDIENT_MAX_UPLOAD_BYTES', 2 * 1024 * 1024 * 1024),
     batchChunkSize: overrides.batchChunkSize ?? intFrom(env, 'AUDIENT_BATCH_CHUNK_SIZE', 500),
     secretKey: overrides.secretKey ?? env['AUDIENT_SECRET_KEY'],
+    alertCheckMs: overrides.alertCheckMs ?? intFrom(env, 'AUDIENT_ALERT_CHECK_MS', 30_000),
     delivery: overrides.delivery ?? {
       leaseMs: intFrom(env, 'AUDIENT_DELIVERY_LEASE_MS', 30_000),
       maxAttempts: intFrom(env, 'AUDIENT_DELIVERY_MAX_ATTEMPTS', 8),

@@ -9,9 +9,12 @@ import { MemoryBus } from './bus/memory-bus.js';
 import { newUuid } from './ids.js';
 import { SecretBox } from './secrets.js';
 import { ActivationService } from './activation/activation.js';
+import { Alerts } from './activation/alerts.js';
 import { Connections } from './activation/connections.js';
 import { Dataflows } from './activation/dataflows.js';
 import { DEFAULT_DELIVERY, DeliveryRuntime, type DeliveryConfig } from './activation/delivery.js';
+import { Datastreams } from './edge/datastreams.js';
+import { EdgeService } from './edge/edge-service.js';
 import { MembershipWebhooks } from './services/webhooks.js';
 import type { Bus } from './bus/port.js';
 import type { Config } from './config.js';
@@ -53,6 +56,9 @@ export interface AudientContext {
   dataflows: Dataflows;
   activation: ActivationService;
   delivery: DeliveryRuntime;
+  alerts: Alerts;
+  datastreams: Datastreams;
+  edge: EdgeService;
   secrets: SecretBox;
   /** The clock every service reads (injectable for tests). */
   now: () => number;
@@ -87,6 +93,9 @@ export async function createContext(
   const activation = new ActivationService({ store, bus, catalog, audiences, connections, dataflows, jobs, log, now });
   const delivery = new DeliveryRuntime({ store, connections, dataflows, log, metrics, config: { ...DEFAULT_DELIVERY, ...config.delivery, ...opts.delivery }, now });
   activation.onQueued(() => delivery.poke());
+  const alerts = new Alerts({ store, dataflows, secrets, log, now, everyMs: config.alertCheckMs });
+  const datastreams = new Datastreams({ store, catalog, now });
+  const edge = new EdgeService({ store, catalog, ingestion, segmentation, connections, dataflows, datastreams, log, now });
   const ctx: AudientContext = {
     config,
     log,
@@ -111,6 +120,9 @@ export async function createContext(
     dataflows,
     activation,
     delivery,
+    alerts,
+    datastreams,
+    edge,
     now,
     async close() {
       batchSegmentation.stopSchedule();
@@ -118,6 +130,7 @@ export async function createContext(
       await webhooks.stop();
       await activation.stop();
       await delivery.stop();
+      await alerts.stop();
       await jobs.idle();
       await feed.stop();
       await bus.close();
@@ -128,6 +141,7 @@ export async function createContext(
   webhooks.start();
   activation.start();
   delivery.start();
+  alerts.start();
   batchSegmentation.startSchedule();
   feed.poke();
   return ctx;

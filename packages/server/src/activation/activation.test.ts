@@ -178,6 +178,32 @@ await describeBackends((backend) => {
       assert.equal(JSON.parse(dry.requests[0].body).person.name.firstName, 'John');
     });
 
+    it('alerts on dead letters, failure rate and pauses, then on their resolution', async () => {
+      const hooks = await startReceiver();
+      try {
+        const sub = await ok(h, 'POST', '/v1/alerts', { url: `${hooks.url}/alerts`, kinds: ['failure-rate', 'dead-letters', 'paused'], dataflowIds: [dataflowId], failureRate: 0.5, minFailures: 10 });
+        receiver.failNext(1, { status: 400 });
+        await ok(h, 'POST', '/v1/datasets/crm/records', { identityMap: { ecid: [{ id: ECID }] }, person: { name: { lastName: 'Doe-5' } } });
+        await settle(h);
+        await h.call('POST', `/v1/dataflows/${dataflowId}/pause`);
+        await h.ctx.alerts.check('prod');
+        const fired = (hooks.requests.at(-1)!.json as { alerts: Array<{ kind: string; state: string }> }).alerts;
+        assert.deepEqual(fired.map((a) => `${a.kind}:${a.state}`).sort(), ['dead-letters:firing', 'paused:firing']);
+        assert.match(String(hooks.requests.at(-1)!.headers['audient-signature']), /^t=\d+,v1=[0-9a-f]{64}$/);
+        await h.ctx.alerts.check('prod');
+        assert.equal(hooks.requests.length, 1, 'a condition fires once');
+        await h.call('POST', `/v1/dataflows/${dataflowId}/resume`);
+        await h.call('POST', `/v1/dataflows/${dataflowId}/dead-letters/replay`, {});
+        await deliver(h);
+        await h.ctx.alerts.check('prod');
+        const resolved = (hooks.requests.at(-1)!.json as { alerts: Array<{ kind: string; state: string }> }).alerts;
+        assert.deepEqual(resolved.map((a) => `${a.kind}:${a.state}`).sort(), ['dead-letters:resolved', 'paused:resolved']);
+        assert.ok(sub['secret']);
+      } finally {
+        await hooks.close();
+      }
+    });
+
     it('excludes profiles lacking a required identity, with the reason', async () => {
       const conn = await ok(h, 'POST', '/v1/connections', {
         name: 'MoEngage', destinationId: 'moengage', settings: { appId: 'APP1', dataApiKey: 'k-secret', region: '01', baseUrl: receiver.url },

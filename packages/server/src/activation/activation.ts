@@ -144,7 +144,8 @@ export class ActivationService {
   ): Promise<void> {
     for (const flow of flows) {
       const conn = await this.deps.connections.open(sandboxId, flow.connectionId).catch(() => undefined);
-      if (!conn) continue;
+      // Edge destinations are pulled by the page within its request: nothing to push.
+      if (!conn || conn.definition.category === 'edge') continue;
       const d = decideExport({
         dataflow: flow,
         identities: conn.definition.identities,

@@ -13,6 +13,7 @@ import { activationRoutes } from './routes/activation.js';
 import { adminRoutes } from './routes/admin.js';
 import { audienceRoutes } from './routes/audiences.js';
 import { catalogRoutes } from './routes/catalog.js';
+import { datastreamRoutes, edgeRoutes, isEdgePath } from './routes/edge.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { profileRoutes } from './routes/profiles.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -102,7 +103,7 @@ export async function buildApp(ctx: AudientContext) {
   app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0] ?? '';
-    if (PUBLIC.has(path)) return;
+    if (PUBLIC.has(path) || isEdgePath(path)) return;
     const header = req.headers.authorization;
     const key = header?.startsWith('Bearer ') ? header.slice(7).trim() : (req.headers['x-api-key'] as string | undefined);
     if (!key) throw new AudientError('UNAUTHENTICATED', 'send an API key as "Authorization: Bearer <key>" or "x-api-key: <key>"');
@@ -139,5 +140,7 @@ export async function buildApp(ctx: AudientContext) {
   await app.register(audienceRoutes(ctx), { prefix: '/v1' });
   await app.register(webhookRoutes(ctx), { prefix: '/v1' });
   await app.register(activationRoutes(ctx), { prefix: '/v1' });
+  await app.register(datastreamRoutes(ctx), { prefix: '/v1' });
+  await app.register(edgeRoutes(ctx), { prefix: '/ee' });
   return app;
 }

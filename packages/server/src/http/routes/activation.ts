@@ -182,6 +182,33 @@ export function activationRoutes(ctx: AudientContext) {
       },
     );
     app.post(
+      '/alerts',
+      {
+        schema: {
+          tags,
+          summary: 'Subscribe a URL to dataflow alerts (signed like webhooks; the secret is returned once)',
+          body: Type.Object(
+            {
+              url: Type.String({ maxLength: 2048 }),
+              kinds: Type.Array(Type.Union([Type.Literal('failure-rate'), Type.Literal('delay'), Type.Literal('dead-letters'), Type.Literal('paused')]), { minItems: 1 }),
+              dataflowIds: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+              failureRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+              minFailures: Type.Optional(Type.Integer({ minimum: 1 })),
+              delayMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (req, reply) => reply.status(201).send(await ctx.alerts.create(requireWrite(req).sandboxId, req.body)),
+    );
+    app.get('/alerts', { schema: { tags, summary: 'Alert subscriptions and what is firing' } }, async (req) => ({ items: await ctx.alerts.list(principal(req).sandboxId) }));
+    app.delete('/alerts/:id', { schema: { tags, summary: 'Remove an alert subscription', params: IdParam } }, async (req, reply) => {
+      await ctx.alerts.delete(requireWrite(req).sandboxId, req.params.id);
+      return reply.status(204).send();
+    });
+
+    app.post(
       '/dataflows/:id/dry-run',
       { schema: { tags, summary: 'The exact requests that would be sent for one profile, secrets masked', params: IdParam, body: IdentityQuery } },
       async (req) => {

@@ -1,0 +1,287 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
+import { describeBackends } from '@audient/storage/testing';
+import { createHarness, type Harness } from '../testing/harness.js';
+import { decodeIdentityCookie } from './ecid.js';
+
+const ORIGIN = 'https://shop.example';
+const T0 = Date.parse('2025-06-01T10:00:00Z');
+const ecidOf = (n: number): string => String(n).padStart(38, '1');
+
+interface Answer {
+  requestId: string;
+  handle: Array<{ type: string; payload: Array<Record<string, unknown>> }>;
+  warnings?: unknown[];
+}
+interface Lookup {
+  type: string;
+  destinationId: string;
+  alias: string;
+  segments: Array<{ id: string }>;
+}
+
+async function ok(h: Harness, method: 'POST' | 'PUT', url: string, body: unknown, key?: string): Promise<Record<string, unknown>> {
+  const r = await h.call(method, url, body, key);
+  assert.ok(r.statusCode < 300, `${method} ${url}: ${r.statusCode} ${r.body}`);
+  return r.json();
+}
+
+/** Schemas, datasets and audiences of one sandbox (audience ids prefixed). */
+async function setupSandbox(h: Harness, prefix: string, key?: string): Promise<void> {
+  await ok(h, 'POST', '/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-loyalty-details', 'profile-consents'], fields: {} }, key);
+  await ok(h, 'POST', '/v1/schemas', { id: 'web', name: 'Web', class: 'event', fieldGroups: ['event-web-details', 'event-commerce-details'], fields: {} }, key);
+  await ok(h, 'POST', '/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true }, key);
+  await ok(h, 'POST', '/v1/datasets', { id: 'web', name: 'Web', schemaId: 'web', profileEnabled: true }, key);
+  const audiences = {
+    buyers: 'select X from xEvent where X.eventType = "commerce.purchases" and X.timestamp occurs < 1 hour before now',
+    viewers: 'select X from xEvent where X.eventType = "web.webpagedetails.pageViews" and X.timestamp occurs < 1 hour before now',
+    'unmapped-viewers': 'select X from xEvent where X.eventType = "web.webpagedetails.pageViews"',
+    gold: 'loyalty.tier = "gold"',
+  };
+  for (const [id, query] of Object.entries(audiences)) {
+    const a = await ok(h, 'POST', '/v1/audiences', { id: `${prefix}${id}`, name: id, query }, key);
+    assert.equal(a['method'], 'edge', `${id} is an edge audience`);
+  }
+}
+
+/** A datastream with two custom personalization connections, each with its own dataflow. */
+async function setupDatastream(h: Harness, prefix: string, key?: string) {
+  const ds = await ok(
+    h,
+    'POST',
+    '/v1/datastreams',
+    {
+      name: 'Web site',
+      allowedOrigins: [ORIGIN],
+      eventDatasetId: 'web',
+      orgId: 'ACME@AdobeOrg',
+      urlSyncs: [
+        { id: 'partner-pixel', type: 'url', url: 'https://partner.example/sync?uid={ECID}' },
+        { id: 'partner-cookie', type: 'cookie', name: 'partner_uid', value: 'e-{ECID}', ttlDays: 7 },
+      ],
+    },
+    key,
+  );
+  const datastreamId = String(ds['id']);
+  const conn = async (alias: string) =>
+    String((await ok(h, 'POST', '/v1/connections', { name: alias, destinationId: 'custom-personalization', settings: { integrationAlias: alias, datastreamId } }, key))['id']);
+  const personalization = await conn('personalizationAlias');
+  const adServer = await conn('adServerAlias');
+  await ok(h, 'POST', '/v1/dataflows', { name: 'home', connectionId: personalization, audienceIds: [`${prefix}buyers`, `${prefix}gold`], mapping: [] }, key);
+  await ok(h, 'POST', '/v1/dataflows', { name: 'ads', connectionId: adServer, audienceIds: [`${prefix}viewers`, `${prefix}gold`], mapping: [] }, key);
+  return { datastreamId, personalization, adServer };
+}
+
+function edge(h: Harness, path: string, body: unknown, opts: { origin?: string; raw?: string; contentType?: string; method?: 'POST' | 'OPTIONS' } = {}): Promise<LightMyRequestResponse> {
+  return h.app.inject({
+    method: opts.method ?? 'POST',
+    url: path,
+    headers: {
+      ...(opts.method === 'OPTIONS' ? { 'access-control-request-method': 'POST' } : { 'content-type': opts.contentType ?? 'text/plain; charset=UTF-8' }),
+      ...(opts.origin ? { origin: opts.origin } : {}),
+    },
+    ...(opts.method === 'OPTIONS' ? {} : { payload: opts.raw ?? JSON.stringify(body) }),
+  });
+}
+
+const pageView = (extra: Record<string, unknown> = {}) => ({ eventType: 'web.webpagedetails.pageViews', web: { webPageDetails: { URL: `${ORIGIN}/` } }, ...extra });
+const purchase = (extra: Record<string, unknown> = {}) => ({ eventType: 'commerce.purchases', commerce: { order: { priceTotal: 999.98, currencyCode: 'USD' } }, ...extra });
+const withEcid = (ecid: string) => ({ identityMap: { ECID: [{ id: ecid, primary: true }] } });
+
+function handle(a: Answer, type: string): Array<Record<string, unknown>> {
+  return a.handle.filter((x) => x.type === type).flatMap((x) => x.payload);
+}
+/** Alias → segment ids of an answer's activation:pull. */
+function segmentsByAlias(a: Answer): Record<string, string[]> {
+  return Object.fromEntries((handle(a, 'activation:pull') as unknown as Lookup[]).map((l) => [l.alias, l.segments.map((s) => s.id)]));
+}
+
+function assertEdgeError(r: LightMyRequestResponse, status: number, title: RegExp): void {
+  assert.equal(r.statusCode, status, r.body);
+  const body = r.json() as Record<string, unknown>;
+  assert.match(String(body['type']), /^https:\/\/ns\.audient\.dev\/edge\/errors\/EDGE-\d{4}-\d{3}$/);
+  assert.equal(body['status'], status);
+  assert.match(String(body['title']), title);
+  assert.ok(typeof body['detail'] === 'string' && body['detail'].length > 0);
+}
+
+await describeBackends((backend) => {
+  describe('edge interact', () => {
+    let h: Harness;
+    let clock = T0;
+    let prod: Awaited<ReturnType<typeof setupDatastream>>;
+    let other: Awaited<ReturnType<typeof setupDatastream>>;
+    let otherKey = '';
+    const interact = async (datastreamId: string, body: unknown): Promise<Answer> => {
+      const r = await edge(h, `/ee/v1/interact?configId=${datastreamId}&requestId=req-1`, body, { origin: ORIGIN });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.equal(r.headers['access-control-allow-origin'], ORIGIN);
+      return r.json();
+    };
+    const settle = async () => {
+      await h.ctx.feed.flush();
+      await h.ctx.bus.drain();
+    };
+
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock, delivery: { pollMs: 3_600_000 } });
+      await setupSandbox(h, '');
+      prod = await setupDatastream(h, '');
+      otherKey = (await h.ctx.tenancy.createSandbox({ id: 'other' })).apiKey;
+      await setupSandbox(h, 'other-', otherKey);
+      other = await setupDatastream(h, 'other-', otherKey);
+    });
+    after(() => h.close());
+
+    it('mints a 38-digit ECID when the visitor has none, stores it in the identity cookie and reads it back', async () => {
+      const a = await interact(prod.datastreamId, { events: [{ xdm: pageView() }], query: { identity: { fetch: ['ECID'] } } });
+      assert.equal(a.requestId, 'req-1');
+      const [identity] = handle(a, 'identity:result');
+      const ecid = String(identity?.['id']);
+      assert.match(ecid, /^\d{38}$/);
+      assert.deepEqual(identity?.['namespace'], { code: 'ECID' });
+      const [cookie] = handle(a, 'state:store');
+      assert.equal(cookie?.['key'], 'kndctr_ACME_AdobeOrg_identity');
+      assert.equal(decodeIdentityCookie(String(cookie?.['value'])), ecid);
+      assert.ok(Number(cookie?.['maxAge']) > 0);
+      // Same page: the page view qualifies the ad server's viewers audience at once.
+      assert.deepEqual(segmentsByAlias(a), { personalizationAlias: [], adServerAlias: ['viewers'] });
+
+      const again = await interact(prod.datastreamId, { events: [{ xdm: pageView() }], meta: { state: { entries: [{ key: String(cookie?.['key']), value: String(cookie?.['value']) }] } } });
+      assert.equal(handle(again, 'identity:result')[0]?.['id'], ecid, 'the cookie carries the ECID to the next page');
+    });
+
+    it('same page: a purchase in the very request returns the purchase audience for the right alias only', async () => {
+      const ecid = ecidOf(1);
+      const a = await interact(prod.datastreamId, { events: [{ xdm: { ...purchase(), ...withEcid(ecid) }, data: { note: 'not ingested' } }] });
+      assert.equal(handle(a, 'identity:result')[0]?.['id'], ecid);
+      const pull = handle(a, 'activation:pull') as unknown as Lookup[];
+      assert.deepEqual(
+        pull.map((l) => l.type),
+        ['profileLookup', 'profileLookup'],
+      );
+      const home = pull.find((l) => l.alias === 'personalizationAlias');
+      assert.deepEqual(home, { type: 'profileLookup', destinationId: prod.personalization, alias: 'personalizationAlias', segments: [{ id: 'buyers' }] });
+      assert.deepEqual(segmentsByAlias(a)['adServerAlias'], []);
+      // The event joined the normal pipeline: it is on the profile, with defaults filled in.
+      const profile = (await h.call('GET', `/v1/profiles?ns=ecid&id=${ecid}`)).json();
+      const stored = profile.events.items as Array<Record<string, unknown>>;
+      assert.equal(stored.length, 1);
+      assert.equal(stored[0]?.['eventType'], 'commerce.purchases');
+      assert.equal(stored[0]?.['timestamp'], new Date(T0).toISOString());
+      assert.ok(typeof stored[0]?.['_id'] === 'string');
+      assert.equal(stored[0]?.['data'], undefined);
+    });
+
+    it('next page: an attribute audience qualified through API ingestion shows on the next interact; unmapped audiences never do', async () => {
+      const ecid = ecidOf(2);
+      await ok(h, 'POST', '/v1/datasets/crm/records', { ...withEcid(ecid), loyalty: { tier: 'gold' } });
+      await settle();
+      const a = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      assert.deepEqual(segmentsByAlias(a), { personalizationAlias: ['gold'], adServerAlias: ['gold', 'viewers'] });
+      const ups = (await h.call('GET', `/v1/profiles?ns=ecid&id=${ecid}`)).json().segmentMembership.ups;
+      assert.match(String(ups['unmapped-viewers']?.status), /^(realized|existing)$/, 'the profile is in the unmapped audience');
+      assert.doesNotMatch(JSON.stringify(a), /unmapped-viewers/);
+    });
+
+    it('returns the datastream URL and cookie syncs with the ECID substituted', async () => {
+      const ecid = ecidOf(3);
+      const a = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      assert.deepEqual(handle(a, 'activation:push'), [
+        { type: 'url', id: 'partner-pixel', spec: { url: `https://partner.example/sync?uid=${ecid}`, hideReferrer: true, ttlMinutes: 10_080 } },
+        { type: 'cookie', id: 'partner-cookie', spec: { name: 'partner_uid', value: `e-${ecid}`, ttlDays: 7 } },
+      ]);
+    });
+
+    it('honours consent: personalize.content = n returns no segments', async () => {
+      const ecid = ecidOf(4);
+      await ok(h, 'POST', '/v1/datasets/crm/records', { ...withEcid(ecid), loyalty: { tier: 'gold' }, consents: { personalize: { content: { val: 'n' } } } });
+      await settle();
+      const a = await interact(prod.datastreamId, { events: [{ xdm: { ...purchase(), ...withEcid(ecid) } }] });
+      assert.deepEqual(segmentsByAlias(a), { personalizationAlias: [], adServerAlias: [] });
+    });
+
+    it('keeps sandboxes apart: another sandbox datastream answers only its own connections and audiences', async () => {
+      const ecid = ecidOf(2); // gold in prod
+      const a = await interact(other.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      const pull = handle(a, 'activation:pull') as unknown as Lookup[];
+      assert.deepEqual(pull.map((l) => l.destinationId).sort(), [other.adServer, other.personalization].sort());
+      assert.deepEqual(segmentsByAlias(a), { personalizationAlias: [], adServerAlias: ['other-viewers'] });
+      const mine = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      assert.doesNotMatch(JSON.stringify(mine), /other-/);
+      assert.ok(!JSON.stringify(mine).includes(other.personalization));
+      // The other sandbox's own profile got the event, the prod profile did not get a second one.
+      const otherProfile = await h.call('GET', `/v1/profiles?ns=ecid&id=${ecid}`, undefined, otherKey);
+      assert.equal(otherProfile.statusCode, 200);
+      assert.equal(otherProfile.json().segmentMembership.ups['gold'], undefined);
+    });
+
+    it('collect stores the event and answers 204', async () => {
+      const ecid = ecidOf(5);
+      const r = await edge(h, `/ee/v1/collect?configId=${prod.datastreamId}`, { events: [{ xdm: { ...purchase(), ...withEcid(ecid) } }] }, { origin: ORIGIN });
+      assert.equal(r.statusCode, 204, r.body);
+      const profile = (await h.call('GET', `/v1/profiles?ns=ecid&id=${ecid}`)).json();
+      assert.equal(profile.events.items.length, 1);
+    });
+
+    it('answers CORS preflights for allowed origins only', async () => {
+      const yes = await edge(h, `/ee/v1/interact?configId=${prod.datastreamId}`, undefined, { method: 'OPTIONS', origin: ORIGIN });
+      assert.equal(yes.statusCode, 204);
+      assert.equal(yes.headers['access-control-allow-origin'], ORIGIN);
+      assert.match(String(yes.headers['access-control-allow-methods']), /POST/);
+      const no = await edge(h, `/ee/v1/interact?configId=${prod.datastreamId}`, undefined, { method: 'OPTIONS', origin: 'https://evil.example' });
+      assertEdgeError(no, 403, /Origin not allowed/);
+      assert.equal(no.headers['access-control-allow-origin'], undefined);
+    });
+
+    it('refuses bad requests with a clear 4xx in the edge error format', async () => {
+      const url = `/ee/v1/interact?configId=${prod.datastreamId}`;
+      const body = { events: [{ xdm: pageView() }] };
+      assertEdgeError(await edge(h, '/ee/v1/interact', body), 400, /configId/);
+      assertEdgeError(await edge(h, '/ee/v1/interact?configId=6b2a9e5c-0000-4000-8000-000000000000', body), 404, /Unknown datastream/);
+      assertEdgeError(await edge(h, '/ee/v1/interact?configId=bad%20id', body), 400, /configId/);
+      assertEdgeError(await edge(h, url, undefined, { raw: '{"events": [' }), 400, /Malformed/);
+      assertEdgeError(await edge(h, url, undefined, { raw: '{"events": [', contentType: 'application/json' }), 400, /Malformed/);
+      assertEdgeError(await edge(h, url, {}), 400, /Malformed/);
+      assertEdgeError(await edge(h, url, { events: [] }), 400, /Malformed/);
+      assertEdgeError(await edge(h, url, { events: [{ xdm: 'nope' }] }), 400, /Malformed/);
+      assertEdgeError(await edge(h, url, { events: [{ xdm: { identityMap: [] } }] }), 400, /Malformed/);
+      assertEdgeError(await edge(h, url, { events: [{ xdm: { ...pageView(), ...withEcid('123') } }] }), 400, /Invalid ECID/);
+      assertEdgeError(await edge(h, url, { events: [{ xdm: { ...pageView(), identityMap: { ECID: [{}] } } }] }), 400, /Invalid ECID/);
+      assertEdgeError(await edge(h, url, { events: [{ xdm: { pad: 'x'.repeat(300_000) } }] }), 413, /too large/);
+      assertEdgeError(await edge(h, url, body, { origin: 'https://evil.example' }), 403, /Origin not allowed/);
+      assertEdgeError(await edge(h, url, body, { contentType: 'application/xml' }), 415, /media type/);
+      assertEdgeError(await edge(h, '/ee/v2/nothing?configId=x', body), 404, /Not found/);
+      const err = (await edge(h, `${url}&requestId=abc-1`, { events: [] })).json();
+      assert.equal(err.report.requestId, 'abc-1');
+      // An event that does not match the schema is a warning: the lookup still answers.
+      const warned = await edge(h, url, { events: [{ xdm: { ...pageView(), unknownField: 1, ...withEcid(ecidOf(6)) } }] });
+      assert.equal(warned.statusCode, 200, warned.body);
+      assert.equal(warned.json().warnings[0].code, 'EVENT_REJECTED');
+    });
+
+    it('manages datastreams: validation, replace, disable, delete', async () => {
+      const bad = await h.call('POST', '/v1/datastreams', { name: 'x', allowedOrigins: ['https://shop.example/path'], eventDatasetId: 'crm', urlSyncs: [{ type: 'url', url: 'ftp://x/{ECID}' }] });
+      assert.equal(bad.statusCode, 400, bad.body);
+      assert.deepEqual(
+        bad.json().error.details.map((d: { path: string }) => d.path).sort(),
+        ['allowedOrigins.0', 'eventDatasetId', 'urlSyncs.0.url'],
+      );
+      const created = await ok(h, 'POST', '/v1/datastreams', { name: 'Lookups only', allowedOrigins: ['*'] });
+      const id = String(created['id']);
+      assert.match(id, /^[0-9a-f-]{36}$/);
+      assert.equal(created['enabled'], true);
+      assert.ok(((await h.call('GET', '/v1/datastreams')).json().items as Array<{ id: string }>).some((d) => d.id === id));
+      assert.equal((await h.call('GET', `/v1/datastreams/${id}`, undefined, otherKey)).statusCode, 404, 'not visible from another sandbox');
+      const any = await edge(h, `/ee/v1/interact?configId=${id}`, { events: [{ xdm: pageView() }] }, { origin: 'https://anywhere.example' });
+      assert.equal(any.statusCode, 200, any.body);
+      assert.equal(any.headers['access-control-allow-origin'], 'https://anywhere.example');
+      assert.equal(handle(any.json(), 'activation:pull').length, 0, 'no destination on this datastream');
+      await ok(h, 'PUT', `/v1/datastreams/${id}`, { name: 'Lookups only', enabled: false });
+      assertEdgeError(await edge(h, `/ee/v1/interact?configId=${id}`, { events: [{ xdm: pageView() }] }), 403, /disabled/);
+      assert.equal((await h.call('DELETE', `/v1/datastreams/${id}`)).statusCode, 204);
+      assertEdgeError(await edge(h, `/ee/v1/interact?configId=${id}`, { events: [{ xdm: pageView() }] }), 404, /Unknown datastream/);
+    });
+  });
+});

@@ -1,0 +1,205 @@
+/**
+ * Edge routes.
+ * - `/v1/datastreams` (API key): datastream CRUD.
+ * - `/ee/v1/interact?configId=<datastream id>` and `/ee/v1/collect?configId=…` (no API key: the
+ *   datastream id and its CORS allow-list are the gate), speaking the Experience Edge protocol so
+ *   Adobe Web SDK pages can point their edge domain at Audient. Errors use the edge format
+ *   `{type, status, title, detail, report?}`, never the API's.
+ */
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AudientContext } from '../../context.js';
+import type { Datastream } from '../../edge/datastreams.js';
+import { EdgeError } from '../../edge/edge-errors.js';
+import type { EdgeRequestBody } from '../../edge/edge-service.js';
+import { newUuid } from '../../ids.js';
+import { principal, requireWrite } from '../app.js';
+import { IdParam } from '../schemas.js';
+
+/** Largest interact / collect body, bytes. */
+export const EDGE_MAX_BODY_BYTES = 256 * 1024;
+
+/** Whether a path is served by the edge (no API key; datastream id and CORS instead). */
+export function isEdgePath(path: string): boolean {
+  return path.startsWith('/ee/');
+}
+
+const tags = ['edge'];
+const SyncBody = Type.Union([
+  Type.Object(
+    {
+      id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      type: Type.Literal('url'),
+      url: Type.String({ minLength: 1, maxLength: 2048, description: 'URL template; {ECID} is replaced by the visitor ECID' }),
+      hideReferrer: Type.Optional(Type.Boolean()),
+      ttlMinutes: Type.Optional(Type.Integer({ minimum: 0, maximum: 525_600 })),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      id: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      type: Type.Literal('cookie'),
+      name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,128}$' }),
+      value: Type.String({ maxLength: 1024, description: 'Cookie value template; {ECID} is replaced' }),
+      domain: Type.Optional(Type.String({ maxLength: 253 })),
+      ttlDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 400 })),
+    },
+    { additionalProperties: false },
+  ),
+]);
+const DatastreamBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 256 }),
+    enabled: Type.Optional(Type.Boolean()),
+    allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 100, description: 'Origins allowed by CORS, or *' })),
+    eventDatasetId: Type.Optional(Type.String({ minLength: 1, description: 'Event dataset page events are ingested into' })),
+    orgId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9@_-]{1,128}$', description: 'Names the identity cookie kndctr_<orgId>_identity' })),
+    urlSyncs: Type.Optional(Type.Array(SyncBody, { maxItems: 50 })),
+  },
+  { additionalProperties: false },
+);
+const Open = { additionalProperties: true } as const;
+const EdgeBody = Type.Object(
+  {
+    events: Type.Array(
+      Type.Object({ xdm: Type.Record(Type.String(), Type.Unknown()), data: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }, Open),
+      { minItems: 1, maxItems: 100 },
+    ),
+    meta: Type.Optional(
+      Type.Object(
+        { state: Type.Optional(Type.Object({ entries: Type.Optional(Type.Array(Type.Object({ key: Type.String(), value: Type.String() }, Open), { maxItems: 100 })) }, Open)) },
+        Open,
+      ),
+    ),
+  },
+  Open,
+);
+
+/** Routes for datastream management (API key). */
+export function datastreamRoutes(ctx: AudientContext) {
+  return async (base: FastifyInstance): Promise<void> => {
+    const app = base.withTypeProvider<TypeBoxTypeProvider>();
+    const { datastreams } = ctx;
+    app.post('/datastreams', { schema: { tags, summary: 'Create a datastream (its id is global: edge requests name it as configId)', body: DatastreamBody } }, async (req, reply) =>
+      reply.status(201).send(await datastreams.create(requireWrite(req).sandboxId, req.body)),
+    );
+    app.get('/datastreams', { schema: { tags, summary: 'Datastreams' } }, async (req) => ({ items: await datastreams.list(principal(req).sandboxId) }));
+    app.get('/datastreams/:id', { schema: { tags, summary: 'A datastream', params: IdParam } }, async (req) => datastreams.get(principal(req).sandboxId, req.params.id));
+    app.put('/datastreams/:id', { schema: { tags, summary: 'Replace a datastream', params: IdParam, body: DatastreamBody } }, async (req) =>
+      datastreams.update(requireWrite(req).sandboxId, req.params.id, req.body),
+    );
+    app.delete('/datastreams/:id', { schema: { tags, summary: 'Remove a datastream', params: IdParam } }, async (req, reply) => {
+      await datastreams.delete(requireWrite(req).sandboxId, req.params.id);
+      return reply.status(204).send();
+    });
+  };
+}
+
+/** Whether a browser origin may call a datastream. */
+function originAllowed(datastream: Datastream, origin: string): boolean {
+  return datastream.allowedOrigins.includes('*') || datastream.allowedOrigins.includes(origin);
+}
+
+/** Maps anything thrown in the edge scope to an edge error. */
+function toEdgeError(err: FastifyError | Error): EdgeError {
+  if (err instanceof EdgeError) return err;
+  const f = err as FastifyError;
+  if (f.validation) {
+    const details = f.validation.map((v) => ({ path: v.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'body', message: v.message ?? 'invalid' }));
+    return new EdgeError('MALFORMED_REQUEST', 'the request does not match the interact protocol: {events: [{xdm, data?}], meta?}', details);
+  }
+  switch (f.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new EdgeError('REQUEST_TOO_LARGE', `an edge request may be at most ${EDGE_MAX_BODY_BYTES} bytes`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new EdgeError('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json or text/plain JSON');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new EdgeError('MALFORMED_REQUEST', 'the body is empty; send {events: [...]}');
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError || (f.statusCode !== undefined && f.statusCode >= 400 && f.statusCode < 500)) {
+    return new EdgeError('MALFORMED_REQUEST', `the body is not valid JSON: ${err.message}`);
+  }
+  return new EdgeError('INTERNAL', 'internal error; it has been logged');
+}
+
+/** Routes of the edge endpoint (register with prefix `/ee`). */
+export function edgeRoutes(ctx: AudientContext) {
+  return async (base: FastifyInstance): Promise<void> => {
+    const app = base.withTypeProvider<TypeBoxTypeProvider>();
+    const requests = new WeakMap<FastifyRequest, { requestId: string; target?: { sandboxId: string; datastream: Datastream } }>();
+
+    // The Web SDK sends JSON as text/plain (sendBeacon, and fetch without a CORS preflight).
+    app.removeContentTypeParser('text/plain');
+    app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_req, text, done) => {
+      try {
+        done(null, JSON.parse(text as string));
+      } catch (err) {
+        done(new EdgeError('MALFORMED_REQUEST', `the body is not valid JSON: ${(err as Error).message}`), undefined);
+      }
+    });
+
+    app.setErrorHandler(async (err, req, reply) => {
+      const e = toEdgeError(err as FastifyError);
+      if (e.status >= 500) req.log.error({ err, sandboxId: requests.get(req)?.target?.sandboxId }, 'edge request failed');
+      return reply.status(e.status).header('content-type', 'application/json').send(e.toBody(requests.get(req)?.requestId));
+    });
+    app.setNotFoundHandler(async (req, reply) => {
+      const e = new EdgeError('NOT_FOUND', `no edge route ${req.method} ${req.url.split('?')[0]}`);
+      return reply.status(404).send(e.toBody());
+    });
+
+    // Before the body is read: find the datastream and apply its CORS allow-list, so even
+    // parse errors reach an allowed page readable.
+    app.addHook('onRequest', async (req, reply) => {
+      if (!req.routeOptions.url) return; // unknown route: the not-found handler answers
+      const query = req.query as { configId?: string; requestId?: string };
+      const requestId = query.requestId && /^[A-Za-z0-9-]{1,64}$/.test(query.requestId) ? query.requestId : newUuid();
+      const state: { requestId: string; target?: { sandboxId: string; datastream: Datastream } } = { requestId };
+      requests.set(req, state);
+      state.target = await ctx.edge.datastream(query.configId);
+      const origin = req.headers.origin;
+      if (origin === undefined) return;
+      if (!originAllowed(state.target.datastream, origin)) throw new EdgeError('ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed by datastream ${state.target.datastream.id}`);
+      reply.header('access-control-allow-origin', origin).header('access-control-allow-credentials', 'true').header('vary', 'Origin');
+    });
+
+    const preflight = async (req: FastifyRequest, reply: FastifyReply) => {
+      const asked = req.headers['access-control-request-headers'];
+      return reply
+        .status(204)
+        .header('access-control-allow-methods', 'POST, OPTIONS')
+        .header('access-control-allow-headers', typeof asked === 'string' && asked ? asked : 'content-type')
+        .header('access-control-max-age', '600')
+        .send();
+    };
+    app.options('/v1/interact', { schema: { hide: true } }, preflight);
+    app.options('/v1/collect', { schema: { hide: true } }, preflight);
+
+    const target = (req: FastifyRequest) => {
+      const state = requests.get(req);
+      if (!state?.target) throw new EdgeError('MISSING_CONFIG_ID', 'pass the datastream id as ?configId=<datastream id>');
+      return { requestId: state.requestId, target: state.target };
+    };
+    app.post(
+      '/v1/interact',
+      { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, summary: 'Experience Edge interact: ingest the events and answer identity, profile lookups and syncs', body: EdgeBody, security: [] } },
+      async (req) => {
+        const t = target(req);
+        return ctx.edge.handle(t.target, req.body as EdgeRequestBody, { requestId: t.requestId, mode: 'interact' });
+      },
+    );
+    app.post(
+      '/v1/collect',
+      { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, summary: 'Experience Edge collect: ingest the events, answer nothing (204)', body: EdgeBody, security: [] } },
+      async (req, reply) => {
+        const t = target(req);
+        await ctx.edge.handle(t.target, req.body as EdgeRequestBody, { requestId: t.requestId, mode: 'collect' });
+        return reply.status(204).send();
+      },
+    );
+  };
+}
