@@ -260,8 +260,8 @@ export interface Store {
     eventsSince: number,
   ): Promise<Map<string, { fragments: StoredFragment[]; events: EventRow[] }>>;
 
-  /** Asks for a profile to be re-evaluated at `dueAt` (the earliest request wins). */
-  scheduleReevaluation(sandboxId: string, profileId: string, dueAt: number): Promise<void>;
+  /** Asks for profiles to be re-evaluated at their `dueAt` (per profile, the earliest request wins). */
+  scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void>;
   /** Removes and returns re-evaluations due at or before `now`. */
   takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>>;
 

@@ -277,12 +277,12 @@ await describeBackends((backend) => {
   });
 
   it('schedules re-evaluations (earliest wins) and hands each out once, when due, earliest first', async () => {
-    await store.scheduleReevaluation('a', 'p1', T0 + 100);
-    await store.scheduleReevaluation('a', 'p1', T0 + 50);
-    await store.scheduleReevaluation('a', 'p1', T0 + 200);
-    await store.scheduleReevaluation('b', 'p1', T0 + 10);
-    await store.scheduleReevaluation('a', 'p2', T0 + 300);
-    await store.scheduleReevaluation('a', 'p3', T0 + 60);
+    await store.scheduleReevaluations('a', [{ profileId: 'p1', dueAt: T0 + 100 }]);
+    await store.scheduleReevaluations('a', [{ profileId: 'p1', dueAt: T0 + 50 }]);
+    await store.scheduleReevaluations('a', [{ profileId: 'p1', dueAt: T0 + 200 }]);
+    await store.scheduleReevaluations('b', [{ profileId: 'p1', dueAt: T0 + 10 }]);
+    await store.scheduleReevaluations('a', [{ profileId: 'p2', dueAt: T0 + 300 }]);
+    await store.scheduleReevaluations('a', [{ profileId: 'p3', dueAt: T0 + 60 }]);
 
     assert.deepEqual(await store.takeDueReevaluations(T0 + 5, 10), [], 'nothing before it is due');
     assert.deepEqual(await store.takeDueReevaluations(T0 + 55, 10), [
@@ -293,12 +293,12 @@ await describeBackends((backend) => {
     assert.deepEqual(await store.takeDueReevaluations(T0 + 1000, 10), [{ sandboxId: 'a', profileId: 'p2', dueAt: T0 + 300 }]);
     assert.deepEqual(await store.takeDueReevaluations(T0 + 1000, 10), []);
 
-    await store.scheduleReevaluation('a', 'p1', T0 + 500);
+    await store.scheduleReevaluations('a', [{ profileId: 'p1', dueAt: T0 + 500 }]);
     assert.deepEqual(await store.takeDueReevaluations(T0 + 1000, 10), [{ sandboxId: 'a', profileId: 'p1', dueAt: T0 + 500 }], 'taken ones can be scheduled again');
   });
 
   it('shares due re-evaluations between concurrent takers without handing one out twice', async () => {
-    for (let i = 0; i < 20; i++) await store.scheduleReevaluation(i % 2 ? 'a' : 'b', `p${i}`, T0 + i);
+    for (let i = 0; i < 20; i++) await store.scheduleReevaluations(i % 2 ? 'a' : 'b', [{ profileId: `p${i}`, dueAt: T0 + i }]);
     const taken = (await Promise.all([1, 2, 3, 4].map(() => store.takeDueReevaluations(T0 + 100, 5)))).flat();
     const keys = taken.map((t) => `${t.sandboxId}/${t.profileId}`);
     assert.equal(keys.length, 20);
@@ -325,9 +325,9 @@ await describeBackends((backend) => {
     await store.ingest('a', (tx) => tx.apply(plan({ newIdentities: [ident('x', 'g1'), ident('y', 'g2')] }), T0));
     await store.writeMemberships('a', [write('g1', 'A', 'realized', 'realized'), write('g1', 'B', 'exited'), write('g2', 'A', 'realized')], T0);
     await store.writeMemberships('b', [write('g1', 'A', 'realized')], T0);
-    await store.scheduleReevaluation('a', 'g1', T0);
-    await store.scheduleReevaluation('a', 'g2', T0);
-    await store.scheduleReevaluation('b', 'g1', T0);
+    await store.scheduleReevaluations('a', [{ profileId: 'g1', dueAt: T0 }]);
+    await store.scheduleReevaluations('a', [{ profileId: 'g2', dueAt: T0 }]);
+    await store.scheduleReevaluations('b', [{ profileId: 'g1', dueAt: T0 }]);
 
     assert.deepEqual(await store.deleteProfile('a', 'g1', T0 + 1), { identities: 1, fragments: 0, events: 0 });
     const left = await store.memberships('a', ['g1', 'g2']);

@@ -202,7 +202,7 @@ export class SegmentationEngine {
     }
     let events: MembershipEventRow[] = [];
     if (writes.length) events = await store.writeMemberships(sandboxId, writes, now);
-    for (const [profileId, dueAt] of schedule) await store.scheduleReevaluation(sandboxId, profileId, dueAt);
+    if (schedule.length) await store.scheduleReevaluations(sandboxId, schedule.map(([profileId, dueAt]) => ({ profileId, dueAt })));
     for (const e of events) await bus.publish(membershipSubject(sandboxId), e.profileId, e);
     return report;
   }

@@ -387,8 +387,8 @@ export class PostgresStore implements Store {
     return seg.loadProfiles(this.pool, sandboxId, profileIds, eventsSince);
   }
 
-  async scheduleReevaluation(sandboxId: string, profileId: string, dueAt: number): Promise<void> {
-    await seg.scheduleReevaluation(this.pool, sandboxId, profileId, dueAt);
+  async scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
+    await seg.scheduleReevaluations(this.pool, sandboxId, items);
   }
   async takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>> {
     return seg.takeDueReevaluations(this.pool, now, limit);

@@ -215,14 +215,16 @@ export async function loadProfiles(db: Db, sandboxId: string, profileIds: readon
   return out;
 }
 
-const SCHEDULE = prepared('schedule_reevaluation', `
-  INSERT INTO reevaluations AS r (sandbox_id, profile_id, due_at) VALUES ($1, $2, $3)
+const SCHEDULE = prepared('schedule_reevaluations', `
+  INSERT INTO reevaluations AS r (sandbox_id, profile_id, due_at)
+  SELECT $1, p, MIN(d) FROM unnest($2::text[], $3::bigint[]) AS u(p, d) GROUP BY p
   ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = LEAST(r.due_at, excluded.due_at)
   WHERE excluded.due_at < r.due_at`);
 
-/** Asks for a re-evaluation at `dueAt`; an earlier pending request wins (and is not rewritten). */
-export async function scheduleReevaluation(db: Db, sandboxId: string, profileId: string, dueAt: number): Promise<void> {
-  await db.query({ ...SCHEDULE, values: [sandboxId, profileId, dueAt] });
+/** Asks for re-evaluations at their `dueAt`; per profile an earlier pending request wins (and is not rewritten). */
+export async function scheduleReevaluations(db: Db, sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
+  if (!items.length) return;
+  await db.query({ ...SCHEDULE, values: [sandboxId, items.map((i) => i.profileId), items.map((i) => i.dueAt)] });
 }
 
 /**

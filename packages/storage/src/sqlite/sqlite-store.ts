@@ -484,18 +484,18 @@ export class SqliteStore implements Store {
   }
 
   async memberships(sandboxId: string, profileIds: readonly string[]): Promise<Map<string, Membership[]>> {
-    const out = new Map<string, Membership[]>();
-    for (const p of profileIds) {
-      out.set(
-        p,
-        this.all('SELECT audience_id, status, last_qualification_time FROM memberships WHERE sandbox_id = ? AND profile_id = ?', sandboxId, p).map(
-          (r) => ({
-            audienceId: r['audience_id'] as string,
-            status: r['status'] as Membership['status'],
-            lastQualificationTime: r['last_qualification_time'] as number,
-          }),
-        ),
-      );
+    const out = new Map<string, Membership[]>(profileIds.map((p) => [p, []]));
+    const rows = this.all(
+      `SELECT profile_id, audience_id, status, last_qualification_time FROM memberships
+       WHERE sandbox_id = ? AND profile_id IN (SELECT value FROM json_each(?))`,
+      sandboxId, JSON.stringify(profileIds),
+    );
+    for (const r of rows) {
+      out.get(r['profile_id'] as string)?.push({
+        audienceId: r['audience_id'] as string,
+        status: r['status'] as Membership['status'],
+        lastQualificationTime: r['last_qualification_time'] as number,
+      });
     }
     return out;
   }
@@ -589,25 +589,34 @@ export class SqliteStore implements Store {
     profileIds: readonly string[],
     eventsSince: number,
   ): Promise<Map<string, { fragments: StoredFragment[]; events: EventRow[] }>> {
-    const out = new Map<string, { fragments: StoredFragment[]; events: EventRow[] }>();
-    for (const p of profileIds) {
-      out.set(p, {
-        fragments: this.all('SELECT * FROM fragments WHERE sandbox_id = ? AND graph_id = ?', sandboxId, p).map(toFragment),
-        events: this.all(
-          'SELECT dataset_id, event_id, ts, body FROM events WHERE sandbox_id = ? AND graph_id = ? AND ts >= ? ORDER BY ts, event_id',
-          sandboxId, p, eventsSince,
-        ).map(toEvent),
-      });
+    const out = new Map<string, { fragments: StoredFragment[]; events: EventRow[] }>(profileIds.map((p) => [p, { fragments: [], events: [] }]));
+    const ids = JSON.stringify(profileIds);
+    for (const r of this.all(
+      'SELECT * FROM fragments INDEXED BY fragments_graph WHERE sandbox_id = ? AND graph_id IN (SELECT value FROM json_each(?))',
+      sandboxId, ids,
+    )) {
+      out.get(r['graph_id'] as string)?.fragments.push(toFragment(r));
+    }
+    for (const r of this.all(
+      `SELECT graph_id, dataset_id, event_id, ts, body FROM events INDEXED BY events_graph
+       WHERE sandbox_id = ? AND graph_id IN (SELECT value FROM json_each(?)) AND ts >= ? ORDER BY graph_id, ts, event_id`,
+      sandboxId, ids, eventsSince,
+    )) {
+      out.get(r['graph_id'] as string)?.events.push(toEvent(r));
     }
     return out;
   }
 
-  async scheduleReevaluation(sandboxId: string, profileId: string, dueAt: number): Promise<void> {
-    this.run(
-      `INSERT INTO reevaluations (sandbox_id, profile_id, due_at) VALUES (?, ?, ?)
-       ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = MIN(due_at, excluded.due_at)`,
-      sandboxId, profileId, dueAt,
-    );
+  async scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
+    this.db.transaction(() => {
+      for (const { profileId, dueAt } of items) {
+        this.run(
+          `INSERT INTO reevaluations (sandbox_id, profile_id, due_at) VALUES (?, ?, ?)
+           ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = MIN(due_at, excluded.due_at)`,
+          sandboxId, profileId, dueAt,
+        );
+      }
+    })();
   }
 
   async takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>> {
