@@ -9,6 +9,7 @@ import { AudientError, type ErrorDetail } from '@audient/core';
 import Fastify, { LogController, type FastifyError, type FastifyRequest } from 'fastify';
 import type { AudientContext } from '../context.js';
 import type { Principal } from '../services/tenancy.js';
+import { SDK_PATH, sdkRoutes } from '../edge/sdk-route.js';
 import { activationRoutes } from './routes/activation.js';
 import { adminRoutes } from './routes/admin.js';
 import { audienceRoutes } from './routes/audiences.js';
@@ -24,7 +25,7 @@ declare module 'fastify' {
   }
 }
 
-const PUBLIC = new Set(['/healthz', '/metrics', '/openapi.json']);
+const PUBLIC = new Set(['/healthz', '/metrics', '/openapi.json', SDK_PATH]);
 
 /** The authenticated principal of a request (routes under /v1 always have one). */
 export function principal(req: FastifyRequest): Principal {
@@ -140,6 +141,7 @@ export async function buildApp(ctx: AudientContext) {
   await app.register(audienceRoutes(ctx), { prefix: '/v1' });
   await app.register(webhookRoutes(ctx), { prefix: '/v1' });
   await app.register(activationRoutes(ctx), { prefix: '/v1' });
+  await app.register(sdkRoutes(ctx));
   await app.register(datastreamRoutes(ctx), { prefix: '/v1' });
   await app.register(edgeRoutes(ctx), { prefix: '/ee' });
   return app;
