@@ -1,0 +1,18 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from '@audient/storage';
+import { RawSeeder } from '../lib/raw-seed.js';
+const [sync, ckpt, N] = [process.argv[2] ?? 'NORMAL', process.argv[3] ?? '1000', Number(process.argv[4] ?? 200000)];
+const dir = mkdtempSync(join(tmpdir(), 'rawdiag-'));
+const path = join(dir, 'a.db');
+const st = new SqliteStore(path); await st.migrate(); await st.createSandbox({ id: 'bench', name: 'b' }); await st.close();
+const s = new RawSeeder(path, 'bench');
+(s as any).db.pragma(`synchronous = ${sync}`);
+(s as any).db.pragma(`wal_autocheckpoint = ${ckpt}`);
+const c0 = process.cpuUsage();
+const ms = s.profiles({ from: 0, to: N, batch: 1000, seed: 1, datasetId: 'crm' });
+const cpu = process.cpuUsage(c0);
+console.log(`sync=${sync} ckpt=${ckpt}: ${Math.round(N / ms * 1000)}/s, wall ${Math.round(ms)} ms, cpu ${Math.round((cpu.user + cpu.system) / 1000)} ms`);
+s.close(); rmSync(dir, { recursive: true, force: true });

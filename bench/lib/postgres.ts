@@ -1,0 +1,65 @@
+/**
+ * PostgreSQL for benchmarks: a fresh schema per run in the local test database, reached by a URL
+ * whose `options` set the search_path (so the server is configured exactly as a user would), and
+ * dropped afterwards. Schemas left by crashed runs are swept after an hour.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+const PREFIX = 'audient_bench_';
+const STALE_MS = 60 * 60 * 1000;
+
+/** The PostgreSQL URL benchmarks use (`AUDIENT_BENCH_PG_URL`, or the local test database). */
+export function benchPgUrl(): string {
+  return process.env['AUDIENT_BENCH_PG_URL'] || 'postgres://postgres@127.0.0.1:5432/test';
+}
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A scratch schema and the URL that selects it. */
+export interface ScratchSchema {
+  schema: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** Why PostgreSQL cannot be used, or undefined when it can. */
+export async function postgresUnavailable(url: string): Promise<string | undefined> {
+  try {
+    await withClient(url, async (c) => {
+      await c.query('SELECT 1');
+      const { rows } = await c.query<{ nspname: string }>(`SELECT nspname FROM pg_namespace WHERE nspname LIKE 'audient\\_bench\\_%'`);
+      for (const { nspname } of rows) {
+        const born = parseInt(nspname.slice(PREFIX.length).split('_')[0] ?? '', 36);
+        if (Number.isFinite(born) && Date.now() - born > STALE_MS && /^[a-z0-9_]+$/.test(nspname)) {
+          await c.query(`DROP SCHEMA IF EXISTS ${nspname} CASCADE`);
+        }
+      }
+    });
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message || err.name : String(err);
+  }
+}
+
+/** Creates a fresh schema; its URL makes every connection use it. */
+export async function createScratchSchema(url: string): Promise<ScratchSchema> {
+  const schema = `${PREFIX}${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  await withClient(url, (c) => c.query(`CREATE SCHEMA ${schema}`));
+  const u = new URL(url);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    schema,
+    url: u.toString(),
+    drop: () => withClient(url, (c) => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)).then(() => undefined),
+  };
+}
