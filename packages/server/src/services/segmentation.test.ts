@@ -194,6 +194,10 @@ await describeBackends((backend) => {
       assert.deepEqual(events.items.map((e: { audienceId: string; status: string }) => [e.audienceId, e.status]), [['gold', 'realized'], ['edge-2', 'realized']]);
       const jsonl = await h.call('GET', '/v1/audiences/gold/members?format=jsonl');
       assert.equal(jsonl.body.trim().split('\n').length, 1);
+      await h.ctx.segmentation.tick();
+      await h.ctx.segmentation.tick();
+      const sizes = (await h.call('GET', '/v1/audiences/gold/sizes')).json().items as Array<{ size: number; source: string }>;
+      assert.deepEqual(sizes.map((p) => [p.source, p.size]), [['streaming', 1]], 'one streaming point per day');
     });
   });
 

@@ -71,6 +71,7 @@ export class SegmentationEngine {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private ticking: Promise<void> | undefined;
+  private lastSizeDay = '';
 
   constructor(
     private readonly deps: {
@@ -134,6 +135,7 @@ export class SegmentationEngine {
           if (due.length < 500) break;
         }
         await this.deps.store.purgeExitedMemberships(now - this.deps.config.exitedRetentionMs);
+        await this.recordDailySizes(now);
       } catch (err) {
         this.deps.log.error({ err }, 'segmentation tick failed; retrying at the next tick');
       }
@@ -141,6 +143,26 @@ export class SegmentationEngine {
       this.ticking = undefined;
     });
     await this.ticking;
+  }
+
+  /**
+   * Streaming and edge audiences change continuously: once per UTC day each gets a size point
+   * (batch audiences get one per batch run).
+   */
+  private async recordDailySizes(now: number): Promise<void> {
+    const day = new Date(now).toISOString().slice(0, 10);
+    if (this.lastSizeDay === day) return;
+    const { store } = this.deps;
+    for (const sandbox of await store.listSandboxes()) {
+      for (const a of await store.listAudiences(sandbox.id)) {
+        if (a.method === 'batch') continue;
+        const last = (await store.audienceSizes(sandbox.id, a.id, 5)).find((p) => p.source === 'streaming');
+        if (last && new Date(last.at).toISOString().slice(0, 10) === day) continue;
+        const c = await store.countMembers(sandbox.id, a.id);
+        await store.addAudienceSize(sandbox.id, a.id, { at: now, size: c.realized + c.existing, source: 'streaming' });
+      }
+    }
+    this.lastSizeDay = day;
   }
 
   /**

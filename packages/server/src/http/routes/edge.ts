@@ -144,6 +144,10 @@ export function edgeRoutes(ctx: AudientContext) {
 
     app.setErrorHandler(async (err, req, reply) => {
       const e = toEdgeError(err as FastifyError);
+      // When no datastream was resolved (unknown or disabled configId), let the page read why:
+      // the error body carries no data, so reflecting the origin exposes nothing.
+      const origin = req.headers.origin;
+      if (origin && !requests.get(req)?.target) reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
       if (e.status >= 500) req.log.error({ err, sandboxId: requests.get(req)?.target?.sandboxId }, 'edge request failed');
       return reply.status(e.status).header('content-type', 'application/json').send(e.toBody(requests.get(req)?.requestId));
     });
