@@ -31,6 +31,8 @@ function checkId(kind: string, id: string): void {
 export class Catalog {
   private readonly resolved = new Map<string, Map<string, ResolvedSchema>>();
   private readonly registries = new Map<string, NamespaceRegistry>();
+  /** Datasets per sandbox; read on every ingestion and evaluation, so kept for a few seconds. */
+  private readonly datasets = new Map<string, { at: number; list: Promise<DatasetDef[]> }>();
 
   private readonly listeners: Array<(sandboxId: string) => void> = [];
 
@@ -93,6 +95,7 @@ export class Catalog {
     if (await this.store.getDataset(sandboxId, input.id)) throw new AudientError('CONFLICT', `dataset ${input.id} already exists`);
     await this.getSchema(sandboxId, input.schemaId);
     await this.store.putDataset(sandboxId, input);
+    this.datasets.delete(sandboxId);
     return input;
   }
 
@@ -101,17 +104,24 @@ export class Catalog {
     const d = await this.getDataset(sandboxId, id);
     const next = { ...d, ...patch };
     await this.store.putDataset(sandboxId, next);
+    this.datasets.delete(sandboxId);
     return next;
   }
 
   async getDataset(sandboxId: string, id: string): Promise<DatasetDef> {
-    const d = await this.store.getDataset(sandboxId, id);
+    const d = (await this.listDatasets(sandboxId)).find((x) => x.id === id);
     if (!d) throw new AudientError('NOT_FOUND', `no dataset ${id} in this sandbox`);
     return d;
   }
 
+  /** Datasets of a sandbox (cached for 5 s; writes through this service refresh it at once). */
   listDatasets(sandboxId: string): Promise<DatasetDef[]> {
-    return this.store.listDatasets(sandboxId);
+    const hit = this.datasets.get(sandboxId);
+    if (hit && Date.now() - hit.at < 5000) return hit.list;
+    const list = this.store.listDatasets(sandboxId);
+    this.datasets.set(sandboxId, { at: Date.now(), list });
+    list.catch(() => this.datasets.delete(sandboxId));
+    return list;
   }
 
   /** Adds a custom namespace; standard codes and duplicates are refused. */
