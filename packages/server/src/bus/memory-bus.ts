@@ -4,7 +4,9 @@ import { subjectMatches, type Bus, type BusHandler, type BusMessage } from './po
 
 interface Group {
   pattern: string;
-  handler: BusHandler;
+  /** Messages handed over per call (1 for plain subscriptions). */
+  max: number;
+  handler: (msgs: BusMessage[]) => Promise<void>;
   queue: BusMessage[];
   running: Promise<void> | undefined;
 }
@@ -27,19 +29,26 @@ export class MemoryBus implements Bus {
 
   subscribe<T>(pattern: string, group: string, handler: BusHandler<T>): () => void {
     const name = `${group}\u0000${pattern}`;
-    this.groups.set(name, { pattern, handler: handler as BusHandler, queue: [], running: undefined });
+    const one = handler as BusHandler;
+    this.groups.set(name, { pattern, max: 1, handler: async (msgs) => one(msgs[0]!), queue: [], running: undefined });
+    return () => this.groups.delete(name);
+  }
+
+  subscribeBatch<T>(pattern: string, group: string, max: number, handler: (msgs: BusMessage<T>[]) => Promise<void>): () => void {
+    const name = `${group}\u0000${pattern}`;
+    this.groups.set(name, { pattern, max: Math.max(1, max), handler: handler as (msgs: BusMessage[]) => Promise<void>, queue: [], running: undefined });
     return () => this.groups.delete(name);
   }
 
   private async pump(g: Group): Promise<void> {
     while (g.queue.length > 0) {
-      const msg = g.queue.shift()!;
+      const msgs = g.queue.splice(0, g.max);
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         try {
-          await g.handler(msg);
+          await g.handler(msgs);
           break;
         } catch (err) {
-          this.log.error({ err, subject: msg.subject, key: msg.key, attempt }, 'bus handler failed');
+          this.log.error({ err, subject: msgs[0]!.subject, key: msgs[0]!.key, count: msgs.length, attempt }, 'bus handler failed');
           if (attempt < MAX_ATTEMPTS) await new Promise((r) => setTimeout(r, 10 * 2 ** attempt));
         }
       }

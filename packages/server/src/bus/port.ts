@@ -19,6 +19,11 @@ export interface Bus {
   publish(subject: string, key: string, payload: unknown): Promise<void>;
   /** Each group receives every matching message once; `pattern` uses NATS wildcards. */
   subscribe<T>(pattern: string, group: string, handler: BusHandler<T>): () => void;
+  /**
+   * Like subscribe, but the handler receives every message queued for the group at once (up to
+   * `max`), in publish order — for consumers that do better work in batches.
+   */
+  subscribeBatch<T>(pattern: string, group: string, max: number, handler: (msgs: BusMessage<T>[]) => Promise<void>): () => void;
   /** Resolves when every message published so far has been handled. */
   drain(): Promise<void>;
   close(): Promise<void>;

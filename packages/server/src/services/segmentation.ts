@@ -92,7 +92,9 @@ export class SegmentationEngine {
 
   /** Subscribes to the change feed and starts the re-evaluation clock. */
   start(): void {
-    this.unsubscribe = this.deps.bus.subscribe<ChangeMessage>('changes.*', 'segmentation', (m) => this.onChange(m.payload));
+    this.unsubscribe = this.deps.bus.subscribeBatch<ChangeMessage>('changes.*', 'segmentation', 500, (msgs) =>
+      this.onChanges(msgs.map((m) => m.payload)),
+    );
     if (this.deps.config.tickMs > 0) {
       this.timer = setInterval(() => void this.tick(), this.deps.config.tickMs);
       this.timer.unref();
@@ -105,19 +107,29 @@ export class SegmentationEngine {
     await this.ticking;
   }
 
-  /** Reacts to one profile change (streaming evaluation). */
-  async onChange(change: ChangeMessage): Promise<void> {
-    const { sandboxId, profileId } = change;
-    if (change.type === 'delete') return; // storage removed the profile's memberships with it
-    if (change.type === 'merge') {
-      const absorbed = change.mergedFrom ?? [];
-      const current = await this.deps.store.memberships(sandboxId, absorbed);
-      const writes: MembershipWrite[] = [];
-      for (const [pid, list] of current) for (const m of list) writes.push({ profileId: pid, audienceId: m.audienceId, membership: null });
-      if (writes.length) await this.deps.store.writeMemberships(sandboxId, writes, this.now());
-      return;
+  /**
+   * Reacts to profile changes (streaming evaluation). Changes come in batches: each profile is
+   * evaluated once per batch on its latest state, which is what evaluating every change in
+   * order would leave; memberships of profiles absorbed by a merge are dropped first.
+   */
+  async onChanges(changes: readonly ChangeMessage[]): Promise<void> {
+    const bySandbox = new Map<string, { absorbed: string[]; profiles: Set<string> }>();
+    for (const c of changes) {
+      let s = bySandbox.get(c.sandboxId);
+      if (!s) bySandbox.set(c.sandboxId, (s = { absorbed: [], profiles: new Set() }));
+      if (c.type === 'merge') s.absorbed.push(...(c.mergedFrom ?? []));
+      else if (c.type !== 'delete') s.profiles.add(c.profileId); // a delete removed its memberships
     }
-    await this.evaluate(sandboxId, [profileId], { methods: STREAMING_METHODS });
+    for (const [sandboxId, { absorbed, profiles }] of bySandbox) {
+      if (absorbed.length) {
+        const current = await this.deps.store.memberships(sandboxId, absorbed);
+        const writes: MembershipWrite[] = [];
+        for (const [pid, list] of current) for (const m of list) writes.push({ profileId: pid, audienceId: m.audienceId, membership: null });
+        if (writes.length) await this.deps.store.writeMemberships(sandboxId, writes, this.now());
+        for (const a of absorbed) profiles.delete(a);
+      }
+      if (profiles.size) await this.evaluate(sandboxId, [...profiles], { methods: STREAMING_METHODS });
+    }
   }
 
   /** Runs due re-evaluations (window expiries) and the exited-membership clean-up. */

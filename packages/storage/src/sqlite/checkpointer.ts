@@ -33,6 +33,8 @@ export class Checkpointer {
 
   async stop(): Promise<void> {
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    // Keep the process alive until the worker has closed its connection.
+    this.worker.ref();
     this.worker.postMessage('stop');
     await exited;
   }
