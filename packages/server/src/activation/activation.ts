@@ -27,6 +27,7 @@ import type { Jobs } from '../services/jobs.js';
 import type { Connections } from './connections.js';
 import type { Dataflow, Dataflows } from './dataflows.js';
 import { authHeadersForDryRun } from './delivery.js';
+import { pushTo } from '../collections.js';
 
 const PAGE = 500;
 const HOUR = 3_600_000;
@@ -197,7 +198,7 @@ export class ActivationService {
       const events = await store.readMembershipEvents(undefined, cursor, PAGE);
       if (!events.length) break;
       const bySandbox = new Map<string, typeof events>();
-      for (const e of events) bySandbox.set(e.sandboxId, [...(bySandbox.get(e.sandboxId) ?? []), e]);
+      for (const e of events) pushTo(bySandbox, e.sandboxId, e);
       for (const [sandboxId, list] of bySandbox) {
         const { flows, enabled, names } = await context(sandboxId);
         const queue: QueuedExport[] = [];

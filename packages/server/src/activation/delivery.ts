@@ -22,6 +22,7 @@ import { hourOf } from './activation.js';
 import { TokenCache } from './auth.js';
 import type { Connections, OpenConnection } from './connections.js';
 import type { Dataflow, Dataflows } from './dataflows.js';
+import { pushTo } from '../collections.js';
 
 /** Settings of the runtime. */
 export interface DeliveryConfig {
@@ -43,7 +44,7 @@ export interface DeliveryConfig {
 
 /** Defaults. */
 export const DEFAULT_DELIVERY: DeliveryConfig = {
-  claimBatch: 1000,
+  claimBatch: 5000,
   leaseMs: 30_000,
   maxAttempts: 8,
   baseBackoffMs: 1000,
@@ -148,7 +149,7 @@ export class DeliveryRuntime {
       const groups = new Map<string, OutboxRow[]>();
       for (const r of rows) {
         const k = `${r.sandboxId}\u0000${r.dataflowId}`;
-        groups.set(k, [...(groups.get(k) ?? []), r]);
+        pushTo(groups, k, r);
       }
       await Promise.all([...groups.values()].map((g) => this.deliverGroup(g)));
       if (rows.length < config.claimBatch || this.stopped) return;
@@ -184,7 +185,7 @@ export class DeliveryRuntime {
             : def.delivery.groupBy === 'identity-namespace'
               ? Object.keys(r.payload.identities).sort().join(',')
               : '';
-        byKey.set(key, [...(byKey.get(key) ?? []), r]);
+        pushTo(byKey, key, r);
       }
       for (const list of byKey.values()) {
         for (let i = 0; i < list.length; i += def.delivery.maxSize) chunks.push(list.slice(i, i + def.delivery.maxSize));

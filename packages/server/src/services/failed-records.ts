@@ -6,6 +6,7 @@
 import { AudientError, type ErrorDetail } from '@audient/core';
 import type { FailedRecordRow, Store } from '@audient/storage';
 import type { IngestionService, RecordResult } from './ingestion.js';
+import { pushTo } from '../collections.js';
 
 /** The outcome of replaying one failed record. */
 export interface ReplayResult {
@@ -58,7 +59,7 @@ export class FailedRecords {
       const row = found.get(id);
       if (!row) out.push({ id, status: 'not-found', message: 'no failed record with this id in this sandbox' });
       else if (row.status !== 'failed') out.push({ id, status: 'replayed', message: `already ${row.status}` });
-      else byDataset.set(row.datasetId, [...(byDataset.get(row.datasetId) ?? []), row]);
+      else pushTo(byDataset, row.datasetId, row);
     }
     const at = new Date().toISOString();
     for (const [datasetId, list] of byDataset) {

@@ -27,6 +27,7 @@ import type { Metrics } from '../metrics.js';
 import type { AudienceService, CompiledEntry } from './audiences.js';
 import type { Catalog } from './catalog.js';
 import type { ChangeMessage } from './change-feed.js';
+import { pushTo } from '../collections.js';
 
 /** Subject of a sandbox's membership events. */
 export const membershipSubject = (sandboxId: string): string => `memberships.${sandboxId}`;
@@ -142,7 +143,7 @@ export class SegmentationEngine {
           const due = await this.deps.store.takeDueReevaluations(now, 500);
           if (!due.length) break;
           const bySandbox = new Map<string, string[]>();
-          for (const d of due) bySandbox.set(d.sandboxId, [...(bySandbox.get(d.sandboxId) ?? []), d.profileId]);
+          for (const d of due) pushTo(bySandbox, d.sandboxId, d.profileId);
           for (const [sandboxId, ids] of bySandbox) await this.evaluate(sandboxId, ids, { methods: ALL_METHODS });
           if (due.length < 500) break;
         }
