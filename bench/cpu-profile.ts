@@ -2,7 +2,9 @@
  * Summarises a V8 `.cpuprofile` (written by `BENCH_CPU_PROF=<dir> npm run bench -- <id>`): the
  * functions with the most self time, the most total (inclusive) time, and self time by package.
  *
- *   node --import tsx bench/cpu-profile.ts <file.cpuprofile> [top=25]
+ *   node --import tsx bench/cpu-profile.ts <file.cpuprofile> [top=25] [--window=<startUs>,<endUs>]
+ *
+ * `--window` keeps the samples of one phase (profile-read logs the window of its timed reads).
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -75,8 +77,8 @@ function rows(map: Map<string, number>, totalMs: number, top: number): Row[] {
     .map(([name, us]) => ({ name, ms: Math.round(us / 1000), pct: Math.round((us / 1000 / totalMs) * 1000) / 10 }));
 }
 
-/** Summarises a profile; `top` rows per table. */
-export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
+/** Summarises a profile; `top` rows per table; `window` keeps samples taken within [start, end] µs. */
+export function summarise(profile: CpuProfile, top = 25, window?: [number, number]): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -84,8 +86,11 @@ export function summarise(profile: CpuProfile, top = 25): ProfileSummary {
   const inclusive = new Map<string, number>();
   const packages = new Map<string, number>();
   let total = 0;
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
     const dt = profile.timeDeltas[i] ?? 0;
+    at += dt;
+    if (window && (at < window[0] || at > window[1])) return;
     const node = byId.get(id);
     if (!node) return;
     total += dt;
@@ -117,12 +122,15 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  const [file, topArg] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const windowArg = args.find((a) => a.startsWith('--window='));
+  const window = windowArg ? (windowArg.slice('--window='.length).split(',').map(Number) as [number, number]) : undefined;
+  const [file, topArg] = args.filter((a) => !a.startsWith('--'));
   if (!file) {
-    console.error('usage: node --import tsx bench/cpu-profile.ts <file.cpuprofile> [top]');
+    console.error('usage: node --import tsx bench/cpu-profile.ts <file.cpuprofile> [top] [--window=<startUs>,<endUs>]');
     process.exit(2);
   }
-  const s = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, Number(topArg ?? 25));
+  const s = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, Number(topArg ?? 25), window);
   console.log(`${file}: ${Math.round(s.totalMs)} ms sampled`);
   print('self time by package', s.packages);
   print('self time by function', s.self);

@@ -13,6 +13,7 @@ import { commandFor, type Family, type RunEnv } from './lib/family.js';
 import { machineInfo } from './lib/machine.js';
 import { benchPgUrl, createScratchSchema, postgresUnavailable } from './lib/postgres.js';
 import { fmt, type BenchEntry, type Results } from './lib/results.js';
+import { sourceRevision } from './lib/revision.js';
 import type { BodyShape } from './lib/workload.js';
 import type { LoadDone, LoadOut, RunLoad } from './processes/load-client.js';
 import type { ServerOut, ServerStopped, StartServer } from './processes/audient-server.js';
@@ -99,7 +100,7 @@ async function measure(
   }
 }
 
-function entry(v: Variant, ours: Measured, peer: Measured): BenchEntry {
+function entry(v: Variant, ours: Measured, peer: Measured, source: string): BenchEntry {
   const notes: string[] = [];
   const bad = Object.entries(ours.load.statuses).filter(([s]) => s !== '200');
   if (bad.length) notes.push(`NOT every response was 200: ${JSON.stringify(ours.load.statuses)}; first failure: ${ours.load.firstFailure}. Only events answered 200 are counted.`);
@@ -138,6 +139,7 @@ function entry(v: Variant, ours: Measured, peer: Measured): BenchEntry {
       'load average (1 min) when the load started': Math.round(ours.loadavgBefore * 100) / 100,
     },
     machine: machineInfo(),
+    source,
   };
 }
 
@@ -146,6 +148,7 @@ export const ingestHttp: Family = {
   name: 'ingest.http',
   ids: VARIANTS.map((v) => v.id),
   async run(selected, env) {
+    const source = sourceRevision();
     const chosen = VARIANTS.filter((v) => selected.has(v.id));
     const out: Results = {};
     let pgWhy: string | undefined;
@@ -182,7 +185,7 @@ export const ingestHttp: Family = {
           await scratch.drop();
         }
       }
-      out[v.id] = entry(v, ours, peers.get(v.shape)!);
+      out[v.id] = entry(v, ours, peers.get(v.shape)!, source);
     }
     return out;
   },

@@ -34,6 +34,8 @@ export interface BenchEntry {
   /** Supporting figures (percentiles, counts, durations). */
   details?: Record<string, number | string>;
   machine?: MachineInfo;
+  /** The code measured: commit, uncommitted changes, digest of the sources. */
+  source?: string;
 }
 
 /** results.json: benchmark id → entry. */
@@ -110,7 +112,7 @@ export function renderResultsMd(results: Results): string {
   lines.push('', '## Details', '');
   for (const id of ids) {
     const e = results[id]!;
-    lines.push(`### \`${id}\``, '', `Measured ${e.at}.`);
+    lines.push(`### \`${id}\``, '', `Measured ${e.at}${e.source ? ` on ${e.source}` : ''}.`);
     if (e.note) lines.push('', e.note);
     if (e.details && Object.keys(e.details).length) {
       lines.push('');

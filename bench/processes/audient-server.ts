@@ -82,9 +82,10 @@ async function main(): Promise<void> {
     peakRssMB: peakRssMB(),
     sampledPeakRssMB: sampled,
   };
+  // Reported before closing: a close that lets the process exit early must not lose the figures.
+  toParent(stopped);
   await app.close();
   await ctx.close();
-  toParent(stopped);
   process.disconnect?.();
 }
 

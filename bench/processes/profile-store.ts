@@ -9,6 +9,7 @@
  * the store's alone.
  */
 import { statSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createContext, loadConfig, type AudientContext } from '@audient/server';
@@ -61,7 +62,9 @@ export interface StoreLoaded extends Message {
   feedDrainMs: number;
   changesPublished: number;
   dbMB: number;
+  /** WAL file size after loading, and the part of it the checkpoint before the reads copied (−1: it could not complete). */
   walMB: number;
+  walCheckpointedMB: number;
   rssAfterLoadMB: number;
   peakRssMB: number;
 }
@@ -76,6 +79,10 @@ export interface StoreRead extends Message {
   /** Largest RSS during the read phase (100 ms sampler). */
   readRssMB: number;
   peakRssMB: number;
+  /** GC pauses while ours was timed. */
+  gc: { count: number; totalMs: number; maxMs: number };
+  /** When ours was timed, on the clock of CPU profiles (µs): `bench/cpu-profile.ts --window`. */
+  oursWindowUs: [number, number];
 }
 
 /** Profile-store messages. */
@@ -109,9 +116,11 @@ async function main(): Promise<void> {
   const seeded = run.profiles - 2 * run.slice;
   const common = { batch: run.batch, seed: run.seed, datasetId: 'crm' };
   const seedMs = seeder.profiles({ ...common, from: 0, to: seeded });
+  await seeder.checkpoint();
   // The peer writes its change rows to a table of the same shape the change feed does not read.
   const peerMs = seeder.profiles({ ...common, from: seeded, to: seeded + run.slice, changesTable: 'bench_peer_changes' });
 
+  await seeder.checkpoint();
   let rejected = 0;
   const t0 = performance.now();
   for (let from = seeded + run.slice; from < run.profiles; from += run.batch) {
@@ -126,13 +135,6 @@ async function main(): Promise<void> {
   await ctx.bus.drain();
   const feedDrainMs = performance.now() - t1;
 
-  const pick = prng(run.seed + 7);
-  const events = experienceEvents(run.events, { people: 1, seed: run.seed });
-  const profileOf = events.map(() => Math.floor(pick() * run.profiles));
-  const eventsMs = seeder.events({ events, profileOf: (i) => profileOf[i]!, batch: run.batch, seed: run.seed, datasetId: 'web' });
-  seeder.close();
-
-  const changesPublished = (await ctx.metrics.changesPublished.get()).values.reduce((n, v) => n + v.value, 0);
   const size = (p: string): number => {
     try {
       return statSync(p).size;
@@ -140,6 +142,17 @@ async function main(): Promise<void> {
       return 0;
     }
   };
+  const pick = prng(run.seed + 7);
+  const events = experienceEvents(run.events, { people: 1, seed: run.seed });
+  const profileOf = events.map(() => Math.floor(pick() * run.profiles));
+  const eventsMs = seeder.events({ events, profileOf: (i) => profileOf[i]!, batch: run.batch, seed: run.seed, datasetId: 'web' });
+  const walMB = Math.round(size(`${dbPath}-wal`) / 1024 / 1024);
+  // A store at rest: whatever the load left in the WAL is checkpointed before the reads.
+  const checkpoint = await seeder.checkpoint();
+  const walCheckpointedMB = checkpoint.completed ? checkpoint.walMB : -1;
+  seeder.close();
+
+  const changesPublished = (await ctx.metrics.changesPublished.get()).values.reduce((n, v) => n + v.value, 0);
   toParent({
     type: 'loaded',
     profiles: run.profiles,
@@ -154,7 +167,8 @@ async function main(): Promise<void> {
     feedDrainMs,
     changesPublished,
     dbMB: Math.round(size(dbPath) / 1024 / 1024),
-    walMB: Math.round(size(`${dbPath}-wal`) / 1024 / 1024),
+    walMB,
+    walCheckpointedMB,
     rssAfterLoadMB: rssMB(),
     peakRssMB: peakRssMB(),
   } satisfies StoreLoaded);
@@ -179,12 +193,35 @@ async function measureReads(ctx: AudientContext, run: RunProfileStore, dbPath: s
   }, 100);
   let notFound = 0;
   const ours = new Float64Array(run.lookups);
+  // GC pauses during the timed lookups of ours: a usual cause of tail latency.
+  const gcEntries: Array<{ startTime: number; duration: number }> = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcEntries.push({ startTime: e.startTime, duration: e.duration });
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const window = { startUs: 0, endUs: 0, startMs: 0, endMs: 0 };
   for (let k = 0; k < keys.length; k++) {
+    if (k === run.warmup) {
+      window.startMs = performance.now();
+      window.startUs = Number(process.hrtime.bigint() / 1000n);
+    }
     const t = performance.now();
     const view = await ctx.profiles.get(sandbox, keys[k]!);
     const ms = performance.now() - t;
     if (!view.profileId) notFound++;
     if (k >= run.warmup) ours[k - run.warmup] = ms;
+  }
+  window.endUs = Number(process.hrtime.bigint() / 1000n);
+  window.endMs = performance.now();
+  // GC entries are delivered on a later macrotask; the lookups above ran on microtasks only.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  observer.disconnect();
+  const gc = { count: 0, totalMs: 0, maxMs: 0 };
+  for (const e of gcEntries) {
+    if (e.startTime < window.startMs || e.startTime > window.endMs) continue;
+    gc.count++;
+    gc.totalMs += e.duration;
+    gc.maxMs = Math.max(gc.maxMs, e.duration);
   }
   const raw = new Float64Array(run.lookups);
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
@@ -210,6 +247,8 @@ async function measureReads(ctx: AudientContext, run: RunProfileStore, dbPath: s
     raw: latency(raw),
     readRssMB: readRss,
     peakRssMB: peakRssMB(),
+    gc,
+    oursWindowUs: [window.startUs, window.endUs],
   } satisfies StoreRead);
 }
 
