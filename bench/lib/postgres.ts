@@ -4,7 +4,7 @@
  * dropped afterwards. Schemas left by crashed runs are swept after an hour.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { withClient } from '@audient/storage/testing';
 
 const PREFIX = 'audient_bench_';
 const STALE_MS = 60 * 60 * 1000;
@@ -12,17 +12,6 @@ const STALE_MS = 60 * 60 * 1000;
 /** The PostgreSQL URL benchmarks use (`AUDIENT_BENCH_PG_URL`, or the local test database). */
 export function benchPgUrl(): string {
   return process.env['AUDIENT_BENCH_PG_URL'] || 'postgres://postgres@127.0.0.1:5432/test';
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 /** A scratch schema and the URL that selects it. */

@@ -8,7 +8,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { ExportRecord } from '@audient/core';
 import type { OutboxRow, Store } from './port.js';
 import { PostgresStore } from './postgres/postgres-store.js';
-import { describeBackends, dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends } from './testing.js';
+import { describeBackends, openWithSandboxes, dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends } from './testing.js';
 
 const T0 = 1_700_000_000_000;
 const HOUR = 3_600_000;
@@ -39,9 +39,7 @@ const ids = (rows: readonly OutboxRow[]): number[] => rows.map((r) => r.id);
 await describeBackends((backend) => {
   let store: Store;
   beforeEach(async () => {
-    store = await backend.open();
-    await store.createSandbox({ id: 'a', name: 'Sandbox A' });
-    await store.createSandbox({ id: 'b', name: 'Sandbox B' });
+    store = await openWithSandboxes(backend);
   });
   afterEach(async () => {
     await store.close();

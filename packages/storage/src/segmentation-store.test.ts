@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, it } from 'node:test';
 import type { Membership, StoredFragment, WritePlan } from '@audient/core';
 import type { AudienceRow, MembershipWrite, Store } from './port.js';
-import { describeBackends } from './testing.js';
+import { describeBackends, openWithSandboxes } from './testing.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -48,9 +48,7 @@ const byFragmentKey = (x: StoredFragment, y: StoredFragment): number =>
 await describeBackends((backend) => {
   let store: Store;
   beforeEach(async () => {
-    store = await backend.open();
-    await store.createSandbox({ id: 'a', name: 'Sandbox A' });
-    await store.createSandbox({ id: 'b', name: 'Sandbox B' });
+    store = await openWithSandboxes(backend);
   });
   afterEach(async () => {
     await store.close();

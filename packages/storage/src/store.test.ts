@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, it } from 'node:test';
 import { fragmentKey, eventKey, type DatasetDef, type NamespaceDef, type SchemaDef, type WritePlan } from '@audient/core';
 import type { FailedRecordRow, JobRow, Store } from './port.js';
-import { describeBackends } from './testing.js';
+import { describeBackends, openWithSandboxes } from './testing.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -40,9 +40,7 @@ const job = (id: string, over: Partial<JobRow> = {}): JobRow => ({
 await describeBackends((backend) => {
   let store: Store;
   beforeEach(async () => {
-    store = await backend.open();
-    await store.createSandbox({ id: 'a', name: 'Sandbox A' });
-    await store.createSandbox({ id: 'b', name: 'Sandbox B' });
+    store = await openWithSandboxes(backend);
   });
   afterEach(async () => {
     await store.close();

@@ -58,8 +58,8 @@ export function scratchSchemaName(): string {
   return `${SCHEMA_PREFIX}${Date.now().toString(36)}_${randomBytes(5).toString('hex')}`;
 }
 
-/** Runs one statement on a short-lived connection (outside any store's pool). */
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+/** Runs statements on a short-lived connection (outside any store's pool). */
+export async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
   client.on('error', () => undefined);
   await client.connect();
@@ -180,4 +180,12 @@ export async function describeBackends(suite: (backend: StoreBackend) => void): 
       suite(backend);
     });
   }
+}
+
+/** Opens a fresh store of `backend` holding the empty sandboxes `a` and `b` (the suites' usual start). */
+export async function openWithSandboxes(backend: StoreBackend): Promise<Store> {
+  const store = await backend.open();
+  await store.createSandbox({ id: 'a', name: 'Sandbox A' });
+  await store.createSandbox({ id: 'b', name: 'Sandbox B' });
+  return store;
 }
