@@ -92,7 +92,7 @@ async function measure(
     const eventsPerSecond = load.eventsOk / (load.wallMs / 1000);
     env.log(
       `  ${opts.label}: ${fmt(eventsPerSecond)} events/s over ${fmt(load.wallMs / 1000)} s, statuses ${JSON.stringify(load.statuses)}, ` +
-        `peak RSS ${stopped.peakRssMB} MB${opts.server === 'audient' ? `, ${stopped.accepted} accepted, ${stopped.changesPublished} changes published (+${Math.round(stopped.feedDrainMs)} ms to drain)` : ''}`,
+        `server CPU ${fmt((stopped.cpuMs * 1000) / Math.max(1, load.eventsOk))} µs/event, peak RSS ${stopped.peakRssMB} MB${opts.server === 'audient' ? `, ${stopped.accepted} accepted, ${stopped.changesPublished} changes published (+${Math.round(stopped.feedDrainMs)} ms to drain)` : ''}`,
     );
     return { load, server: stopped, eventsPerSecond, loadavgBefore };
   } finally {
@@ -133,7 +133,9 @@ function entry(v: Variant, ours: Measured, peer: Measured, source: string): Benc
       'changes published': ours.server.changesPublished,
       'change feed drain after last response, ms': Math.round(ours.server.feedDrainMs),
       'server RSS peak while serving (100 ms sampler), MB': ours.server.sampledPeakRssMB,
+      'server CPU time per event (user + system, until the feed drained), µs': Math.round((ours.server.cpuMs * 1000) / Math.max(1, ours.load.eventsOk)),
       'peer events/s': Math.round(peer.eventsPerSecond),
+      'peer server CPU time per event, µs': Math.round((peer.server.cpuMs * 1000) / Math.max(1, peer.load.eventsOk)),
       'peer request latency p99, ms': Math.round(peer.load.latencyP99Ms * 100) / 100,
       'peer peak RSS, MB': peer.server.peakRssMB,
       'load average (1 min) when the load started': Math.round(ours.loadavgBefore * 100) / 100,
@@ -156,9 +158,12 @@ export const ingestHttp: Family = {
       pgWhy = await postgresUnavailable(benchPgUrl());
       if (pgWhy) env.log(`  PostgreSQL at ${benchPgUrl()} is unavailable (${pgWhy}); its benchmarks are skipped`);
     }
+    // BENCH_INGEST_SCALE (only with BENCH_SMOKE, which writes nothing) sizes iteration runs.
+    const override = Number(process.env['BENCH_INGEST_SCALE']);
+    const scale = process.env['BENCH_SMOKE'] === '1' && override > 0 && override <= 1 ? override : env.scale;
     const runnable = chosen
       .filter((v) => v.store === 'sqlite' || !pgWhy)
-      .map((v) => ({ ...v, events: Math.max(100, Math.round((v.events * env.scale) / 100) * 100) }));
+      .map((v) => ({ ...v, events: Math.max(100, Math.round((v.events * scale) / 100) * 100) }));
     const peers = new Map<BodyShape, Measured>();
     for (const shape of ['batch100', 'single'] as const) {
       const need = runnable.filter((v) => v.shape === shape);

@@ -38,9 +38,12 @@ export const profileRead: Family = {
     const source = sourceRevision();
     const dir = join(env.tmp, 'profiles');
     mkdirSync(dir, { recursive: true });
-    const profiles = Math.round(PROFILES * env.scale);
-    const slice = Math.round(SLICE * env.scale);
-    const events = Math.round(EVENTS * env.scale);
+    // BENCH_PROFILE_SCALE (only with BENCH_SMOKE, which writes nothing) sizes iteration runs.
+    const override = Number(process.env['BENCH_PROFILE_SCALE']);
+    const scale = process.env['BENCH_SMOKE'] === '1' && override > 0 && override <= 1 ? override : env.scale;
+    const profiles = Math.round(PROFILES * scale);
+    const slice = Math.round(SLICE * scale);
+    const events = Math.round(EVENTS * scale);
     const nodeArgs = env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, '--cpu-prof-name=profile-store.cpuprofile'] : [];
     const child = forkTs<RunProfileStore, ProfileStoreOut>(beside(import.meta.url, './processes/profile-store.ts'), { nodeArgs });
     const out: Results = {};

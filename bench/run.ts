@@ -10,13 +10,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { delivery } from './delivery.js';
+import { edge } from './edge.js';
 import { ingestHttp } from './ingest-http.js';
 import type { Family, RunEnv } from './lib/family.js';
 import { mergeResults, renderResultsMd, type Results } from './lib/results.js';
 import { profileRead } from './profile-read.js';
 import { segmentation } from './segmentation.js';
 
-const FAMILIES: readonly Family[] = [ingestHttp, profileRead, segmentation, delivery];
+const FAMILIES: readonly Family[] = [ingestHttp, profileRead, segmentation, delivery, edge];
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 async function main(): Promise<number> {

@@ -47,13 +47,16 @@ export interface BatchDone extends Message {
   enqueueMs: number;
   users: number;
   requests: number;
-  maxInFlight: number;
+  /** Peak open connections at the receiver during our run. */
+  maxConnections: number;
+  /** The runtime's own peak of requests in flight, claims (lease statements) and outcome writes. */
+  runtime: { peakInFlight: number; claims: number; settles: number };
   peakRssMB: number;
   concurrency: number;
   claimBatch: number;
   outboxLeft: number;
   activated: number;
-  peer: Array<{ concurrency: number; ms: number; users: number; requests: number; maxInFlight: number }>;
+  peer: Array<{ concurrency: number; ms: number; users: number; requests: number; maxConnections: number }>;
 }
 
 /** Latency summary, ms. */
@@ -78,6 +81,10 @@ export interface PerProfileDone extends Message {
   tokens: number;
   drainMs: number;
   peakRssMB: number;
+  /** Where each profile waited, per stage (first time a profile passes each point). */
+  stages: Record<string, Latency>;
+  /** Runtime counters: peak requests in flight, lease statements, outcome writes. */
+  runtime: { peakInFlight: number; claims: number; settles: number };
   peer: Latency & { sent: number; achievedRate: number; errors: number };
 }
 
@@ -145,7 +152,7 @@ async function batch(run: RunDelivery): Promise<void> {
   });
   const flow = await ctx.dataflows.create(SANDBOX, {
     name: 'To partner', connectionId: conn.id, audienceIds: ['has-city', 'gold'],
-    mapping: [{ source: 'identity:email', target: { kind: 'identity', name: 'partner_uid' } }],
+    mapping: [], // partner_uid comes from the ID-sync table; the records below are built with it
   });
   await ctx.jobs.idle();
   await stats(run.receiverUrl, true);
@@ -173,6 +180,8 @@ async function batch(run: RunDelivery): Promise<void> {
   const counts = await ctx.store.outboxCounts(SANDBOX, flow.id);
   const got = await stats(run.receiverUrl, true);
   const cfg = (ctx.delivery as unknown as { deps: { config: { concurrency: number; claimBatch: number } } }).deps.config;
+  const { peakInFlight, claims, settles } = ctx.delivery.stats;
+  const runtime = { peakInFlight, claims, settles };
   await ctx.close();
 
   // Peer: the same users as pre-built 100-user messages, bare fetch, `concurrency` in flight.
@@ -206,10 +215,10 @@ async function batch(run: RunDelivery): Promise<void> {
     await Promise.all(Array.from({ length: concurrency }, worker));
     const ms = performance.now() - tp;
     const s = await stats(run.receiverUrl, true);
-    peer.push({ concurrency, ms, users: s.users, requests: s.requests, maxInFlight: s.maxInFlight });
+    peer.push({ concurrency, ms, users: s.users, requests: s.requests, maxConnections: s.maxConnections });
   }
   toParent({
-    type: 'batch-done', exports: run.exports, oursMs, enqueueMs, users: got.users, requests: got.requests, maxInFlight: got.maxInFlight, peakRssMB: peak,
+    type: 'batch-done', exports: run.exports, oursMs, enqueueMs, users: got.users, requests: got.requests, maxConnections: got.maxConnections, runtime, peakRssMB: peak,
     concurrency: cfg.concurrency, claimBatch: cfg.claimBatch, outboxLeft: counts.pending + counts.inflight + counts.dead, activated: got.users, peer,
   } satisfies BatchDone);
 }
@@ -240,8 +249,34 @@ async function perProfile(run: RunDelivery): Promise<void> {
   await sleep(1000);
   await stats(run.receiverUrl, true);
 
+  // Stage clocks (measurement only): when a profile's change was published by the change feed,
+  // its membership published by segmentation, its export written to the outbox; keyed by
+  // profile id, joined to the email key through the outbox payload. First time only.
+  const changeAt = new Map<string, number>();
+  const membershipAt = new Map<string, number>();
+  const outboxAt = new Map<string, number>();
+  const emailOf = new Map<string, string>();
+  const publish = ctx.bus.publish.bind(ctx.bus);
+  ctx.bus.publish = async (subject: string, key: string, payload: unknown): Promise<void> => {
+    const at = clock();
+    const seen = subject.startsWith('changes.') ? changeAt : subject.startsWith('memberships.') ? membershipAt : undefined;
+    if (seen && !seen.has(key)) seen.set(key, at);
+    return publish(subject, key, payload);
+  };
+  const enqueue = ctx.store.enqueueExports.bind(ctx.store);
+  ctx.store.enqueueExports = async (rows) => {
+    await enqueue(rows);
+    const at = clock();
+    for (const r of rows) {
+      if (!outboxAt.has(r.profileId)) outboxAt.set(r.profileId, at);
+      const email = r.payload.identityMap['email']?.[0]?.id;
+      if (email) emailOf.set(r.profileId, email);
+    }
+  };
+
   const total = Math.round(run.rate * run.seconds);
   const handedOff = new Map<string, number>();
+  const committed = new Map<string, number>();
   const t0 = performance.now();
   let sent = 0;
   let calls = 0;
@@ -259,6 +294,8 @@ async function perProfile(run: RunDelivery): Promise<void> {
       const at = clock();
       for (const k of keys) handedOff.set(k, at);
       const results = await ctx.ingestion.ingest(SANDBOX, 'crm', recs);
+      const done = clock();
+      for (const k of keys) committed.set(k, done);
       for (const r of results) if (r.status !== 'accepted') throw new Error(`ingestion refused a record: ${JSON.stringify(r).slice(0, 300)}`);
       sent += n;
       calls++;
@@ -288,6 +325,26 @@ async function perProfile(run: RunDelivery): Promise<void> {
     else lat.push(arrived - at);
   }
   const ours = summarise(lat);
+  // Per stage, for the profiles that passed both of its ends.
+  const spans: Record<string, number[]> = {
+    'ingest call (hand-off → committed)': [], 'change feed (committed → change published)': [], 'segmentation (change → membership published)': [],
+    'activation (last of change/membership → outbox written)': [], 'delivery (outbox → receiver)': [],
+  };
+  const push = (k: string, a: number | undefined, b: number | undefined): void => {
+    if (a !== undefined && b !== undefined) spans[k]!.push(b - a);
+  };
+  for (const [profileId, email] of emailOf) {
+    if (!handedOff.has(email)) continue;
+    const ch = changeAt.get(profileId);
+    const mb = membershipAt.get(profileId);
+    push('ingest call (hand-off → committed)', handedOff.get(email), committed.get(email));
+    push('change feed (committed → change published)', committed.get(email), ch);
+    push('segmentation (change → membership published)', ch, mb);
+    push('activation (last of change/membership → outbox written)', mb !== undefined && ch !== undefined ? Math.max(ch, mb) : (ch ?? mb), outboxAt.get(profileId));
+    push('delivery (outbox → receiver)', outboxAt.get(profileId), got.arrivals[email]);
+  }
+  const stages = Object.fromEntries(Object.entries(spans).map(([k, v]) => [k, summarise(v)]));
+  const { peakInFlight, claims, settles } = ctx.delivery.stats;
   await stats(run.receiverUrl, true);
   const deliveryConfig = (ctx.delivery as unknown as { deps: { config: { concurrency: number } } }).deps.config;
   await ctx.close();
@@ -351,7 +408,7 @@ async function perProfile(run: RunDelivery): Promise<void> {
   }
   toParent({
     type: 'per-profile-done', handedOff: handedOff.size, achievedRate: handedOff.size / (sendMs / 1000), ingestCalls: calls, ours, missing,
-    profileRequests: got.profileRequests, tokens: got.tokens, drainMs, peakRssMB: peak,
+    profileRequests: got.profileRequests, tokens: got.tokens, drainMs, peakRssMB: peak, stages, runtime: { peakInFlight, claims, settles },
     peer: { ...summarise(peerLat), sent: psent, achievedRate: psent / (peerSendMs / 1000), errors: peerErrors },
   } satisfies PerProfileDone);
 }

@@ -8,7 +8,13 @@
  * - `POST /profiles…`: an http-api profile document; records its arrival time (epoch ms, from
  *   `performance.timeOrigin + performance.now()`, the clock the sender uses too) under the
  *   profile's first email identity (first arrival per key kept), answers 200 `{"ok":true}`.
- * - `GET /__stats` (`?reset=1` to start over): counts, peak requests in flight, arrivals.
+ * - `GET /__stats` (`?reset=1` to start over): counts, peak open connections, arrivals.
+ *
+ * Concurrency is seen here as the peak number of open connections: a handler that answers
+ * within the turn its request arrived in (this one) never has two requests open at once in its
+ * own event loop, whatever the sender does, so "requests in flight at the receiver" stays 1 and
+ * says nothing about the sender. An HTTP/1.1 client keeps one request per connection, so the open
+ * connections bound what the sender had in flight (the sender reports its own peak too).
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,7 +31,8 @@ export interface ReceiverStats {
   requests: number;
   users: number;
   tokens: number;
-  maxInFlight: number;
+  /** Peak open connections since the last reset (the sender's concurrency, bounded above). */
+  maxConnections: number;
   /** Profile key → first arrival, epoch ms (http-api profiles only). */
   arrivals: Record<string, number>;
   /** Requests to /profiles. */
@@ -53,22 +60,20 @@ function profileKey(body: { identityMap?: Record<string, Array<{ id?: unknown }>
 }
 
 async function main(): Promise<void> {
-  let stats: ReceiverStats = { requests: 0, users: 0, tokens: 0, maxInFlight: 0, arrivals: {}, profileRequests: 0, bad: 0 };
-  let inFlight = 0;
+  let open = 0;
+  const fresh = (): ReceiverStats => ({ requests: 0, users: 0, tokens: 0, maxConnections: open, arrivals: {}, profileRequests: 0, bad: 0 });
+  let stats: ReceiverStats = fresh();
   const server = createServer((req, res) => {
     const at = clock();
     const url = req.url ?? '/';
-    inFlight++;
-    if (inFlight > stats.maxInFlight) stats.maxInFlight = inFlight;
     const answer = (status: number, body: string): void => {
-      inFlight--;
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
     };
     readBody(req)
       .then((text) => {
         if (req.method === 'GET' && url.startsWith('/__stats')) {
           const out = JSON.stringify(stats);
-          if (url.includes('reset=1')) stats = { requests: 0, users: 0, tokens: 0, maxInFlight: 0, arrivals: {}, profileRequests: 0, bad: 0 };
+          if (url.includes('reset=1')) stats = fresh();
           answer(200, out);
           return;
         }
@@ -99,6 +104,11 @@ async function main(): Promise<void> {
         stats.bad++;
         answer(400, JSON.stringify({ error: String(err) }));
       });
+  });
+  server.on('connection', (socket) => {
+    open++;
+    if (open > stats.maxConnections) stats.maxConnections = open;
+    socket.on('close', () => open--);
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -60,20 +60,23 @@ export function mergeResults(path: string, entries: Results): Results {
 }
 
 /** Whether a figure meets its goal; undefined when the goal is not a parsable comparison. */
-export function goalMet(entry: Pick<BenchEntry, 'value' | 'goal'>): boolean | undefined {
-  const m = /^\s*(>=|<=|>|<)\s*([\d_,.]+)/.exec(entry.goal);
+export function goalMet(entry: Pick<BenchEntry, 'value' | 'goal'> & { ratio?: number }): boolean | undefined {
+  // A goal on the ratio to the peer reads `ratio >= 0.5 …`; any other, on the value.
+  const m = /^\s*(ratio\s*)?(>=|<=|>|<)\s*([\d_,.]+)/.exec(entry.goal);
   if (!m) return undefined;
-  const threshold = Number(m[2]!.replace(/[_,]/g, ''));
+  const threshold = Number(m[3]!.replace(/[_,]/g, ''));
   if (!Number.isFinite(threshold)) return undefined;
-  switch (m[1]) {
+  const measured = m[1] ? entry.ratio : entry.value;
+  if (measured === undefined) return undefined;
+  switch (m[2]) {
     case '>=':
-      return entry.value >= threshold;
+      return measured >= threshold;
     case '<=':
-      return entry.value <= threshold;
+      return measured <= threshold;
     case '>':
-      return entry.value > threshold;
+      return measured > threshold;
     case '<':
-      return entry.value < threshold;
+      return measured < threshold;
     default:
       return undefined;
   }

@@ -38,6 +38,11 @@ export interface ServerStopped extends Message {
   peakRssMB: number;
   /** Largest RSS seen by the 100 ms sampler (excludes start-up peaks the kernel counter keeps). */
   sampledPeakRssMB: number;
+  /**
+   * CPU time (user + system) the server process spent from `ready` until everything was
+   * published and handled: the work per event, less sensitive to other load on the machine.
+   */
+  cpuMs: number;
 }
 
 /** Server messages. */
@@ -61,6 +66,7 @@ async function main(): Promise<void> {
     sampled = Math.max(sampled, rssMB());
   }, 100);
   sampler.unref();
+  const cpuAtReady = process.cpuUsage();
   toParent({ type: 'ready', url: `http://127.0.0.1:${address.port}`, apiKey, sandboxId, datasetId: 'web' } satisfies ServerReady);
 
   await fromParent<Message>('stop');
@@ -68,6 +74,7 @@ async function main(): Promise<void> {
   await ctx.feed.flush();
   await ctx.bus.drain();
   const feedDrainMs = performance.now() - t;
+  const cpu = process.cpuUsage(cpuAtReady);
   clearInterval(sampler);
   sampled = Math.max(sampled, rssMB());
   const ingested = (await ctx.metrics.recordsIngested.get()).values;
@@ -81,6 +88,7 @@ async function main(): Promise<void> {
     feedDrainMs,
     peakRssMB: peakRssMB(),
     sampledPeakRssMB: sampled,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   };
   // Reported before closing: a close that lets the process exit early must not lose the figures.
   toParent(stopped);

@@ -39,9 +39,11 @@ async function main(): Promise<void> {
     sampled = Math.max(sampled, rssMB());
   }, 100);
   sampler.unref();
+  const cpuAtReady = process.cpuUsage();
   toParent({ type: 'ready', url: `http://127.0.0.1:${address.port}`, apiKey: '', sandboxId: '', datasetId: '' } satisfies ServerReady);
 
   await fromParent<Message>('stop');
+  const cpu = process.cpuUsage(cpuAtReady);
   clearInterval(sampler);
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
     feedDrainMs: 0,
     peakRssMB: peakRssMB(),
     sampledPeakRssMB: Math.max(sampled, rssMB()),
+    cpuMs: (cpu.user + cpu.system) / 1000,
   } satisfies ServerStopped);
   process.disconnect?.();
 }

@@ -30,6 +30,8 @@ export interface StreamingDone extends Message {
   audiences: number;
   methods: Record<string, number>;
   wallMs: number;
+  /** CPU time (user + system) of this process over the same span as wallMs. */
+  cpuMs: number;
   ingestMs: number;
   membershipEvents: number;
   profilesWithEvent: number;
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
     if (!firstSeen.has(m.payload.profileId)) firstSeen.set(m.payload.profileId, performance.now());
   });
   const handedOff = new Map<string, number>();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let from = 0; from < run.records; from += run.batch) {
     const records: Array<Record<string, unknown>> = [];
@@ -68,6 +71,8 @@ async function main(): Promise<void> {
   await ctx.feed.flush();
   await ctx.bus.drain();
   const wallMs = Math.max(performance.now() - t0, 0);
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   const lat: number[] = [];
   for (const [pid, at] of handedOff) {
     const seen = firstSeen.get(pid);
@@ -77,7 +82,7 @@ async function main(): Promise<void> {
   const q = (p: number): number => lat[Math.min(lat.length - 1, Math.max(0, Math.ceil(p * lat.length) - 1))] ?? NaN;
   await ctx.close();
   toParent({
-    type: 'done', records: run.records, audiences: run.audiences, methods, wallMs, ingestMs, membershipEvents,
+    type: 'done', records: run.records, audiences: run.audiences, methods, wallMs, cpuMs, ingestMs, membershipEvents,
     profilesWithEvent: lat.length, p50: q(0.5), p99: q(0.99), max: q(1), peakRssMB: peakRssMB(),
   } satisfies StreamingDone);
   process.disconnect?.();

@@ -5,6 +5,7 @@
  * Exit codes: 0 success, 1 error, 2 bad usage, 3 finished but some records were rejected.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { adminKeyPath } from './bootstrap.js';
 import { registerAudienceCommands } from './cli/audience-commands.js';
@@ -27,9 +28,14 @@ program
   .option('--database-url <url>', 'postgres://… or a SQLite file (AUDIENT_DATABASE_URL)')
   .option('--host <host>', 'listen address (AUDIENT_HOST)')
   .addOption(new Option('--port <port>', 'listen port (AUDIENT_PORT)').argParser((v) => Number(v)))
-  .action(async (opts: { databaseUrl?: string; host?: string; port?: number }) => {
+  .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (AUDIENT_TLS_CERT; with --tls-key)')
+  .option('--tls-key <file>', 'PEM private key of --tls-cert (AUDIENT_TLS_KEY)')
+  .action(async (opts: { databaseUrl?: string; host?: string; port?: number; tlsCert?: string; tlsKey?: string }) => {
     const { dataDir } = program.opts<{ dataDir?: string }>();
-    const config = loadConfig({ ...opts, ...(dataDir ? { dataDir } : {}) });
+    const { tlsCert, tlsKey, ...rest } = opts;
+    if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+    const tls = tlsCert && tlsKey ? { tls: { certFile: resolve(tlsCert), keyFile: resolve(tlsKey) } } : {};
+    const config = loadConfig({ ...rest, ...tls, ...(dataDir ? { dataDir } : {}) });
     const server = await startServer(config);
     const key = server.adminKey ?? '(set when the instance was created; see the admin.key file of its data directory)';
     process.stdout.write(`Audient is running at ${server.url}\n  store: ${server.ctx.store.kind}\n  admin API key: ${key}\n  OpenAPI: ${server.url}/openapi.json\n`);
@@ -44,7 +50,7 @@ program
 function client(): Client {
   const g = program.opts<{ url?: string; apiKey?: string; dataDir?: string }>();
   const config = loadConfig(g.dataDir ? { dataDir: g.dataDir } : {});
-  const url = g.url ?? process.env['AUDIENT_URL'] ?? `http://${config.host}:${config.port}`;
+  const url = g.url ?? process.env['AUDIENT_URL'] ?? `${config.tls ? 'https' : 'http'}://${config.host}:${config.port}`;
   const keyFile = adminKeyPath(config.dataDir);
   const apiKey = g.apiKey ?? process.env['AUDIENT_API_KEY'] ?? (existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : undefined);
   if (!apiKey) {

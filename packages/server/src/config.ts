@@ -28,6 +28,12 @@ export interface Config {
   alertCheckMs: number;
   /** Hex AES-256 key for secrets at rest; when absent, one is generated into the data dir. Secret. */
   secretKey: string | undefined;
+  /**
+   * Serve HTTPS with this PEM certificate (chain) and private key file (AUDIENT_TLS_CERT and
+   * AUDIENT_TLS_KEY, both or neither). Browsers' Web SDKs (Adobe's `alloy`) only call an edge
+   * domain over HTTPS, so pages point `edgeDomain` at an Audient serving TLS.
+   */
+  tls: { certFile: string; keyFile: string } | undefined;
 }
 
 /** Segmentation settings. */
@@ -67,6 +73,15 @@ function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number
   return n;
 }
 
+function tlsFrom(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): Config['tls'] {
+  if (overrides.tls !== undefined) return overrides.tls;
+  const certFile = env['AUDIENT_TLS_CERT'] || undefined;
+  const keyFile = env['AUDIENT_TLS_KEY'] || undefined;
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) throw new Error('AUDIENT_TLS_CERT and AUDIENT_TLS_KEY go together: set both (PEM files) to serve HTTPS, or neither');
+  return { certFile: resolve(certFile), keyFile: resolve(keyFile) };
+}
+
 /** Builds the configuration. */
 export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = resolve(overrides.dataDir ?? env['AUDIENT_DATA_DIR'] ?? '.audient');
@@ -87,6 +102,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     maxUploadBytes: overrides.maxUploadBytes ?? intFrom(env, 'AUDIENT_MAX_UPLOAD_BYTES', 2 * 1024 * 1024 * 1024),
     batchChunkSize: overrides.batchChunkSize ?? intFrom(env, 'AUDIENT_BATCH_CHUNK_SIZE', 500),
     secretKey: overrides.secretKey ?? env['AUDIENT_SECRET_KEY'],
+    tls: tlsFrom(overrides, env),
     alertCheckMs: overrides.alertCheckMs ?? intFrom(env, 'AUDIENT_ALERT_CHECK_MS', 30_000),
     delivery: overrides.delivery ?? {
       leaseMs: intFrom(env, 'AUDIENT_DELIVERY_LEASE_MS', 30_000),

@@ -87,7 +87,7 @@ export async function createContext(
   const webhooks = new MembershipWebhooks({ store, bus, secrets, log, now });
   const audiences = new AudienceService({ store, catalog, config: config.segmentation, newId: newUuid });
   const segmentation = new SegmentationEngine({ store, bus, catalog, audiences, config: config.segmentation, log, metrics, now });
-  const batchSegmentation = new BatchSegmentation({ store, jobs, engine: segmentation, audiences, config: config.segmentation, log, now });
+  const batchSegmentation = new BatchSegmentation({ store, bus, jobs, engine: segmentation, audiences, config: config.segmentation, log, now });
   const connections = new Connections({ store, secrets });
   const dataflows = new Dataflows({ store, catalog, audiences, connections });
   const activation = new ActivationService({ store, bus, catalog, audiences, connections, dataflows, jobs, log, now });
@@ -95,7 +95,7 @@ export async function createContext(
   activation.onQueued(() => delivery.poke());
   const alerts = new Alerts({ store, dataflows, secrets, log, now, everyMs: config.alertCheckMs });
   const datastreams = new Datastreams({ store, catalog, now });
-  const edge = new EdgeService({ store, catalog, ingestion, segmentation, connections, dataflows, datastreams, log, now });
+  const edge = new EdgeService({ store, catalog, ingestion, segmentation, connections, dataflows, datastreams, audiences, log, now });
   const ctx: AudientContext = {
     config,
     log,

@@ -125,6 +125,22 @@ export interface MembershipEventRow {
   at: number;
 }
 
+/** A profile as the batch evaluator reads it from its snapshot: fragments, and events oldest first. */
+export interface ProfileSnapshot {
+  profileId: string;
+  fragments: StoredFragment[];
+  events: EventRow[];
+}
+
+/** One profile as `Store.readProfile` returns it (fresh objects: the caller may modify them). */
+export interface ProfileRead {
+  profileId: string;
+  identities: StoredIdentity[];
+  fragments: StoredFragment[];
+  memberships: Membership[];
+  events: EventRow[];
+}
+
 /** A point of an audience's size history. */
 export interface AudienceSizePoint {
   at: number;
@@ -145,6 +161,20 @@ export interface OutboxRow {
   nextAttemptAt: number;
   createdAt: number;
   lastError: string | null;
+}
+
+/**
+ * An ID sync: a partner's own user id for one of our ECIDs, per partner (the connection whose
+ * destination addresses users by synced ids). One id per partner and ECID; a later sync of the
+ * same ECID replaces it.
+ */
+export interface IdSyncRow {
+  sandboxId: string;
+  partnerId: string;
+  ecid: string;
+  partnerUid: string;
+  /** When it was last synced, epoch ms. */
+  syncedAt: number;
 }
 
 /** Paging for lists: newest first, `cursor` is the last id seen. */
@@ -205,7 +235,17 @@ export interface Store {
     profileId: string,
     opts: { limit: number; before?: { timestamp: number; eventId: string } | undefined },
   ): Promise<EventRow[]>;
-  /** Removes a profile's identities, fragments, events, memberships, pending re-evaluations and queued exports, and records a delete change. */
+  /**
+   * Everything a profile read needs, read at once: the graph holding `identity` (undefined when
+   * none does), its identities (by ns, id), fragments, memberships, and its newest `eventsLimit`
+   * events before `before` (newest first). Optional: without it, the reads above are made one by one.
+   */
+  readProfile?(
+    sandboxId: string,
+    identity: IdentityRef,
+    opts: { eventsLimit: number; before?: { timestamp: number; eventId: string } | undefined },
+  ): Promise<ProfileRead | undefined>;
+  /** Removes a profile's identities, fragments, events, memberships, batch snapshot, pending re-evaluations and queued exports, and records a delete change. */
   deleteProfile(sandboxId: string, profileId: string, now: number): Promise<{ identities: number; fragments: number; events: number }>;
   countLake(sandboxId: string, datasetId: string): Promise<number>;
 
@@ -260,6 +300,23 @@ export interface Store {
     eventsSince: number,
   ): Promise<Map<string, { fragments: StoredFragment[]; events: EventRow[] }>>;
 
+  /**
+   * The seq of the latest change (0 when none), read while no write of the sandbox is in flight:
+   * every change of the sandbox up to it is committed, and later ones will have higher seqs.
+   */
+  changeHead(sandboxId: string): Promise<number>;
+  /**
+   * Rebuilds the batch-evaluation snapshots (one row per profile: its fragments and its events
+   * at or after `eventsSince`) of `profileIds`, or of every profile of the sandbox when undefined
+   * (stale rows of profiles that no longer exist are removed either way). Returns how many
+   * snapshots were written and removed.
+   */
+  refreshProfileSnapshots(sandboxId: string, profileIds: readonly string[] | undefined, eventsSince: number): Promise<{ written: number; removed: number }>;
+  /** Snapshots in profile id order after `after`; events at or after `eventsSince`, oldest first. */
+  scanProfileSnapshots(sandboxId: string, after: string | undefined, limit: number, eventsSince: number): Promise<ProfileSnapshot[]>;
+  /** The same rows undecoded (`decodeSnapshot` reads them), for decoding off the main thread. */
+  scanProfileSnapshotTexts(sandboxId: string, after: string | undefined, limit: number): Promise<Array<{ profileId: string; body: string }>>;
+
   /** Asks for profiles to be re-evaluated at their `dueAt` (per profile, the earliest request wins). */
   scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void>;
   /** Removes and returns re-evaluations due at or before `now`. */
@@ -300,6 +357,13 @@ export interface Store {
   addActivationStats(sandboxId: string, dataflowId: string, hour: number, deltas: Readonly<Record<string, number>>): Promise<void>;
   /** Per-hour metrics since `sinceHour` (epoch ms of the hour), oldest first. */
   activationStats(sandboxId: string, dataflowId: string, sinceHour: number): Promise<Array<{ hour: number; metrics: Record<string, number> }>>;
+
+  /** Records ID syncs (insert, or replace the partner id and time of an already synced ECID). */
+  putIdSyncs(rows: readonly IdSyncRow[]): Promise<void>;
+  /** A partner's syncs of these ECIDs (ECIDs never synced are absent), in the order of `ecids`. */
+  idSyncsOf(sandboxId: string, partnerId: string, ecids: readonly string[]): Promise<IdSyncRow[]>;
+  /** Removes a partner's syncs: all of them, or those of the given ECIDs; returns how many. */
+  deleteIdSyncs(sandboxId: string, partnerId: string, ecids?: readonly string[]): Promise<number>;
 
   putJob(job: JobRow): Promise<void>;
   getJob(sandboxId: string, id: string): Promise<JobRow | undefined>;

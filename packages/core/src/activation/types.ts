@@ -120,6 +120,12 @@ export interface DestinationDefinition {
   settings: readonly SettingField[];
   auth: AuthScheme;
   identities: IdentityRequirement;
+  /**
+   * A target identity the mapping does not produce: activation fills it with the partner's user
+   * ids synced to the profile's ECIDs for the connection (the ID-sync table); a profile with none
+   * is excluded with that reason.
+   */
+  idSync?: { target: string };
   /** Marketing actions this destination performs (for governance). */
   marketingActions: readonly string[];
   delivery: DeliveryMode;

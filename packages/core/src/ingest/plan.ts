@@ -7,7 +7,7 @@
 import type { IdentityRef } from '../identity/extract.js';
 import { planEviction, type GraphMember } from '../identity/graph.js';
 import type { NamespaceType } from '../identity/namespaces.js';
-import { deepMerge } from '../profile/merge.js';
+import { deepMergeCopy } from '../profile/merge.js';
 import type { PreparedRecord } from './prepare.js';
 
 /** An identity as storage holds it. */
@@ -66,7 +66,8 @@ export interface WritePlan {
   /** Repoint everything of graph `from` to graph `to`, in order. */
   graphMerges: Array<{ from: string; to: string }>;
   fragments: StoredFragment[];
-  events: Array<{ datasetId: string; eventId: string; graphId: string; timestamp: number; body: Record<string, unknown> }>;
+  /** `bodyJson`, when given, is `body` as JSON text (stores may write it instead of serialising again). */
+  events: Array<{ datasetId: string; eventId: string; graphId: string; timestamp: number; body: Record<string, unknown>; bodyJson?: string | undefined }>;
   changes: ProfileChange[];
   /** Per input record, in order: the profile it landed in, and whether it was a duplicate event. */
   results: Array<{ profileId: string; duplicate: boolean }>;
@@ -180,14 +181,14 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
     if (mergedFrom.length) plan.changes.push({ profileId: graphId, type: 'merge', mergedFrom });
     if (prepared.kind === 'event') {
       seenEvents.add(eventKey(datasetId, prepared.eventId));
-      plan.events.push({ datasetId, eventId: prepared.eventId, graphId, timestamp: prepared.timestamp, body: prepared.body });
+      plan.events.push({ datasetId, eventId: prepared.eventId, graphId, timestamp: prepared.timestamp, body: prepared.body, bodyJson: prepared.bodyJson });
       change.eventId = prepared.eventId;
       change.eventTime = prepared.timestamp;
     } else {
       const fk = fragmentKey(datasetId, prepared.primary);
       const before = fragments.get(fk);
-      const { identityMap: _im, ...attrs } = prepared.attributes;
-      const merged = deepMerge(before ? structuredClone(before.attributes) : {}, structuredClone(attrs));
+      const attrs = prepared.attributes;
+      const merged = deepMergeCopy(before ? deepMergeCopy({}, before.attributes) : {}, attrs, 'identityMap');
       const timestamp = Math.max(prepared.sourceTime ?? now, before?.timestamp ?? -Infinity);
       const frag: StoredFragment = { datasetId, ns: prepared.primary.ns, id: prepared.primary.id, graphId, attributes: merged, timestamp };
       fragments.set(fk, frag);

@@ -47,6 +47,8 @@ export type PreparedRecord =
       eventId: string;
       timestamp: number;
       body: Record<string, unknown>;
+      /** `body` as JSON text (made for the size check; storage keeps it as it is). */
+      bodyJson?: string;
     };
 
 /** Why a record was refused. */
@@ -123,6 +125,7 @@ export function prepareRecord(
       eventId: body['_id'] as string,
       timestamp: Date.parse(body['timestamp'] as string),
       body,
+      bodyJson: json,
     };
   }
   const audit = body['extSourceSystemAudit'] as Record<string, unknown> | undefined;

@@ -39,6 +39,41 @@ export function deepMerge(target: Record<string, unknown>, source: Record<string
   return target;
 }
 
+/** A deep copy of a JSON value (arrays and objects copied; scalars as they are). */
+function copyJson(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(copyJson);
+  if (isPlainObject(v)) {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) if (k !== '__proto__') out[k] = copyJson(v[k]);
+    return out;
+  }
+  return v;
+}
+
+/**
+ * Like `deepMerge(target, structuredClone(source))` for JSON data, without the intermediate
+ * copy: objects are merged key by key into `target` (new objects where it has none), and arrays
+ * are copied, so `target` never shares structure with `source`. Keys listed in `skip` are left
+ * out at the top level.
+ */
+export function deepMergeCopy(target: Record<string, unknown>, source: Record<string, unknown>, skip?: string): Record<string, unknown> {
+  for (const k of Object.keys(source)) {
+    if (k === '__proto__' || k === skip) continue;
+    const v = source[k];
+    if (v === null) {
+      delete target[k];
+    } else if (isPlainObject(v)) {
+      const cur = target[k];
+      target[k] = deepMergeCopy(isPlainObject(cur) ? cur : {}, v);
+    } else if (Array.isArray(v)) {
+      target[k] = copyJson(v);
+    } else if (v !== undefined) {
+      target[k] = v;
+    }
+  }
+  return target;
+}
+
 /** Fragments in the order they are applied: lowest priority first, winner last. */
 export function orderFragments(fragments: readonly Fragment[], policy: MergePolicy): Fragment[] {
   const byTime = (a: Fragment, b: Fragment): number => a.timestamp - b.timestamp || a.datasetId.localeCompare(b.datasetId);
@@ -53,10 +88,8 @@ export function orderFragments(fragments: readonly Fragment[], policy: MergePoli
 /** Merges fragments under a policy into one attribute object (identityMap excluded: the graph owns it). */
 export function mergeFragments(fragments: readonly Fragment[], policy: MergePolicy): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const f of orderFragments(fragments, policy)) {
-    const { identityMap: _ignored, ...attrs } = f.attributes;
-    deepMerge(out, structuredClone(attrs));
-  }
+  const ordered = fragments.length === 1 ? fragments : orderFragments(fragments, policy);
+  for (const f of ordered) deepMergeCopy(out, f.attributes, 'identityMap');
   return out;
 }
 

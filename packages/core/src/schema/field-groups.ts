@@ -211,12 +211,19 @@ export const STANDARD_FIELD_GROUPS: readonly FieldGroup[] = [
     fields: {
       environment: obj({
         type: str(),
-        browserDetails: obj({ name: str(), version: str(), userAgent: str(), acceptLanguage: str() }),
+        browserDetails: obj({ name: str(), version: str(), userAgent: str(), acceptLanguage: str(), viewportWidth: int(), viewportHeight: int() }),
         ipV4: str({ labels: ['I2'] }),
         operatingSystem: str(),
       }),
-      device: obj({ type: str(), manufacturer: str(), model: str(), screenWidth: int(), screenHeight: int() }),
-      placeContext: obj({ geo: obj({ countryCode: str(), city: str(), postalCode: str() }), localTime: { type: 'date-time' } }),
+      device: obj({ type: str(), manufacturer: str(), model: str(), screenWidth: int(), screenHeight: int(), screenOrientation: str() }),
+      placeContext: obj({
+        geo: obj({ countryCode: str(), city: str(), postalCode: str() }),
+        localTime: { type: 'date-time' },
+        localTimezoneOffset: int(),
+        ianaTimezone: str(),
+      }),
+      // What the Adobe Web SDK adds to every event (library name, version, environment).
+      implementationDetails: obj({ name: str(), version: str(), environment: str() }),
     },
   },
   {

@@ -78,51 +78,65 @@ function checkNumber(def: FieldDef, v: number, path: string, c: Collector): void
   if (def.maximum !== undefined && v > def.maximum) c.add(path, 'maximum', `must be <= ${def.maximum}`, `<= ${def.maximum}`, String(v));
 }
 
-function checkValue(def: FieldDef, v: unknown, path: string, c: Collector): void {
+function wrongType(def: FieldDef, v: unknown, path: string, c: Collector): void {
+  c.add(path, 'type', `expected ${expectedOf(def)}, got ${describeValue(v)}`, expectedOf(def), describeValue(v));
+}
+
+/**
+ * Checks `v` at `parent`.`key` (`key` undefined: `v` is at `parent` itself). The path string is
+ * only built where it is needed: on a problem, or to descend into a container.
+ */
+function checkValue(def: FieldDef, v: unknown, parent: string, key: string | undefined, c: Collector): void {
   if (c.full()) return;
-  const wrongType = (): void => c.add(path, 'type', `expected ${expectedOf(def)}, got ${describeValue(v)}`, expectedOf(def), describeValue(v));
   switch (def.type) {
     case 'string':
-      if (typeof v !== 'string') return wrongType();
-      return checkString(def, v, path, c);
+      if (typeof v !== 'string') return wrongType(def, v, at(parent, key), c);
+      if (def.minLength !== undefined || def.maxLength !== undefined || def.pattern !== undefined) checkString(def, v, at(parent, key), c);
+      return;
     case 'integer':
-      if (typeof v !== 'number' || !Number.isSafeInteger(v)) return wrongType();
-      return checkNumber(def, v, path, c);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) return wrongType(def, v, at(parent, key), c);
+      if (def.minimum !== undefined || def.maximum !== undefined) checkNumber(def, v, at(parent, key), c);
+      return;
     case 'number':
-      if (typeof v !== 'number' || !Number.isFinite(v)) return wrongType();
-      return checkNumber(def, v, path, c);
+      if (typeof v !== 'number' || !Number.isFinite(v)) return wrongType(def, v, at(parent, key), c);
+      if (def.minimum !== undefined || def.maximum !== undefined) checkNumber(def, v, at(parent, key), c);
+      return;
     case 'boolean':
-      if (typeof v !== 'boolean') return wrongType();
+      if (typeof v !== 'boolean') return wrongType(def, v, at(parent, key), c);
       return;
     case 'date':
-      if (typeof v !== 'string' || !isValidDate(v)) return wrongType();
+      if (typeof v !== 'string' || !isValidDate(v)) return wrongType(def, v, at(parent, key), c);
       return;
     case 'date-time':
-      if (typeof v !== 'string' || !isValidDateTime(v)) return wrongType();
+      if (typeof v !== 'string' || !isValidDateTime(v)) return wrongType(def, v, at(parent, key), c);
       return;
     case 'enum':
       if (typeof v !== 'string' || !(def.enum ?? []).includes(v)) {
-        c.add(path, 'enum', `expected ${expectedOf(def)}, got ${describeValue(v)}`, expectedOf(def), describeValue(v));
+        c.add(at(parent, key), 'enum', `expected ${expectedOf(def)}, got ${describeValue(v)}`, expectedOf(def), describeValue(v));
       }
       return;
     case 'object':
-      if (!isPlainObject(v)) return wrongType();
-      return checkObject(def, v, path, c);
-    case 'array':
-      if (!Array.isArray(v)) return wrongType();
+      if (!isPlainObject(v)) return wrongType(def, v, at(parent, key), c);
+      return checkObject(def, v, at(parent, key), c);
+    case 'array': {
+      if (!Array.isArray(v)) return wrongType(def, v, at(parent, key), c);
       if (def.items) {
-        for (let i = 0; i < v.length && !c.full(); i++) checkValue(def.items, v[i], `${path}[${i}]`, c);
+        const path = at(parent, key);
+        for (let i = 0; i < v.length && !c.full(); i++) checkValue(def.items, v[i], `${path}[${i}]`, undefined, c);
       }
       return;
-    case 'map':
-      if (!isPlainObject(v)) return wrongType();
+    }
+    case 'map': {
+      if (!isPlainObject(v)) return wrongType(def, v, at(parent, key), c);
       if (def.values) {
-        for (const [k, item] of Object.entries(v)) {
+        const path = at(parent, key);
+        for (const k of Object.keys(v)) {
           if (k.length === 0) c.add(path, 'key', 'map keys must not be empty');
-          else checkValue(def.values, item, join(path, k), c);
+          else checkValue(def.values, v[k], path, k, c);
         }
       }
       return;
+    }
     default: {
       const never: never = def.type;
       throw new Error(`unhandled field type ${String(never)}`);
@@ -130,10 +144,29 @@ function checkValue(def: FieldDef, v: unknown, path: string, c: Collector): void
   }
 }
 
+function at(parent: string, key: string | undefined): string {
+  return key === undefined ? parent : join(parent, key);
+}
+
+/** Required property names of an object definition, computed once per definition. */
+const requiredCache = new WeakMap<FieldDef, readonly string[]>();
+function requiredOf(def: FieldDef): readonly string[] {
+  let r = requiredCache.get(def);
+  if (!r) {
+    const props = def.properties ?? {};
+    r = Object.keys(props).filter((k) => props[k]!.required);
+    requiredCache.set(def, r);
+  }
+  return r;
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+const NO_PROPS: Record<string, FieldDef> = {};
+
 function checkObject(def: FieldDef, v: Record<string, unknown>, path: string, c: Collector): void {
-  const props = def.properties ?? {};
+  const props = def.properties ?? NO_PROPS;
   for (const key of Object.keys(v)) {
-    const child = Object.prototype.hasOwnProperty.call(props, key) ? props[key] : undefined;
+    const child = hasOwn.call(props, key) ? props[key] : undefined;
     const value = v[key];
     if (!child) {
       const guess = closest(key, Object.keys(props));
@@ -148,11 +181,11 @@ function checkObject(def: FieldDef, v: Record<string, unknown>, path: string, c:
     }
     // null means "no value" in XDM payloads; required-ness is checked below.
     if (value === null || value === undefined) continue;
-    checkValue(child, value, join(path, key), c);
+    checkValue(child, value, path, key, c);
   }
-  for (const [key, child] of Object.entries(props)) {
-    if (child.required && (v[key] === undefined || v[key] === null)) {
-      c.add(join(path, key), 'required', 'required field is missing', expectedOf(child), 'nothing');
+  for (const key of requiredOf(def)) {
+    if (v[key] === undefined || v[key] === null) {
+      c.add(join(path, key), 'required', 'required field is missing', expectedOf(props[key]!), 'nothing');
     }
   }
 }

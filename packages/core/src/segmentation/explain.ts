@@ -5,7 +5,7 @@
 import type { Expr, Span } from './ast.js';
 import type { CheckedAudience } from './check.js';
 import { compileAudience, type CompiledAudience } from './compile.js';
-import type { Program } from './program.js';
+import { NEVER, type Program } from './program.js';
 import type { AudienceContext, EvalState } from './runtime.js';
 import { readKey } from './runtime.js';
 
@@ -85,6 +85,15 @@ export function nextChange(query: CompiledAudience | CheckedAudience, ctx: Audie
     const n = compiled.program.next(s, -1);
     return n === undefined ? undefined : Math.max(n, ctx.now + 1);
   });
+}
+
+/**
+ * True when the audience's result can never change by the passage of time alone (no `now`,
+ * `today` or event window anywhere in it): `nextChange` is then always undefined and need not
+ * be asked.
+ */
+export function timeIndependent(query: CompiledAudience | CheckedAudience): boolean {
+  return compiledOf(query).program.next === NEVER;
 }
 
 /** Evaluates a compiled or checked audience (checked ones are compiled once and cached). */

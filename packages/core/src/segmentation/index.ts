@@ -11,7 +11,7 @@ export { checkAudience, diagnoseAudience, diagnoseAst, type AudienceSchemas, typ
 export type { ResolvedPath, ValueType } from './schema-paths.js';
 export { compileAudience, compileQuery, type CompiledAudience } from './compile.js';
 export { eventTimesOf, type AudienceContext } from './runtime.js';
-export { explain, nextChange, evaluateAudience, type ExplainNode } from './explain.js';
+export { explain, nextChange, evaluateAudience, timeIndependent, type ExplainNode } from './explain.js';
 export {
   classifyAudience, DEFAULT_EVENT_RETENTION_MS, type Classification, type ClassifyOptions, type EvaluationMethod,
 } from './classify.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { compileQuery } from './compile.js';
-import { nextChange } from './explain.js';
+import { nextChange, timeIndependent } from './explain.js';
 import { DAY, HOUR, NOW, SCHEMAS, ago, ctx, ev } from './test-fixtures.js';
 
 describe('nextChange', () => {
@@ -50,6 +50,25 @@ describe('nextChange', () => {
     const q = compileQuery('homeAddress.city = "Paris" and person.birthDate occurs > 30 years before now', SCHEMAS);
     assert.equal(nextChange(q, ctx({ homeAddress: { city: 'Lyon' }, person: { birthDate: '2000-01-01' } })), undefined);
     assert.equal(nextChange(q, ctx({ homeAddress: { city: 'Paris' }, person: { birthDate: '2000-01-01' } })), Date.UTC(2030, 0, 1) + 1);
+  });
+
+  it('timeIndependent: only queries with no time in them skip nextChange', () => {
+    const still = ['homeAddress.city = "Paris"', 'loyalty.tier in ["gold", "silver"] and not (homeAddress.city exists)', 'homeAddress.city.contains("saint", false) or inSegment("x")'];
+    for (const text of still) {
+      const q = compileQuery(text, SCHEMAS);
+      assert.equal(timeIndependent(q), true, text);
+      assert.equal(nextChange(q, ctx({ homeAddress: { city: 'Paris' }, loyalty: { tier: 'gold' } })), undefined, text);
+    }
+    const timed = [
+      'person.birthDate occurs > 30 years before now',
+      'homeAddress.city = "Paris" and xEvent[eventType = "a" and timestamp occurs < 1 day before now].count() >= 1',
+      'not (select X from xEvent where X.timestamp occurs = 1 day before today)',
+    ];
+    for (const text of timed) assert.equal(timeIndependent(compileQuery(text, SCHEMAS)), false, text);
+    // A timed query whose window holds an event has a next change; skipping it would lose the expiry.
+    const q = compileQuery('select X from xEvent where X.eventType = "a" and X.timestamp occurs < 2 days before now', SCHEMAS);
+    assert.equal(timeIndependent(q), false);
+    assert.equal(nextChange(q, ctx({}, [ev('a', ago(DAY))])), NOW + DAY);
   });
 
   it('counts: the first expiry of a counted event', () => {

@@ -2,8 +2,9 @@
  * Real-time server-to-server partner push (seed 002, Audience Manager's "real-time
  * server-to-server integration"): qualification messages for 1–N users to a partner's endpoint,
  * within seconds of the change. Users are named by the partner's own id, found through the ID
- * sync table: the dataflow maps a source identity to the target identity `partner_uid`, and
- * profiles without one are excluded by the runtime before they reach us.
+ * sync table (`idSync`): the partner's user ids synced to the profile's ECIDs for this connection
+ * (by the sync pixel or the sync API) become the record's `partner_uid` identities; profiles
+ * without one are excluded by activation, counted with that reason, before they reach us.
  *
  * Message (our design; `POST <endpoint>`, `Content-Type: application/json`):
  *
@@ -184,6 +185,7 @@ export const partnerPush: DestinationDefinition = {
   ],
   auth: { kind: 'bearer', token: 'authToken' },
   identities: { targets: ['partner_uid'], required: ['partner_uid'] },
+  idSync: { target: 'partner_uid' },
   marketingActions: ['export-to-third-party', 'segment-sharing'],
   delivery: { kind: 'batch', maxSize: MAX_USERS, maxAgeMs: 500 },
   allowsAttributes: false,

@@ -61,6 +61,13 @@ describe('partner-push destination', () => {
     );
   });
 
+  it('names users by the ids of the ID-sync table, which every record must carry', () => {
+    assert.deepEqual(partnerPush.idSync, { target: 'partner_uid' });
+    assert.ok(partnerPush.identities.targets.includes('partner_uid'));
+    assert.deepEqual(partnerPush.identities.required, ['partner_uid']);
+    assert.throws(() => partnerPush.toRequests([{ ...alice, identities: {} }], ctx), /no partner_uid/);
+  });
+
   it('validates settings', () => {
     const { authToken: _t, maxUsersPerMessage: _m, ...minimal } = exampleSettings;
     const v = validateSettings(partnerPush, minimal);

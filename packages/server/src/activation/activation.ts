@@ -10,27 +10,114 @@ import {
   buildIdentityMap,
   decideExport,
   mergeFragments,
+  namespaceKey,
   type ExportDecision,
   type ExportRecord,
   type ExportTrigger,
   type IdentityMap,
   type IdentityRef,
   type Membership,
+  type ProfileChange,
   type RequestDescriptor,
 } from '@audient/core';
-import type { OutboxRow, Store } from '@audient/storage';
+import { getDestination } from '@audient/destinations';
+import type { MembershipEventRow, OutboxRow, Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/port.js';
 import type { AudienceService } from '../services/audiences.js';
 import type { Catalog } from '../services/catalog.js';
+import type { ChangeMessage } from '../services/change-feed.js';
 import type { Jobs } from '../services/jobs.js';
 import type { Connections } from './connections.js';
 import type { Dataflow, Dataflows } from './dataflows.js';
+import { mappedIdentities } from './dataflows.js';
 import { authHeadersForDryRun } from './delivery.js';
 import { pushTo } from '../collections.js';
 
 const PAGE = 500;
 const HOUR = 3_600_000;
+/** Messages taken from the bus per handler call. */
+const BUS_BATCH = 1000;
+/** How long a sandbox's cached dataflows and audience names are trusted without a change seen here. */
+const CONTEXT_TTL_MS = 5_000;
+/** Delay before a failed drain is retried from the durable cursors. */
+const RETRY_MS = 1_000;
+const MEMBER_CURSOR = 'activation-memberships';
+const CHANGE_CURSOR = 'activation-changes';
+
+/** A change as decisions read it: from the bus (a ChangeMessage) or from the log (a ChangeRow). */
+interface SeqChange {
+  seq: number;
+  sandboxId: string;
+  change: ProfileChange;
+}
+
+/**
+ * One log's position and what the bus delivered past it. Messages continuing the cursor without a
+ * gap are decided from memory; a gap (a restart, an event written by another process, a failure)
+ * switches to reading the durable log until it is caught up.
+ */
+class LogTail<T extends { seq: number }> {
+  /** The cursor as last read or written (undefined: read the durable one). */
+  cursor: number | undefined;
+  /** Read the log (not the inbox) until a short page: at start and after a gap or a failure. */
+  lagging = true;
+  private inbox: T[] = [];
+  private sorted = true;
+
+  push(item: T): void {
+    const last = this.inbox.at(-1);
+    if (last && last.seq > item.seq) this.sorted = false;
+    this.inbox.push(item);
+  }
+
+  /** Forgets delivered messages: everything past the durable cursor is read from the log again. */
+  reset(): void {
+    this.cursor = undefined;
+    this.lagging = true;
+    this.inbox = [];
+    this.sorted = true;
+  }
+
+  /**
+   * The next items past the cursor, up to `limit`: the inbox's contiguous run when it continues
+   * the cursor, else a page of the log (`read`).
+   */
+  async next(limit: number, read: (after: number, limit: number) => Promise<T[]>): Promise<T[]> {
+    const cursor = this.cursor!;
+    if (!this.sorted) {
+      this.inbox.sort((a, b) => a.seq - b.seq);
+      this.sorted = true;
+    }
+    let from = 0;
+    while (from < this.inbox.length && this.inbox[from]!.seq <= cursor) from++;
+    if (from) this.inbox = this.inbox.slice(from);
+    if (!this.lagging) {
+      if (!this.inbox.length) return [];
+      if (this.inbox[0]!.seq === cursor + 1) {
+        let to = 1;
+        while (to < this.inbox.length && to < limit && this.inbox[to]!.seq <= this.inbox[to - 1]!.seq + 1) to++;
+        // Duplicates (same seq twice) are dropped here; the run is strictly increasing.
+        const run = this.inbox.slice(0, to).filter((x, i, a) => i === 0 || x.seq !== a[i - 1]!.seq);
+        this.inbox = this.inbox.slice(to);
+        return run;
+      }
+      this.lagging = true;
+    }
+    const rows = await read(cursor, limit);
+    if (rows.length < limit) {
+      this.lagging = false;
+      // Everything published was committed before: messages the log does not hold past the cursor are not ours.
+      if (!rows.length) this.inbox = [];
+    }
+    return rows;
+  }
+}
+
+interface CacheEntry<T> {
+  at: number;
+  value: Promise<T>;
+}
 
 /** The profile as exports see it. */
 interface ProfileSnapshot {
@@ -43,6 +130,19 @@ interface ProfileSnapshot {
 /** A row to queue in the outbox. */
 type QueuedExport = Pick<OutboxRow, 'sandboxId' | 'dataflowId' | 'profileId' | 'idempotencyKey' | 'payload' | 'createdAt'>;
 
+/** What the logs' page says about one profile. */
+interface PendingProfile {
+  /** Audiences whose membership changed → the first event's seq. */
+  audiences: Map<string, number>;
+  identitiesChanged: boolean;
+  attributePaths: Set<string>;
+  /** The first relevant change's seq, when a change is in the page. */
+  changeSeq: number | undefined;
+}
+
+/** Exclusion reason of a profile with no partner id synced to its ECIDs. */
+export const NO_SYNCED_ID = 'no partner id synced to its ECIDs';
+
 /** Hour bucket of a time. */
 export const hourOf = (t: number): number => Math.floor(t / HOUR) * HOUR;
 
@@ -50,8 +150,16 @@ export const hourOf = (t: number): number => Math.floor(t / HOUR) * HOUR;
 export class ActivationService {
   private draining: Promise<void> | undefined;
   private again = false;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
   private unsubscribers: Array<() => void> = [];
   private readonly wakeDelivery: Array<() => void> = [];
+  private readonly members = new LogTail<MembershipEventRow>();
+  private readonly changes = new LogTail<SeqChange>();
+  /** Active dataflows per sandbox (dropped when a dataflow changes, rebuilt after CONTEXT_TTL_MS). */
+  private readonly flowCache = new Map<string, CacheEntry<Dataflow[]>>();
+  /** Audience names per sandbox (dropped when an audience changes, rebuilt after CONTEXT_TTL_MS). */
+  private readonly nameCache = new Map<string, CacheEntry<Map<string, string>>>();
 
   constructor(
     private readonly deps: {
@@ -66,6 +174,8 @@ export class ActivationService {
       now: () => number;
     },
   ) {
+    deps.dataflows.onChanged((sandboxId) => this.flowCache.delete(sandboxId));
+    deps.audiences.onChanged((sandboxId) => this.nameCache.delete(sandboxId));
     // Starting the backfill job (not waiting for it) is part of saving the dataflow.
     deps.dataflows.onSaved(async (sandboxId, flow, added) => {
       if (added.length && flow.status === 'active') await this.backfill(sandboxId, flow, added);
@@ -77,27 +187,60 @@ export class ActivationService {
     this.wakeDelivery.push(fn);
   }
 
+  /**
+   * Takes membership events and profile changes from the bus in batches; the handler returns once
+   * they are decided (so `bus.drain()` covers activation). A drain at start catches up from the
+   * durable cursors.
+   */
   start(): void {
+    this.stopped = false;
+    // Whatever was published while not subscribed is only in the logs: read them from the durable cursors.
+    this.members.reset();
+    this.changes.reset();
     this.unsubscribers.push(
-      this.deps.bus.subscribe('memberships.*', 'activation', async () => this.poke()),
-      this.deps.bus.subscribe('changes.*', 'activation', async () => this.poke()),
+      this.deps.bus.subscribeBatch<MembershipEventRow>('memberships.*', 'activation', BUS_BATCH, async (msgs) => {
+        for (const m of msgs) this.members.push(m.payload);
+        this.poke();
+        await this.flush();
+      }),
+      this.deps.bus.subscribeBatch<ChangeMessage>('changes.*', 'activation', BUS_BATCH, async (msgs) => {
+        for (const m of msgs) this.changes.push({ seq: m.payload.seq, sandboxId: m.payload.sandboxId, change: m.payload });
+        this.poke();
+        await this.flush();
+      }),
     );
     this.poke();
   }
 
   async stop(): Promise<void> {
     for (const u of this.unsubscribers) u();
+    this.unsubscribers = [];
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     await this.flush();
   }
 
-  /** Processes whatever the logs hold past the cursors. */
+  /** Decides whatever was delivered or logged past the cursors. */
   poke(): void {
     if (this.draining) {
       this.again = true;
       return;
     }
     this.draining = this.drain()
-      .catch((err: unknown) => this.deps.log.error({ err }, 'activation drain failed; resuming from the durable cursors'))
+      .catch((err: unknown) => {
+        this.deps.log.error({ err }, 'activation drain failed; resuming from the durable cursors');
+        // The durable cursors did not move past what was not decided: read the logs from them.
+        this.members.reset();
+        this.changes.reset();
+        if (!this.stopped && !this.retryTimer) {
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            if (!this.stopped) this.poke();
+          }, RETRY_MS);
+          this.retryTimer.unref();
+        }
+      })
       .finally(() => {
         this.draining = undefined;
         if (this.again) {
@@ -107,9 +250,26 @@ export class ActivationService {
       });
   }
 
-  /** Resolves once everything logged so far has been decided. */
+  /** Resolves once everything delivered or logged so far has been decided. */
   async flush(): Promise<void> {
     while (this.draining) await this.draining;
+  }
+
+  /** A per-sandbox cache read: kept until invalidated or CONTEXT_TTL_MS old; a failed build is not kept. */
+  private cached<T>(cache: Map<string, CacheEntry<T>>, sandboxId: string, build: () => Promise<T>): Promise<T> {
+    const now = Date.now();
+    const hit = cache.get(sandboxId);
+    if (hit && now - hit.at < CONTEXT_TTL_MS) return hit.value;
+    const entry: CacheEntry<T> = { at: now, value: build() };
+    cache.set(sandboxId, entry);
+    entry.value.catch(() => {
+      if (cache.get(sandboxId) === entry) cache.delete(sandboxId);
+    });
+    return entry.value;
+  }
+
+  private activeFlows(sandboxId: string): Promise<Dataflow[]> {
+    return this.cached(this.flowCache, sandboxId, async () => (await this.deps.dataflows.list(sandboxId)).filter((f) => f.status === 'active'));
   }
 
   private async loadProfile(sandboxId: string, profileId: string, enabled: ReadonlySet<string>): Promise<ProfileSnapshot | undefined> {
@@ -128,17 +288,47 @@ export class ActivationService {
     };
   }
 
-  private async audienceNames(sandboxId: string): Promise<Map<string, string>> {
-    return new Map((await this.deps.audiences.list(sandboxId)).map((a) => [a.id, a.name]));
+  /** Snapshots of many profiles: fragments and memberships read for all of them at once. */
+  private async loadProfiles(sandboxId: string, profileIds: readonly string[], enabled: ReadonlySet<string>): Promise<Map<string, ProfileSnapshot>> {
+    const out = new Map<string, ProfileSnapshot>();
+    if (!profileIds.length) return out;
+    const { store } = this.deps;
+    const [loaded, memberships] = await Promise.all([
+      store.loadProfiles(sandboxId, profileIds, Number.MAX_SAFE_INTEGER), // no events: exports carry none
+      store.memberships(sandboxId, profileIds),
+    ]);
+    for (const profileId of profileIds) {
+      const identities = await store.profileIdentities(sandboxId, profileId);
+      if (!identities.length) continue;
+      const fragments = loaded.get(profileId)?.fragments ?? [];
+      out.set(profileId, {
+        profileId,
+        attributes: mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), DEFAULT_MERGE_POLICY),
+        identityMap: buildIdentityMap(identities),
+        memberships: memberships.get(profileId) ?? [],
+      });
+    }
+    return out;
   }
 
-  /** Decides and queues exports of one profile for the given dataflows. */
+  private audienceNames(sandboxId: string): Promise<Map<string, string>> {
+    return this.cached(this.nameCache, sandboxId, async () => new Map((await this.deps.audiences.list(sandboxId)).map((a) => [a.id, a.name])));
+  }
+
+  private async enabledDatasets(sandboxId: string): Promise<Set<string>> {
+    return new Set((await this.deps.catalog.listDatasets(sandboxId)).filter((d) => d.profileEnabled).map((d) => d.id));
+  }
+
+  /**
+   * Decides and queues exports of one profile for the given dataflows: one export per dataflow
+   * however many triggers (its reasons together; the first trigger's key), or one exclusion.
+   * Destinations that address users by synced ids get them from the ID-sync table here.
+   */
   private async decide(
     sandboxId: string,
     flows: readonly Dataflow[],
     profile: ProfileSnapshot,
-    trigger: ExportTrigger,
-    keySuffix: string,
+    triggers: ReadonlyArray<{ trigger: ExportTrigger; key: string }>,
     names: ReadonlyMap<string, string>,
     queue: QueuedExport[],
     stats: Map<string, Record<string, number>>,
@@ -147,24 +337,51 @@ export class ActivationService {
       const conn = await this.deps.connections.open(sandboxId, flow.connectionId).catch(() => undefined);
       // Edge destinations are pulled by the page within its request: nothing to push.
       if (!conn || conn.definition.category === 'edge') continue;
-      const d = decideExport({
-        dataflow: flow,
-        identities: conn.definition.identities,
-        trigger,
-        profile,
-        audienceNames: names,
-        idempotencyKey: `${flow.id}:${profile.profileId}:${keySuffix}`,
-      });
-      if (d.action === 'skip') continue;
+      let exported: ExportRecord | undefined;
+      let excluded: string | undefined;
+      const reasons = new Set<ExportRecord['reasons'][number]>();
+      for (const { trigger, key } of triggers) {
+        const d = decideExport({
+          dataflow: flow,
+          identities: mappedIdentities(conn.definition),
+          trigger,
+          profile,
+          audienceNames: names,
+          idempotencyKey: `${flow.id}:${profile.profileId}:${key}`,
+        });
+        if (d.action === 'export') {
+          exported ??= d.record;
+          for (const r of d.record.reasons) reasons.add(r);
+        } else if (d.action === 'exclude') excluded ??= d.reason;
+      }
+      if (!exported && excluded === undefined) continue;
       const s = stats.get(flow.id) ?? {};
       s['received'] = (s['received'] ?? 0) + 1;
-      if (d.action === 'exclude') {
-        s[`excluded:${d.reason}`] = (s[`excluded:${d.reason}`] ?? 0) + 1;
+      if (exported && conn.definition.idSync) {
+        const uids = await this.syncedIds(sandboxId, conn.id, profile.identityMap);
+        if (uids.length) exported = { ...exported, identities: { ...exported.identities, [conn.definition.idSync.target]: uids } };
+        else {
+          exported = undefined;
+          excluded = NO_SYNCED_ID;
+        }
+      }
+      if (exported) {
+        const record = { ...exported, reasons: [...reasons] };
+        queue.push({ sandboxId, dataflowId: flow.id, profileId: profile.profileId, idempotencyKey: record.idempotencyKey, payload: record, createdAt: this.deps.now() });
       } else {
-        queue.push({ sandboxId, dataflowId: flow.id, profileId: profile.profileId, idempotencyKey: d.record.idempotencyKey, payload: d.record, createdAt: this.deps.now() });
+        s[`excluded:${excluded}`] = (s[`excluded:${excluded}`] ?? 0) + 1;
       }
       stats.set(flow.id, s);
     }
+  }
+
+  /** The partner ids synced to a profile's ECIDs for one connection (partner), distinct. */
+  private async syncedIds(sandboxId: string, partnerId: string, identityMap: IdentityMap): Promise<string[]> {
+    const ecids = Object.entries(identityMap)
+      .filter(([ns]) => namespaceKey(ns) === 'ecid')
+      .flatMap(([, ids]) => ids.map((i) => i.id));
+    if (!ecids.length) return [];
+    return [...new Set((await this.deps.store.idSyncsOf(sandboxId, partnerId, ecids)).map((r) => r.partnerUid))];
   }
 
   private async commit(
@@ -178,74 +395,116 @@ export class ActivationService {
     if (queue.length) for (const fn of this.wakeDelivery) fn();
   }
 
+  /**
+   * Takes the next run of membership events and of profile changes past the in-memory cursors —
+   * from the bus messages when they continue the cursor, else a page of the durable log (after a
+   * restart, a gap or a failure) — decides them together (`decidePage`), then persists the cursors.
+   * A crash before the cursors are persisted replays the run from the log: the same idempotency
+   * keys, so receivers drop duplicates.
+   */
   private async drain(): Promise<void> {
-    const { store, catalog } = this.deps;
-    const flowsOf = new Map<string, Dataflow[]>();
-    const enabledOf = new Map<string, Set<string>>();
-    const namesOf = new Map<string, Map<string, string>>();
-    const context = async (sandboxId: string) => {
-      if (!flowsOf.has(sandboxId)) {
-        flowsOf.set(sandboxId, (await this.deps.dataflows.list(sandboxId)).filter((f) => f.status === 'active'));
-        enabledOf.set(sandboxId, new Set((await catalog.listDatasets(sandboxId)).filter((d) => d.profileEnabled).map((d) => d.id)));
-        namesOf.set(sandboxId, await this.audienceNames(sandboxId));
-      }
-      return { flows: flowsOf.get(sandboxId)!, enabled: enabledOf.get(sandboxId)!, names: namesOf.get(sandboxId)! };
-    };
-
-    // Membership events → exports of the dataflows that map the audience.
-    let cursor = await store.getCursor('activation-memberships');
+    const { store } = this.deps;
+    this.members.cursor ??= await store.getCursor(MEMBER_CURSOR);
+    this.changes.cursor ??= await store.getCursor(CHANGE_CURSOR);
     for (;;) {
-      const events = await store.readMembershipEvents(undefined, cursor, PAGE);
-      if (!events.length) break;
-      const bySandbox = new Map<string, typeof events>();
-      for (const e of events) pushTo(bySandbox, e.sandboxId, e);
-      for (const [sandboxId, list] of bySandbox) {
-        const { flows, enabled, names } = await context(sandboxId);
-        const queue: QueuedExport[] = [];
-        const stats = new Map<string, Record<string, number>>();
-        for (const e of list) {
-          const relevant = flows.filter((f) => f.audienceIds.includes(e.audienceId));
-          if (!relevant.length) continue;
-          const profile = await this.loadProfile(sandboxId, e.profileId, enabled);
-          if (!profile) continue;
-          await this.decide(sandboxId, relevant, profile, { kind: 'membership', audienceId: e.audienceId }, `m${e.seq}`, names, queue, stats);
-        }
-        await this.commit(sandboxId, queue, stats);
+      const events = await this.members.next(PAGE, (after, limit) => store.readMembershipEvents(undefined, after, limit));
+      const rows = await this.changes.next(PAGE, async (after, limit) =>
+        (await store.readChanges(after, limit)).map((r) => ({ seq: r.seq, sandboxId: r.sandboxId, change: r.change })),
+      );
+      if (!events.length && !rows.length) break;
+      await this.decidePage(events, rows);
+      if (events.length) {
+        await store.setCursor(MEMBER_CURSOR, events.at(-1)!.seq);
+        this.members.cursor = events.at(-1)!.seq;
       }
-      cursor = events.at(-1)!.seq;
-      await store.setCursor('activation-memberships', cursor);
-      if (events.length < PAGE) break;
+      if (rows.length) {
+        await store.setCursor(CHANGE_CURSOR, rows.at(-1)!.seq);
+        this.changes.cursor = rows.at(-1)!.seq;
+      }
     }
+  }
 
-    // Profile changes → exports when a mapped attribute or the identity map changed.
-    let changeCursor = await store.getCursor('activation-changes');
-    for (;;) {
-      const rows = await store.readChanges(changeCursor, PAGE);
-      if (!rows.length) break;
-      for (const row of rows) {
-        const c = row.change;
-        const identitiesChanged = !!(c.identitiesAdded?.length || c.identitiesEvicted?.length);
-        const attributePaths = c.attributePaths ?? [];
-        if (c.type === 'delete' || c.type === 'merge' || (!identitiesChanged && !attributePaths.length)) continue;
-        const { flows, enabled, names } = await context(row.sandboxId);
-        if (!flows.length) continue;
-        const profile = await this.loadProfile(row.sandboxId, c.profileId, enabled);
-        if (!profile) continue;
-        const queue: QueuedExport[] = [];
-        const stats = new Map<string, Record<string, number>>();
-        await this.decide(row.sandboxId, flows, profile, { kind: 'profile', identitiesChanged, attributePaths }, `c${row.seq}`, names, queue, stats);
-        await this.commit(row.sandboxId, queue, stats);
+  /**
+   * Decides one page: groups what it says per sandbox and profile, keeps the profiles an active
+   * dataflow of their sandbox can be concerned by (a flow mapping a changed audience; any flow for
+   * a profile change), loads those profiles once (after the read, so the snapshot holds everything
+   * the page says), decides one export per dataflow and profile with the page's triggers together
+   * and writes the page's exports in one outbox write per sandbox. A sandbox without an active
+   * dataflow costs nothing more than the grouping.
+   */
+  private async decidePage(events: readonly MembershipEventRow[], rows: readonly SeqChange[]): Promise<void> {
+    // The active dataflows of the page's sandboxes, and the audiences they map.
+    const flowsOf = new Map<string, Dataflow[]>();
+    const mappedOf = new Map<string, Set<string>>();
+    for (const item of [events, rows]) {
+      for (const { sandboxId } of item) {
+        if (flowsOf.has(sandboxId)) continue;
+        const flows = await this.activeFlows(sandboxId);
+        flowsOf.set(sandboxId, flows);
+        mappedOf.set(sandboxId, new Set(flows.flatMap((f) => f.audienceIds)));
       }
-      changeCursor = rows.at(-1)!.seq;
-      await store.setCursor('activation-changes', changeCursor);
-      if (rows.length < PAGE) break;
+    }
+    // What the page says per sandbox and profile, for what an active dataflow can be concerned by.
+    const work = new Map<string, Map<string, PendingProfile>>();
+    const pending = (sandboxId: string, profileId: string): PendingProfile => {
+      let bySandbox = work.get(sandboxId);
+      if (!bySandbox) work.set(sandboxId, (bySandbox = new Map()));
+      let p = bySandbox.get(profileId);
+      if (!p) bySandbox.set(profileId, (p = { audiences: new Map(), identitiesChanged: false, attributePaths: new Set(), changeSeq: undefined }));
+      return p;
+    };
+    for (const e of events) {
+      if (!mappedOf.get(e.sandboxId)!.has(e.audienceId)) continue;
+      const p = pending(e.sandboxId, e.profileId);
+      if (!p.audiences.has(e.audienceId)) p.audiences.set(e.audienceId, e.seq);
+    }
+    for (const row of rows) {
+      if (!flowsOf.get(row.sandboxId)!.length) continue;
+      const c = row.change;
+      const identitiesChanged = !!(c.identitiesAdded?.length || c.identitiesEvicted?.length);
+      const attributePaths = c.attributePaths ?? [];
+      if (c.type === 'delete' || c.type === 'merge' || (!identitiesChanged && !attributePaths.length)) continue;
+      const p = pending(row.sandboxId, c.profileId);
+      p.identitiesChanged ||= identitiesChanged;
+      for (const a of attributePaths) p.attributePaths.add(a);
+      p.changeSeq ??= row.seq;
+    }
+    for (const [sandboxId, profiles] of work) {
+      const flows = flowsOf.get(sandboxId)!;
+      const relevantOf = new Map<string, Dataflow[]>();
+      for (const [profileId, p] of profiles) {
+        const relevant = flows.filter((f) => p.changeSeq !== undefined || f.audienceIds.some((a) => p.audiences.has(a)));
+        if (relevant.length) relevantOf.set(profileId, relevant);
+      }
+      if (!relevantOf.size) continue;
+      const [enabled, names] = await Promise.all([this.enabledDatasets(sandboxId), this.audienceNames(sandboxId)]);
+      const queue: QueuedExport[] = [];
+      const stats = new Map<string, Record<string, number>>();
+      const snapshots = await this.loadProfiles(sandboxId, [...relevantOf.keys()], enabled);
+      for (const [profileId, relevant] of relevantOf) {
+        const p = profiles.get(profileId)!;
+        const profile = snapshots.get(profileId);
+        if (!profile) continue;
+        for (const flow of relevant) {
+          const triggers: Array<{ trigger: ExportTrigger; key: string }> = [];
+          for (const a of flow.audienceIds) {
+            const seq = p.audiences.get(a);
+            if (seq !== undefined) triggers.push({ trigger: { kind: 'membership', audienceId: a }, key: `m${seq}` });
+          }
+          if (p.changeSeq !== undefined) {
+            triggers.push({ trigger: { kind: 'profile', identitiesChanged: p.identitiesChanged, attributePaths: [...p.attributePaths] }, key: `c${p.changeSeq}` });
+          }
+          await this.decide(sandboxId, [flow], profile, triggers, names, queue, stats);
+        }
+      }
+      await this.commit(sandboxId, queue, stats);
     }
   }
 
   /** Exports the current members of newly mapped audiences (a job). */
   private async backfill(sandboxId: string, flow: Dataflow, audienceIds: readonly string[]): Promise<void> {
     await this.deps.jobs.start(sandboxId, 'dataflow-backfill', { dataflowId: flow.id, audienceIds, queued: 0 }, async (update) => {
-      const enabled = new Set((await this.deps.catalog.listDatasets(sandboxId)).filter((d) => d.profileEnabled).map((d) => d.id));
+      const enabled = await this.enabledDatasets(sandboxId);
       const names = await this.audienceNames(sandboxId);
       const seen = new Set<string>();
       let queued = 0;
@@ -259,7 +518,7 @@ export class ActivationService {
             if (seen.has(m.profileId)) continue;
             seen.add(m.profileId);
             const profile = await this.loadProfile(sandboxId, m.profileId, enabled);
-            if (profile) await this.decide(sandboxId, [flow], profile, { kind: 'backfill' }, `b${flow.updatedAt}`, names, queue, stats);
+            if (profile) await this.decide(sandboxId, [flow], profile, [{ trigger: { kind: 'backfill' }, key: `b${flow.updatedAt}` }], names, queue, stats);
           }
           await this.commit(sandboxId, queue, stats);
           queued += queue.length;
@@ -286,14 +545,20 @@ export class ActivationService {
     const conn = await this.deps.connections.open(sandboxId, flow.connectionId);
     const audienceId = flow.audienceIds[0];
     if (!audienceId) throw new AudientError('BAD_REQUEST', 'the dataflow maps no audience');
-    const d: ExportDecision = decideExport({
+    let d: ExportDecision = decideExport({
       dataflow: flow,
-      identities: conn.definition.identities,
+      identities: mappedIdentities(conn.definition),
       trigger: { kind: 'membership', audienceId },
       profile,
       audienceNames: await this.audienceNames(sandboxId),
       idempotencyKey: `${flow.id}:${profileId}:dry-run`,
     });
+    if (d.action === 'export' && conn.definition.idSync) {
+      const uids = await this.syncedIds(sandboxId, conn.id, profile.identityMap);
+      d = uids.length
+        ? { ...d, record: { ...d.record, identities: { ...d.record.identities, [conn.definition.idSync.target]: uids } } }
+        : { action: 'exclude', reason: NO_SYNCED_ID };
+    }
     if (d.action !== 'export') return { decision: 'exclude', reason: d.action === 'exclude' ? d.reason : d.why, requests: [] };
     const mask = (s: string): string => conn.secretValues.filter((v) => v.length >= 3).reduce((acc, v) => acc.split(v).join('••••••'), s);
     const requests = conn.definition.toRequests([d.record], { settings: conn.settings, timeoutMs: conn.definition.timeoutMs }).map((r) => ({

@@ -51,8 +51,18 @@ export interface OpenConnection {
 /** Connection management. */
 export class Connections {
   private readonly cache = new Map<string, OpenConnection>();
+  private readonly changeListeners: Array<(sandboxId: string) => void> = [];
 
   constructor(private readonly deps: { store: Store; secrets: SecretBox }) {}
+
+  /** Called after every change of a connection in a sandbox (the edge configuration cache listens). */
+  onChanged(fn: (sandboxId: string) => void): void {
+    this.changeListeners.push(fn);
+  }
+
+  private changed(sandboxId: string): void {
+    for (const fn of this.changeListeners) fn(sandboxId);
+  }
 
   /** The destination with this id, or a clear 404. */
   static definition(destinationId: string): DestinationDefinition {
@@ -86,6 +96,7 @@ export class Connections {
     const at = new Date().toISOString();
     const c: StoredConnection = { id: sortableId('conn'), name: input.name, destinationId: def.id, ...this.split(def, values), createdAt: at, updatedAt: at };
     await this.deps.store.putDoc(sandboxId, KIND, c.id, c);
+    this.changed(sandboxId);
     return this.view(c);
   }
 
@@ -100,6 +111,7 @@ export class Connections {
     const next: StoredConnection = { ...c, name: input.name ?? c.name, ...this.split(def, values), updatedAt: new Date().toISOString() };
     await this.deps.store.putDoc(sandboxId, KIND, id, next);
     this.cache.delete(`${sandboxId}\u0000${id}`);
+    this.changed(sandboxId);
     return this.view(next);
   }
 
@@ -120,6 +132,9 @@ export class Connections {
   async delete(sandboxId: string, id: string): Promise<void> {
     if (!(await this.deps.store.deleteDoc(sandboxId, KIND, id))) throw new AudientError('NOT_FOUND', `no connection ${id} in this sandbox`);
     this.cache.delete(`${sandboxId}\u0000${id}`);
+    this.changed(sandboxId);
+    // The partner's ID syncs belong to the connection: they go with it.
+    await this.deps.store.deleteIdSyncs(sandboxId, id);
   }
 
   /** Definition and clear settings, cached in memory. */

@@ -2,7 +2,7 @@
  * Dataflows: a connection, the audiences sent through it and the mapping step. Saving refuses a
  * dataflow whose required identity is not mapped or whose source paths do not exist.
  */
-import { AudientError, checkMapping, namespaceKey, type MappingEntry } from '@audient/core';
+import { AudientError, checkMapping, namespaceKey, type DestinationDefinition, type IdentityRequirement, type MappingEntry } from '@audient/core';
 import type { Store } from '@audient/storage';
 import { sortableId } from '../ids.js';
 import type { AudienceService } from '../services/audiences.js';
@@ -10,6 +10,23 @@ import type { Catalog } from '../services/catalog.js';
 import type { Connections } from './connections.js';
 
 const KIND = 'dataflow';
+
+/**
+ * The identity requirement the mapping must meet: the destination's, less the target that
+ * activation fills from the ID-sync table (`idSync`).
+ */
+export function mappedIdentities(def: DestinationDefinition): IdentityRequirement {
+  const synced = def.idSync?.target;
+  if (synced === undefined) return def.identities;
+  const { targets, required, oneOf } = def.identities;
+  const others = oneOf?.filter((t) => t !== synced) ?? [];
+  return {
+    targets: targets.filter((t) => t !== synced),
+    ...(required ? { required: required.filter((t) => t !== synced) } : {}),
+    // One of them coming from the syncs satisfies a one-of: the mapping owes nothing then.
+    ...(oneOf && others.length === oneOf.length ? { oneOf } : {}),
+  };
+}
 
 /** A dataflow as stored and shown. */
 export interface Dataflow {
@@ -40,7 +57,18 @@ export interface DataflowInput {
 export class Dataflows {
   private readonly listeners: Array<(sandboxId: string, flow: Dataflow, addedAudiences: string[]) => Promise<void> | void> = [];
 
+  private readonly changeListeners: Array<(sandboxId: string) => void> = [];
+
   constructor(private readonly deps: { store: Store; catalog: Catalog; audiences: AudienceService; connections: Connections }) {}
+
+  /** Called after every change of a dataflow in a sandbox (the edge configuration cache listens). */
+  onChanged(fn: (sandboxId: string) => void): void {
+    this.changeListeners.push(fn);
+  }
+
+  private changed(sandboxId: string): void {
+    for (const fn of this.changeListeners) fn(sandboxId);
+  }
 
   /** Called after a save with the audiences newly mapped (to backfill their members). */
   onSaved(fn: (sandboxId: string, flow: Dataflow, addedAudiences: string[]) => Promise<void> | void): void {
@@ -52,12 +80,20 @@ export class Dataflows {
     for (const id of input.audienceIds) await this.deps.audiences.get(sandboxId, id);
     const schemas = await this.deps.audiences.schemas(sandboxId);
     const namespaces = new Set((await this.deps.catalog.listNamespaces(sandboxId)).map((n) => namespaceKey(n.code)));
+    const synced = conn.definition.idSync?.target;
     const errors = checkMapping(input.mapping, {
       profileRoot: schemas.profile,
       namespaces,
-      identities: conn.definition.identities,
+      identities: mappedIdentities(conn.definition),
       allowsAttributes: conn.definition.allowsAttributes,
     });
+    if (synced !== undefined) {
+      input.mapping.forEach((m, i) => {
+        if (m.target.kind === 'identity' && m.target.name === synced) {
+          errors.push({ path: `mapping.${i}.target.name`, reason: 'identity', message: `${synced} comes from the partner's ID syncs, not from the mapping` });
+        }
+      });
+    }
     if (errors.length) throw new AudientError('VALIDATION_FAILED', `the mapping does not fit ${conn.definition.name}`, errors);
     return conn.definition.id;
   }
@@ -78,6 +114,7 @@ export class Dataflows {
       updatedAt: at,
     };
     await this.deps.store.putDoc(sandboxId, KIND, flow.id, flow);
+    this.changed(sandboxId);
     for (const fn of this.listeners) await fn(sandboxId, flow, flow.audienceIds);
     return flow;
   }
@@ -97,6 +134,7 @@ export class Dataflows {
       updatedAt: new Date().toISOString(),
     };
     await this.deps.store.putDoc(sandboxId, KIND, id, flow);
+    this.changed(sandboxId);
     const added = flow.audienceIds.filter((a) => !before.audienceIds.includes(a));
     for (const fn of this.listeners) await fn(sandboxId, flow, added);
     return flow;
@@ -105,6 +143,7 @@ export class Dataflows {
   async setStatus(sandboxId: string, id: string, status: Dataflow['status']): Promise<Dataflow> {
     const flow = { ...(await this.get(sandboxId, id)), status, updatedAt: new Date().toISOString() };
     await this.deps.store.putDoc(sandboxId, KIND, id, flow);
+    this.changed(sandboxId);
     return flow;
   }
 
@@ -120,5 +159,6 @@ export class Dataflows {
 
   async delete(sandboxId: string, id: string): Promise<void> {
     if (!(await this.deps.store.deleteDoc(sandboxId, KIND, id))) throw new AudientError('NOT_FOUND', `no dataflow ${id} in this sandbox`);
+    this.changed(sandboxId);
   }
 }

@@ -20,13 +20,14 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import { hourOf } from './activation.js';
 import { TokenCache } from './auth.js';
+import { Transport, type HttpAnswer } from './transport.js';
 import type { Connections, OpenConnection } from './connections.js';
 import type { Dataflow, Dataflows } from './dataflows.js';
 import { pushTo } from '../collections.js';
 
 /** Settings of the runtime. */
 export interface DeliveryConfig {
-  /** Exports leased per pass. */
+  /** Most exports leased by one claim (one statement). */
   claimBatch: number;
   /** How long a leased export is reserved for its worker, ms. */
   leaseMs: number;
@@ -81,14 +82,48 @@ class RateLimiter {
 
 const MAX_BACKOFF_MS = 10 * 60_000;
 
-/** The delivery runtime. */
+/** One request's worth of leased exports, ready to send. */
+interface Chunk {
+  flow: Dataflow;
+  conn: OpenConnection;
+  rows: OutboxRow[];
+  /** Until when its lease holds (after that another worker may have taken the rows). */
+  leasedUntil: number;
+}
+
+type Outcome = ItemOutcome & { retryAfterMs?: number };
+
+/** Counters of the runtime (tests, benchmarks). */
+export interface DeliveryStats {
+  /** Requests being sent now. */
+  inFlight: number;
+  /** The most requests in flight at once so far. */
+  peakInFlight: number;
+  /** Leases taken (claim statements). */
+  claims: number;
+  /** Outcome flushes to the outbox (each one transaction per kind). */
+  settles: number;
+}
+
+/**
+ * The delivery runtime. A pass keeps `concurrency` requests in flight: it leases exports while
+ * fewer than `concurrency` requests are ready (so leasing overlaps sending instead of alternating
+ * with it), and applies outcomes to the outbox in one write per event-loop turn for every chunk
+ * that finished in it. Finishing after the answer keeps delivery at least once: a crash before
+ * the write leaves the rows leased, they return when the lease expires and are resent with the
+ * same Idempotency-Key.
+ */
 export class DeliveryRuntime {
   readonly tokens: TokenCache;
+  private readonly transport: Transport;
+  readonly stats: DeliveryStats = { inFlight: 0, peakInFlight: 0, claims: 0, settles: 0 };
   private readonly limiter = new RateLimiter();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private outcomes: Array<[OutboxRow, Outcome]> = [];
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly deps: {
@@ -102,6 +137,7 @@ export class DeliveryRuntime {
     },
   ) {
     this.tokens = new TokenCache(deps.now);
+    this.transport = new Transport(deps.config.concurrency);
   }
 
   start(): void {
@@ -115,6 +151,8 @@ export class DeliveryRuntime {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     while (this.running) await this.running;
+    await this.flushOutcomes();
+    this.transport.close();
   }
 
   /** Runs a delivery pass now (or right after the current one). */
@@ -135,50 +173,84 @@ export class DeliveryRuntime {
       });
   }
 
-  /** Resolves when no pass is running (tests). */
+  /** Resolves when no pass is running and every outcome is written (tests). */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.flushing) {
+      if (this.running) await this.running;
+      if (this.flushing) await this.flushing;
+    }
   }
 
-  /** One pass: lease everything due, deliver it, loop while there is more. */
+  /** One pass: lease what is due while keeping `concurrency` requests in flight, until none is left. */
   async pass(): Promise<void> {
     const { store, config } = this.deps;
-    for (;;) {
-      const rows = await store.claimExports(this.deps.now(), config.claimBatch, config.leaseMs);
-      if (!rows.length) return;
-      const groups = new Map<string, OutboxRow[]>();
-      for (const r of rows) {
-        const k = `${r.sandboxId}\u0000${r.dataflowId}`;
-        pushTo(groups, k, r);
+    const ready: Chunk[] = [];
+    const active = new Set<Promise<void>>();
+    let exhausted = false;
+    try {
+      for (;;) {
+        while (!exhausted && !this.stopped && ready.length < config.concurrency) {
+          const at = this.deps.now();
+          const rows = await store.claimExports(at, config.claimBatch, config.leaseMs);
+          this.stats.claims++;
+          if (rows.length < config.claimBatch) exhausted = true;
+          if (rows.length) ready.push(...(await this.chunks(rows, at + config.leaseMs)));
+        }
+        while (ready.length && active.size < config.concurrency) {
+          const chunk = ready.shift()!;
+          // A lease that ran out while the chunk waited: the rows are due again, for any worker.
+          if (chunk.leasedUntil <= this.deps.now()) continue;
+          const p: Promise<void> = this.send1(chunk).finally(() => active.delete(p));
+          active.add(p);
+        }
+        if (!active.size) break;
+        await Promise.race(active);
       }
-      await Promise.all([...groups.values()].map((g) => this.deliverGroup(g)));
-      if (rows.length < config.claimBatch || this.stopped) return;
+    } finally {
+      await Promise.allSettled(active);
+      await this.flushOutcomes();
     }
   }
 
-  private async deliverGroup(rows: OutboxRow[]): Promise<void> {
-    const { sandboxId, dataflowId } = rows[0]!;
-    let flow: Dataflow;
-    let conn: OpenConnection;
+  /** Sends one chunk and queues its outcomes for the next outbox write. */
+  private async send1(chunk: Chunk): Promise<void> {
+    let results: Array<[OutboxRow, Outcome]>;
     try {
-      flow = await this.deps.dataflows.get(sandboxId, dataflowId);
-      conn = await this.deps.connections.open(sandboxId, flow.connectionId);
+      results = await this.deliverChunk(chunk.flow, chunk.conn, chunk.rows);
     } catch (err) {
-      await this.settle(rows.map((r) => [r, { ok: false, retry: false, message: `dataflow or connection is gone: ${(err as Error).message}` }]));
-      return;
+      results = chunk.rows.map((r) => [r, { ok: false, retry: true, message: `delivery failed: ${(err as Error).message}` }]);
     }
-    if (flow.status !== 'active') {
-      const later = this.deps.now() + 60_000;
-      await this.deps.store.retryExports(rows.map((r) => ({ id: r.id, nextAttemptAt: later, lastError: 'dataflow paused' })));
-      return;
-    }
-    const def = conn.definition;
-    const chunks: OutboxRow[][] = [];
-    if (def.delivery.kind === 'per-profile') {
-      for (const r of rows) chunks.push([r]);
-    } else {
+    this.queueOutcomes(results);
+  }
+
+  /** Leased rows → chunks per dataflow (per profile, or micro-batches by the delivery mode). */
+  private async chunks(rows: readonly OutboxRow[], leasedUntil: number): Promise<Chunk[]> {
+    const groups = new Map<string, OutboxRow[]>();
+    for (const r of rows) pushTo(groups, `${r.sandboxId}\u0000${r.dataflowId}`, r);
+    const out: Chunk[] = [];
+    for (const group of groups.values()) {
+      const { sandboxId, dataflowId } = group[0]!;
+      let flow: Dataflow;
+      let conn: OpenConnection;
+      try {
+        flow = await this.deps.dataflows.get(sandboxId, dataflowId);
+        conn = await this.deps.connections.open(sandboxId, flow.connectionId);
+      } catch (err) {
+        this.queueOutcomes(group.map((r) => [r, { ok: false, retry: false, message: `dataflow or connection is gone: ${(err as Error).message}` }]));
+        continue;
+      }
+      if (flow.status !== 'active') {
+        const later = this.deps.now() + 60_000;
+        await this.deps.store.retryExports(group.map((r) => ({ id: r.id, nextAttemptAt: later, lastError: 'dataflow paused' })));
+        continue;
+      }
+      const def = conn.definition;
+      if (def.delivery.kind === 'per-profile') {
+        for (const r of group) out.push({ flow, conn, rows: [r], leasedUntil });
+        continue;
+      }
       const byKey = new Map<string, OutboxRow[]>();
-      for (const r of rows) {
+      for (const r of group) {
         const key =
           def.delivery.groupBy === 'audience'
             ? (r.payload.audiences[0]?.id ?? '')
@@ -188,21 +260,41 @@ export class DeliveryRuntime {
         pushTo(byKey, key, r);
       }
       for (const list of byKey.values()) {
-        for (let i = 0; i < list.length; i += def.delivery.maxSize) chunks.push(list.slice(i, i + def.delivery.maxSize));
+        for (let i = 0; i < list.length; i += def.delivery.maxSize) out.push({ flow, conn, rows: list.slice(i, i + def.delivery.maxSize), leasedUntil });
       }
     }
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < chunks.length) {
-        const chunk = chunks[next++]!;
-        await this.settle(await this.deliverChunk(flow, conn, chunk));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.deps.config.concurrency, chunks.length) }, worker));
+    return out;
+  }
+
+  /** Queues outcomes; every chunk finishing in this event-loop turn shares one outbox write. */
+  private queueOutcomes(results: Array<[OutboxRow, Outcome]>): void {
+    for (const r of results) this.outcomes.push(r);
+    if (this.flushing) return;
+    this.flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.writeOutcomes())
+      .catch((err: unknown) => this.deps.log.error({ err }, 'could not record delivery outcomes; leases will expire and exports return'))
+      .finally(() => {
+        this.flushing = undefined;
+        if (this.outcomes.length) this.queueOutcomes([]);
+      });
+  }
+
+  /** Waits until every queued outcome is written. */
+  private async flushOutcomes(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  private async writeOutcomes(): Promise<void> {
+    const results = this.outcomes;
+    this.outcomes = [];
+    if (results.length) {
+      this.stats.settles++;
+      await this.settle(results);
+    }
   }
 
   /** Sends one chunk; returns each row's outcome. */
-  private async deliverChunk(flow: Dataflow, conn: OpenConnection, rows: OutboxRow[]): Promise<Array<[OutboxRow, ItemOutcome & { retryAfterMs?: number }]>> {
+  private async deliverChunk(flow: Dataflow, conn: OpenConnection, rows: OutboxRow[]): Promise<Array<[OutboxRow, Outcome]>> {
     const def = conn.definition;
     const records: ExportRecord[] = rows.map((r) => r.payload);
     const timeoutMs = this.deps.config.timeoutMs || def.timeoutMs;
@@ -240,26 +332,26 @@ export class DeliveryRuntime {
         const e = err as AudientError;
         return all({ ok: false, retry: e.code === 'UNAVAILABLE', message: e.message });
       }
-      let res: Response;
-      let body: string;
+      let res: HttpAnswer;
+      this.stats.inFlight++;
+      if (this.stats.inFlight > this.stats.peakInFlight) this.stats.peakInFlight = this.stats.inFlight;
       try {
-        res = await fetch(req.url, {
+        res = await this.transport.send(req.url, {
           method: req.method,
           headers: { ...req.headers, ...auth, 'idempotency-key': idempotencyKey },
-          ...(req.body !== undefined ? { body: req.body } : {}),
-          signal: AbortSignal.timeout(timeoutMs),
+          body: req.body,
+          timeoutMs,
         });
-        body = await res.text();
       } catch (err) {
-        const timeout = (err as Error).name === 'TimeoutError';
-        return all({ ok: false, retry: true, message: timeout ? `no answer within ${timeoutMs} ms` : `request failed: ${(err as Error).message}` });
+        return all({ ok: false, retry: true, message: (err as Error).message });
+      } finally {
+        this.stats.inFlight--;
       }
       if (res.status === 401 && attempt === 0 && def.auth.kind.startsWith('oauth2')) {
         this.tokens.invalidate(conn.id); // refresh once and resend
         continue;
       }
-      const headers: Record<string, string> = {};
-      res.headers.forEach((v, k) => (headers[k] = v));
+      const { headers, body } = res;
       const ra = headers['retry-after'];
       const retryAfterMs = ra ? (/^\d+$/.test(ra) ? Number(ra) * 1000 : Math.max(0, Date.parse(ra) - Date.now())) : undefined;
       if (def.classify) {
@@ -269,7 +361,7 @@ export class DeliveryRuntime {
           return all({ ok: false, retry: false, message: `${def.name} could not read the answer (HTTP ${res.status}): ${(err as Error).message}` });
         }
       }
-      if (res.ok) return all({ ok: true });
+      if (res.status >= 200 && res.status < 300) return all({ ok: true });
       const cls = retryClassForStatus(res.status);
       const retry = cls === 'retry' || cls === 'rate-limited';
       return all({ ok: false, retry, message: `HTTP ${res.status}: ${body.slice(0, 500)}`, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
@@ -278,7 +370,7 @@ export class DeliveryRuntime {
   }
 
   /** Applies outcomes to the outbox and the metrics. */
-  private async settle(results: Array<[OutboxRow, ItemOutcome & { retryAfterMs?: number }]>): Promise<void> {
+  private async settle(results: ReadonlyArray<[OutboxRow, Outcome]>): Promise<void> {
     const { store, config, metrics } = this.deps;
     const now = this.deps.now();
     const done: number[] = [];

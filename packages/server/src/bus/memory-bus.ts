@@ -8,41 +8,70 @@ interface Group {
   max: number;
   handler: (msgs: BusMessage[]) => Promise<void>;
   queue: BusMessage[];
+  /** Index of the first unhandled message in `queue` (taken messages are dropped in bulk, not one by one). */
+  head: number;
   running: Promise<void> | undefined;
 }
 
 const MAX_ATTEMPTS = 5;
+/** Subjects whose matching groups are remembered; past this the memo starts over. */
+const MAX_MEMO_SUBJECTS = 10_000;
 
 /** In-process bus. */
 export class MemoryBus implements Bus {
   private readonly groups = new Map<string, Group>();
+  /** The groups whose pattern matches a subject, per subject seen (cleared when the groups change). */
+  private readonly matching = new Map<string, Group[]>();
 
   constructor(private readonly log: Logger) {}
 
   async publish(subject: string, key: string, payload: unknown): Promise<void> {
-    for (const g of this.groups.values()) {
-      if (!subjectMatches(g.pattern, subject)) continue;
+    for (const g of this.groupsFor(subject)) {
       g.queue.push({ subject, key, payload });
       g.running ??= this.pump(g);
     }
   }
 
+  private groupsFor(subject: string): Group[] {
+    let list = this.matching.get(subject);
+    if (!list) {
+      list = [...this.groups.values()].filter((g) => subjectMatches(g.pattern, subject));
+      if (this.matching.size >= MAX_MEMO_SUBJECTS) this.matching.clear();
+      this.matching.set(subject, list);
+    }
+    return list;
+  }
+
+  private setGroup(name: string, g: Group): () => void {
+    this.groups.set(name, g);
+    this.matching.clear();
+    return () => {
+      this.groups.delete(name);
+      this.matching.clear();
+    };
+  }
+
   subscribe<T>(pattern: string, group: string, handler: BusHandler<T>): () => void {
-    const name = `${group}\u0000${pattern}`;
     const one = handler as BusHandler;
-    this.groups.set(name, { pattern, max: 1, handler: async (msgs) => one(msgs[0]!), queue: [], running: undefined });
-    return () => this.groups.delete(name);
+    return this.setGroup(`${group}\u0000${pattern}`, { pattern, max: 1, handler: async (msgs) => one(msgs[0]!), queue: [], head: 0, running: undefined });
   }
 
   subscribeBatch<T>(pattern: string, group: string, max: number, handler: (msgs: BusMessage<T>[]) => Promise<void>): () => void {
-    const name = `${group}\u0000${pattern}`;
-    this.groups.set(name, { pattern, max: Math.max(1, max), handler: handler as (msgs: BusMessage[]) => Promise<void>, queue: [], running: undefined });
-    return () => this.groups.delete(name);
+    return this.setGroup(`${group}\u0000${pattern}`, {
+      pattern, max: Math.max(1, max), handler: handler as (msgs: BusMessage[]) => Promise<void>, queue: [], head: 0, running: undefined,
+    });
   }
 
   private async pump(g: Group): Promise<void> {
-    while (g.queue.length > 0) {
-      const msgs = g.queue.splice(0, g.max);
+    while (g.head < g.queue.length) {
+      const end = Math.min(g.queue.length, g.head + g.max);
+      const msgs = g.queue.slice(g.head, end);
+      g.head = end;
+      // Shifting the queue per message made a long queue quadratic; drop taken messages in bulk.
+      if (g.head >= 1024 && g.head * 2 >= g.queue.length) {
+        g.queue.splice(0, g.head);
+        g.head = 0;
+      }
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         try {
           await g.handler(msgs);
@@ -53,6 +82,8 @@ export class MemoryBus implements Bus {
         }
       }
     }
+    g.queue.length = 0;
+    g.head = 0;
     g.running = undefined;
   }
 
@@ -67,5 +98,6 @@ export class MemoryBus implements Bus {
   async close(): Promise<void> {
     await this.drain();
     this.groups.clear();
+    this.matching.clear();
   }
 }

@@ -31,6 +31,8 @@ export interface Datastream {
   allowedOrigins: string[];
   /** Event dataset that page events are ingested into; none: lookups only. */
   eventDatasetId?: string | undefined;
+  /** Profile dataset (a schema with `consents`) that consent preferences (`set-consent`) are stored into. */
+  profileDatasetId?: string | undefined;
   /** Organisation id naming the identity cookie (`kndctr_<orgId>_identity`). */
   orgId: string;
   urlSyncs: UrlSync[];
@@ -44,6 +46,7 @@ export interface DatastreamInput {
   enabled?: boolean | undefined;
   allowedOrigins?: string[] | undefined;
   eventDatasetId?: string | undefined;
+  profileDatasetId?: string | undefined;
   orgId?: string | undefined;
   urlSyncs?: Array<
     | { id?: string | undefined; type: 'url'; url: string; hideReferrer?: boolean | undefined; ttlMinutes?: number | undefined }
@@ -60,8 +63,18 @@ export const DEFAULT_ORG_ID = 'audient';
 /** Datastream management and the edge's id → sandbox lookup. */
 export class Datastreams {
   private readonly cache = new Map<string, { sandboxId: string; datastream: Datastream }>();
+  private readonly changeListeners: Array<(sandboxId: string) => void> = [];
 
   constructor(private readonly deps: { store: Store; catalog: Catalog; now: () => number }) {}
+
+  /** Called after every change of a datastream in a sandbox (the edge configuration cache listens). */
+  onChanged(fn: (sandboxId: string) => void): void {
+    this.changeListeners.push(fn);
+  }
+
+  private changed(sandboxId: string): void {
+    for (const fn of this.changeListeners) fn(sandboxId);
+  }
 
   private async check(sandboxId: string, input: DatastreamInput): Promise<void> {
     const details: ErrorDetail[] = [];
@@ -94,6 +107,13 @@ export class Datastreams {
         details.push({ path: 'eventDatasetId', reason: 'class', message: 'page events need a dataset of an event schema', received: input.eventDatasetId });
       }
     }
+    if (input.profileDatasetId !== undefined) {
+      const dataset = await this.deps.catalog.getDataset(sandboxId, input.profileDatasetId);
+      const schema = await this.deps.catalog.resolvedSchema(sandboxId, dataset.schemaId);
+      if (schema.class !== 'profile' || !schema.root.properties?.['consents']) {
+        details.push({ path: 'profileDatasetId', reason: 'class', message: 'consent needs a dataset of a profile schema with consents (field group profile-consents)', received: input.profileDatasetId });
+      }
+    }
     if (details.length) throw new AudientError('VALIDATION_FAILED', 'the datastream is not valid', details);
   }
 
@@ -105,6 +125,7 @@ export class Datastreams {
       enabled: input.enabled ?? true,
       allowedOrigins: input.allowedOrigins ?? [],
       ...(input.eventDatasetId !== undefined ? { eventDatasetId: input.eventDatasetId } : {}),
+      ...(input.profileDatasetId !== undefined ? { profileDatasetId: input.profileDatasetId } : {}),
       orgId: input.orgId ?? DEFAULT_ORG_ID,
       urlSyncs: (input.urlSyncs ?? []).map((s, i): UrlSync => {
         const syncId = s.id ?? `sync-${i + 1}`;
@@ -124,6 +145,7 @@ export class Datastreams {
     const ds = this.build(id, input, new Date(this.deps.now()).toISOString());
     await this.deps.store.putDoc(INDEX_SCOPE, INDEX_KIND, id, { sandboxId });
     await this.deps.store.putDoc(sandboxId, KIND, id, ds);
+    this.changed(sandboxId);
     return ds;
   }
 
@@ -146,6 +168,7 @@ export class Datastreams {
     const ds = this.build(id, input, before.createdAt);
     await this.deps.store.putDoc(sandboxId, KIND, id, ds);
     this.cache.delete(id);
+    this.changed(sandboxId);
     return ds;
   }
 
@@ -155,6 +178,7 @@ export class Datastreams {
     await this.deps.store.deleteDoc(sandboxId, KIND, id);
     await this.deps.store.deleteDoc(INDEX_SCOPE, INDEX_KIND, id);
     this.cache.delete(id);
+    this.changed(sandboxId);
   }
 
   /** The datastream with this global id and its sandbox, or undefined (cached). */

@@ -24,9 +24,18 @@ export function mintEcid(): string {
   return half(0) + half(8);
 }
 
-/** The identity cookie's name for an organisation id (`@` is not allowed in cookie names). */
+/**
+ * The name of one of the Web SDK's cookies (`identity`, `consent`, `cluster`; `syncs`, Audient's
+ * record of URL syncs fired) for an organisation id, as the SDK names them (`@` is not allowed in
+ * cookie names). The SDK sends every `kndctr_<org>_*` cookie back in `meta.state.entries`.
+ */
+export function namespacedCookieName(orgId: string, key: 'identity' | 'consent' | 'cluster' | 'syncs'): string {
+  return `kndctr_${orgId.replace(/@/g, '_')}_${key}`;
+}
+
+/** The identity cookie's name for an organisation id. */
 export function identityCookieName(orgId: string): string {
-  return `kndctr_${orgId.replace(/@/g, '_')}_identity`;
+  return namespacedCookieName(orgId, 'identity');
 }
 
 /** The identity cookie's value for an ECID. */
@@ -52,4 +61,40 @@ export function decodeIdentityCookie(value: string): string | undefined {
   if (length !== 38 || bytes.length < 2 + length) return undefined;
   const ecid = bytes.subarray(2, 2 + length).toString('utf8');
   return isEcid(ecid) ? ecid : undefined;
+}
+
+/** When each URL sync last fired may fire again (sync id → epoch seconds), from its cookie value; expired ones dropped. */
+export function decodeSyncState(value: string | undefined, nowSeconds: number): Record<string, number> {
+  if (!value) return {};
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(decodeURIComponent(value), 'base64url').toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
+    const out: Record<string, number> = {};
+    for (const [id, until] of Object.entries(parsed)) if (typeof until === 'number' && until > nowSeconds) out[id] = until;
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/** The sync-state cookie value (base64url JSON: cookie-safe). */
+export function encodeSyncState(state: Record<string, number>): string {
+  return Buffer.from(JSON.stringify(state), 'utf8').toString('base64url');
+}
+
+/**
+ * The Web SDK's state cookies (`kndctr_*`) of a `Cookie` header, as state entries. When the edge
+ * domain is first-party (edge.shop.example for www.shop.example) the SDK sends no
+ * `meta.state.entries` and relies on the browser sending the cookies instead.
+ */
+export function stateEntriesFromCookieHeader(header: string | undefined): Array<{ key: string; value: string }> {
+  if (!header) return [];
+  const out: Array<{ key: string; value: string }> = [];
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const key = part.slice(0, eq).trim();
+    if (key.startsWith('kndctr_') && out.length < 100) out.push({ key, value: part.slice(eq + 1).trim() });
+  }
+  return out;
 }

@@ -9,6 +9,12 @@
  * connection of the datastream, seed 000's profile-lookup entry with the mapped audiences the
  * profile is in now — memberships from streaming and batch evaluation included (next-page).
  * URL and cookie syncs come back as `activation:push` entries that the Web SDK fires.
+ *
+ * Protocol details the Adobe Web SDK relies on: `state:store` cookies it writes itself
+ * (`kndctr_<org>_identity`, `_consent`, `_cluster`), `locationHint:result` (the region path it
+ * uses next, `/ee/<region>/v1/…`), `identity/acquire` (getIdentity) and `privacy/set-consent`
+ * (setConsent). Consent is honoured: no collection when `consents.collect` is refused (stored
+ * on the profile or in the consent cookie), no personalization when `consents.personalize` is.
  */
 import { DEFAULT_MERGE_POLICY, mergeFragments, namespaceKey } from '@audient/core';
 import type { Store } from '@audient/storage';
@@ -16,18 +22,23 @@ import type { Logger } from 'pino';
 import type { Connections } from '../activation/connections.js';
 import type { Dataflows } from '../activation/dataflows.js';
 import { newUuid } from '../ids.js';
+import type { AudienceService } from '../services/audiences.js';
 import type { Catalog } from '../services/catalog.js';
 import type { IngestionService } from '../services/ingestion.js';
 import type { SegmentationEngine } from '../services/segmentation.js';
 import { ECID_PLACEHOLDER, type Datastream, type Datastreams } from './datastreams.js';
-import { decodeIdentityCookie, encodeIdentityCookie, identityCookieName, isEcid, mintEcid } from './ecid.js';
+import { EdgeConfigCache, type LookupConnection } from './edge-cache.js';
+import { consentCookieRefuses, consentCookieValue, consentOfProfile, parseConsentRequest, type ConsentEntry, type XdmConsents } from './consent.js';
+import { decodeIdentityCookie, decodeSyncState, encodeIdentityCookie, encodeSyncState, identityCookieName, isEcid, mintEcid, namespacedCookieName } from './ecid.js';
 import { EdgeError } from './edge-errors.js';
 
-/** The destination whose connections answer profile lookups. */
-const PROFILE_LOOKUP_DESTINATION = 'custom-personalization';
 const EDGE_ONLY = new Set(['edge'] as const);
 /** How long the browser keeps the identity cookie, seconds (395 days, as Adobe's edge). */
 const IDENTITY_COOKIE_MAX_AGE = 34_128_000;
+/** The location hint answered to requests that named no region (Audient is one region). */
+export const DEFAULT_LOCATION_HINT = 'aud1';
+/** How long the browser keeps the location hint (the cluster cookie), seconds (as Adobe's edge). */
+const LOCATION_HINT_TTL = 1_800;
 
 /** One event of a request: XDM (with identityMap) and free-form data that is not ingested. */
 export interface EdgeEvent {
@@ -35,16 +46,30 @@ export interface EdgeEvent {
   data?: Record<string, unknown> | undefined;
 }
 
-/** An interact / collect request body. */
+/** The identities of a request outside its events (`xdm.identityMap` of interact, `identityMap` of set-consent). */
+type IdentityMapInput = Record<string, unknown>;
+
+/** An interact / collect / identity-acquire request body (acquire has no events). */
 export interface EdgeRequestBody {
   events: EdgeEvent[];
+  xdm?: { identityMap?: IdentityMapInput | undefined } | undefined;
+  identityMap?: IdentityMapInput | undefined;
   meta?: { state?: { entries?: Array<{ key: string; value: string }> | undefined } | undefined } | undefined;
+}
+
+/** A set-consent request body. */
+export interface ConsentRequestBody {
+  consent: ConsentEntry[];
+  identityMap?: IdentityMapInput | undefined;
+  meta?: EdgeRequestBody['meta'];
 }
 
 /** One handle of the answer. */
 export type EdgeHandle =
   | { type: 'identity:result'; payload: Array<{ id: string; namespace: { code: 'ECID' } }> }
   | { type: 'state:store'; payload: Array<{ key: string; value: string; maxAge: number; attrs: { SameSite: 'None'; Secure: true } }> }
+  | { type: 'locationHint:result'; payload: Array<{ scope: 'EdgeNetwork'; hint: string; ttlSeconds: number }> }
+  | { type: 'consent:preferences'; payload: Array<XdmConsents & { metadata: { time: string } }> }
   | { type: 'activation:pull'; payload: Array<{ type: 'profileLookup'; destinationId: string; alias: string; segments: Array<{ id: string }> }> }
   | {
       type: 'activation:push';
@@ -56,7 +81,7 @@ export type EdgeHandle =
 
 /** A problem with one event that did not fail the request (e.g. it did not match the schema). */
 export interface EdgeWarning {
-  code: 'EVENT_REJECTED' | 'INGESTION_UNAVAILABLE';
+  code: 'EVENT_REJECTED' | 'INGESTION_UNAVAILABLE' | 'COLLECT_CONSENT_REFUSED' | 'CONSENT_NOT_STORED' | 'CONSENT_NOT_INTERPRETED';
   title: string;
   detail: string;
   report: { eventIndex?: number; details?: Array<{ path: string; message: string }> };
@@ -71,6 +96,9 @@ export interface InteractResponse {
 
 /** The edge request handling for every datastream. */
 export class EdgeService {
+  /** Lookup connections, mapped audiences and compiled edge audiences per sandbox (see edge-cache.ts). */
+  private readonly config: EdgeConfigCache;
+
   constructor(
     private readonly deps: {
       store: Store;
@@ -80,10 +108,18 @@ export class EdgeService {
       connections: Connections;
       dataflows: Dataflows;
       datastreams: Datastreams;
+      audiences: AudienceService;
       log: Logger;
       now: () => number;
     },
-  ) {}
+  ) {
+    this.config = new EdgeConfigCache({ connections: deps.connections, dataflows: deps.dataflows, audiences: deps.audiences });
+    const invalidate = (sandboxId: string): void => this.config.invalidate(sandboxId);
+    deps.connections.onChanged(invalidate);
+    deps.dataflows.onChanged(invalidate);
+    deps.datastreams.onChanged(invalidate);
+    deps.audiences.onChanged(invalidate);
+  }
 
   /** The enabled datastream of a configId, or the edge error to answer. */
   async datastream(configId: string | undefined): Promise<{ sandboxId: string; datastream: Datastream }> {
@@ -100,50 +136,138 @@ export class EdgeService {
   async handle(
     target: { sandboxId: string; datastream: Datastream },
     body: EdgeRequestBody,
-    opts: { requestId: string; mode: 'interact' | 'collect' },
+    opts: { requestId: string; mode: 'interact' | 'collect' | 'acquire'; region?: string | undefined },
   ): Promise<InteractResponse> {
     const { sandboxId, datastream } = target;
     const ecid = this.settleEcid(datastream, body);
     const warnings: EdgeWarning[] = [];
-    let profileId = await this.ingest(sandboxId, datastream, body.events, ecid.id, warnings);
-    profileId ??= await this.deps.store.findProfileId(sandboxId, { ns: namespaceKey('ECID'), id: ecid.id });
+    // Consent first: what the profile stored (set-consent), and the consent cookie the page sent.
+    const known = ecid.minted ? undefined : await this.deps.store.findProfileId(sandboxId, { ns: namespaceKey('ECID'), id: ecid.id });
+    const consent = known ? await this.consentOf(sandboxId, known) : { collect: true, personalize: true };
+    const consentCookie = body.meta?.state?.entries?.find((e) => e.key === namespacedCookieName(datastream.orgId, 'consent'));
+    if (consentCookie && consentCookieRefuses(consentCookie.value)) consent.collect = false;
+    let profileId = known;
+    if (!consent.collect && body.events.length) {
+      warnings.push({ code: 'COLLECT_CONSENT_REFUSED', title: 'Events not stored', detail: 'the visitor refused collection (consents.collect)', report: {} });
+    } else if (body.events.length) {
+      profileId = (await this.ingest(sandboxId, datastream, body.events, ecid.id, warnings)) ?? known;
+      profileId ??= await this.deps.store.findProfileId(sandboxId, { ns: namespaceKey('ECID'), id: ecid.id });
+    }
     if (opts.mode === 'collect') return { requestId: opts.requestId, handle: [] };
+    if (opts.mode === 'acquire') {
+      return { requestId: opts.requestId, handle: this.identityHandles(datastream, ecid.id, opts.region), ...(warnings.length ? { warnings } : {}) };
+    }
 
-    if (profileId) await this.deps.segmentation.evaluate(sandboxId, [profileId], { methods: EDGE_ONLY });
-    const handle: EdgeHandle[] = [
-      { type: 'identity:result', payload: [{ id: ecid.id, namespace: { code: 'ECID' } }] },
+    const config = await this.config.get(sandboxId);
+    if (profileId) await this.deps.segmentation.evaluate(sandboxId, [profileId], { methods: EDGE_ONLY, audiences: config.edgeAudiences });
+    const handle = this.identityHandles(datastream, ecid.id, opts.region);
+    const lookups = await this.profileLookups(sandboxId, config.lookups(datastream.id), profileId, consent.personalize);
+    if (lookups.length) handle.push({ type: 'activation:pull', payload: lookups });
+    // Syncs share the visitor's id with partners: not when it refused collection.
+    if (datastream.urlSyncs.length && consent.collect) {
+      const due = this.dueSyncs(datastream, ecid.id, body, handle);
+      if (due.length) handle.push({ type: 'activation:push', payload: due });
+    }
+    return { requestId: opts.requestId, handle, ...(warnings.length ? { warnings } : {}) };
+  }
+
+  /**
+   * `privacy/set-consent`: stores the visitor's preferences as XDM `consents` on its profile
+   * (the datastream's profile dataset, through the normal ingestion path) and answers the
+   * identity, the consent cookie the SDK reads (`general=in|out`) and `consent:preferences`.
+   */
+  async setConsent(
+    target: { sandboxId: string; datastream: Datastream },
+    body: ConsentRequestBody,
+    opts: { requestId: string; region?: string | undefined },
+  ): Promise<InteractResponse> {
+    const { sandboxId, datastream } = target;
+    const time = new Date(this.deps.now()).toISOString();
+    const parsed = parseConsentRequest(body.consent, time);
+    const ecid = this.settleEcid(datastream, { events: [], identityMap: body.identityMap, meta: body.meta });
+    const warnings: EdgeWarning[] = parsed.ignored.map((standard) => ({
+      code: 'CONSENT_NOT_INTERPRETED' as const,
+      title: 'Consent standard not interpreted',
+      detail: `${standard} preferences are accepted but not interpreted; send Adobe 1.0 or 2.0 too`,
+      report: {},
+    }));
+    const handle = this.identityHandles(datastream, ecid.id, opts.region);
+    if (parsed.consents) {
+      await this.storeConsent(sandboxId, datastream, ecid.id, body.identityMap, parsed.consents, warnings);
+      const cookie = consentCookieValue(parsed.consents);
+      const store = handle.find((h): h is Extract<EdgeHandle, { type: 'state:store' }> => h.type === 'state:store');
+      if (cookie) store?.payload.push({ key: namespacedCookieName(datastream.orgId, 'consent'), value: cookie, maxAge: IDENTITY_COOKIE_MAX_AGE, attrs: { SameSite: 'None', Secure: true } });
+      handle.push({ type: 'consent:preferences', payload: [{ ...parsed.consents, metadata: { time } }] });
+    }
+    return { requestId: opts.requestId, handle, ...(warnings.length ? { warnings } : {}) };
+  }
+
+  /** Ingests the consents as a profile record keyed by the ECID (and the identities the page sent). */
+  private async storeConsent(
+    sandboxId: string,
+    datastream: Datastream,
+    ecid: string,
+    identityMap: Record<string, unknown> | undefined,
+    consents: XdmConsents,
+    warnings: EdgeWarning[],
+  ): Promise<void> {
+    if (!datastream.profileDatasetId) {
+      warnings.push({ code: 'CONSENT_NOT_STORED', title: 'Consent not stored', detail: `datastream ${datastream.id} has no profileDatasetId`, report: {} });
+      return;
+    }
+    // The page's other identities join the profile; the ECID is the primary one.
+    const map: Record<string, unknown> = {};
+    for (const [ns, ids] of Object.entries(identityMap ?? {})) {
+      if (namespaceKey(ns) === 'ecid' || !Array.isArray(ids)) continue;
+      map[ns] = ids.map((i: unknown) => (typeof i === 'object' && i !== null ? { ...(i as Record<string, unknown>), primary: false } : i));
+    }
+    map['ECID'] = [{ id: ecid, primary: true }];
+    const [result] = await this.deps.ingestion.ingest(sandboxId, datastream.profileDatasetId, [{ identityMap: map, consents }], 'edge');
+    if (result && result.status !== 'accepted') {
+      throw new EdgeError('MALFORMED_REQUEST', `consent not stored: ${result.message}`, result.details.map((d) => ({ path: d.path, message: d.message })));
+    }
+  }
+
+  /** identity:result, the cookies the SDK keeps (identity, cluster) and the location hint. */
+  private identityHandles(datastream: Datastream, ecid: string, region: string | undefined): EdgeHandle[] {
+    const hint = region ?? DEFAULT_LOCATION_HINT;
+    const attrs = { SameSite: 'None', Secure: true } as const;
+    return [
+      { type: 'identity:result', payload: [{ id: ecid, namespace: { code: 'ECID' } }] },
       {
         type: 'state:store',
         payload: [
-          {
-            key: identityCookieName(datastream.orgId),
-            value: encodeIdentityCookie(ecid.id),
-            maxAge: IDENTITY_COOKIE_MAX_AGE,
-            attrs: { SameSite: 'None', Secure: true },
-          },
+          { key: identityCookieName(datastream.orgId), value: encodeIdentityCookie(ecid), maxAge: IDENTITY_COOKIE_MAX_AGE, attrs },
+          { key: namespacedCookieName(datastream.orgId, 'cluster'), value: hint, maxAge: LOCATION_HINT_TTL, attrs },
         ],
       },
+      { type: 'locationHint:result', payload: [{ scope: 'EdgeNetwork', hint, ttlSeconds: LOCATION_HINT_TTL }] },
     ];
-    const lookups = await this.profileLookups(sandboxId, datastream, profileId);
-    if (lookups.length) handle.push({ type: 'activation:pull', payload: lookups });
-    if (datastream.urlSyncs.length) handle.push({ type: 'activation:push', payload: this.syncs(datastream, ecid.id) });
-    return { requestId: opts.requestId, handle, ...(warnings.length ? { warnings } : {}) };
+  }
+
+  /** What the profile's stored consents allow (merged over its profile-enabled datasets). */
+  private async consentOf(sandboxId: string, profileId: string): Promise<{ collect: boolean; personalize: boolean }> {
+    const [fragments, datasets] = await Promise.all([this.deps.store.profileFragments(sandboxId, profileId), this.deps.catalog.listDatasets(sandboxId)]);
+    const enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
+    return consentOfProfile(mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), DEFAULT_MERGE_POLICY));
   }
 
   /** The visitor's ECID: from the events, else the identity cookie, else a new one. */
   private settleEcid(datastream: Datastream, body: EdgeRequestBody): { id: string; minted: boolean } {
-    for (const [i, event] of body.events.entries()) {
-      const map = event.xdm['identityMap'];
+    // The events' identity maps, then the request's (`xdm.identityMap` of interact, `identityMap` of set-consent).
+    const maps: Array<{ map: unknown; path: string }> = body.events.map((event, i) => ({ map: event.xdm['identityMap'], path: `events.${i}.xdm.identityMap` }));
+    maps.push({ map: body.xdm?.identityMap, path: 'xdm.identityMap' }, { map: body.identityMap, path: 'identityMap' });
+    for (const { map, path } of maps) {
       if (map === undefined) continue;
       if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-        throw new EdgeError('MALFORMED_REQUEST', 'identityMap must be an object of namespace → [{id}]', [{ path: `events.${i}.xdm.identityMap`, message: 'not an object' }]);
+        throw new EdgeError('MALFORMED_REQUEST', 'identityMap must be an object of namespace → [{id}]', [{ path, message: 'not an object' }]);
       }
       for (const [ns, ids] of Object.entries(map)) {
         if (namespaceKey(ns) !== 'ecid') continue;
         const first: unknown = Array.isArray(ids) ? ids[0] : undefined;
         const id = typeof first === 'object' && first !== null ? (first as { id?: unknown }).id : undefined;
         if (typeof id !== 'string' || !isEcid(id)) {
-          throw new EdgeError('INVALID_ECID', 'an ECID is exactly 38 digits', [{ path: `events.${i}.xdm.identityMap.${ns}.0.id`, message: 'not 38 digits' }]);
+          throw new EdgeError('INVALID_ECID', 'an ECID is exactly 38 digits', [{ path: `${path}.${ns}.0.id`, message: 'not 38 digits' }]);
         }
         return { id, minted: false };
       }
@@ -200,37 +324,50 @@ export class EdgeService {
   /** Seed 000's entries: per profile-lookup connection of the datastream, its mapped audiences the profile is in. */
   private async profileLookups(
     sandboxId: string,
-    datastream: Datastream,
+    connections: readonly LookupConnection[],
     profileId: string | undefined,
+    personalize: boolean,
   ): Promise<Extract<EdgeHandle, { type: 'activation:pull' }>['payload']> {
-    const connections = (await this.deps.connections.list(sandboxId)).filter(
-      (c) => c.destinationId === PROFILE_LOOKUP_DESTINATION && c.settings['datastreamId'] === datastream.id,
-    );
     if (!connections.length) return [];
-    const flows = (await this.deps.dataflows.list(sandboxId)).filter((f) => f.status === 'active');
-    const inside = profileId ? await this.audiencesOf(sandboxId, profileId) : new Set<string>();
-    return connections.map((c) => {
-      const mapped = new Set(flows.filter((f) => f.connectionId === c.id).flatMap((f) => f.audienceIds));
-      return {
-        type: 'profileLookup' as const,
-        destinationId: c.id,
-        alias: String(c.settings['integrationAlias']),
-        segments: [...mapped].filter((id) => inside.has(id)).sort().map((id) => ({ id })),
-      };
-    });
+    // No personalization when the visitor refused it (consents.personalize.content).
+    const inside = profileId && personalize ? await this.audiencesOf(sandboxId, profileId) : new Set<string>();
+    return connections.map((c) => ({
+      type: 'profileLookup' as const,
+      destinationId: c.connectionId,
+      alias: c.alias,
+      segments: c.audienceIds.filter((id) => inside.has(id)).map((id) => ({ id })),
+    }));
   }
 
-  /** Audiences the profile is in (realized or existing); none when it refused personalization. */
+  /** Audiences the profile is in (realized or existing). */
   private async audiencesOf(sandboxId: string, profileId: string): Promise<Set<string>> {
-    const [memberships, fragments, datasets] = await Promise.all([
-      this.deps.store.memberships(sandboxId, [profileId]),
-      this.deps.store.profileFragments(sandboxId, profileId),
-      this.deps.catalog.listDatasets(sandboxId),
-    ]);
-    const enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
-    const profile = mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), DEFAULT_MERGE_POLICY);
-    if (personalizeConsent(profile) === 'n') return new Set();
+    const memberships = await this.deps.store.memberships(sandboxId, [profileId]);
     return new Set((memberships.get(profileId) ?? []).filter((m) => m.status === 'realized' || m.status === 'existing').map((m) => m.audienceId));
+  }
+
+  /**
+   * The syncs to fire now: a URL sync at most once per `ttlMinutes` per browser. The edge keeps
+   * when each may fire again in the `kndctr_<org>_syncs` cookie it asks the SDK to store (the
+   * Adobe Web SDK fires every `activation:push` it gets, so the TTL is the edge's to keep).
+   */
+  private dueSyncs(datastream: Datastream, ecid: string, body: EdgeRequestBody, handle: EdgeHandle[]): Extract<EdgeHandle, { type: 'activation:push' }>['payload'] {
+    const name = namespacedCookieName(datastream.orgId, 'syncs');
+    const now = Math.floor(this.deps.now() / 1000);
+    const fired = decodeSyncState(body.meta?.state?.entries?.find((e) => e.key === name)?.value, now);
+    const due = this.syncs(datastream, ecid).filter((s) => s.type !== 'url' || fired[s.id] === undefined);
+    let changed = false;
+    for (const s of due) {
+      if (s.type === 'url' && s.spec.ttlMinutes > 0) {
+        fired[s.id] = now + s.spec.ttlMinutes * 60;
+        changed = true;
+      }
+    }
+    const store = handle.find((h): h is Extract<EdgeHandle, { type: 'state:store' }> => h.type === 'state:store');
+    if (changed && store) {
+      const maxAge = Math.max(...Object.values(fired)) - now;
+      store.payload.push({ key: name, value: encodeSyncState(fired), maxAge, attrs: { SameSite: 'None', Secure: true } });
+    }
+    return due;
   }
 
   /** The datastream's syncs for this visitor, `{ECID}` replaced (URL-encoded in URLs). */
@@ -245,10 +382,4 @@ export class EdgeService {
           },
     );
   }
-}
-
-/** `consents.personalize.content.val` of a merged profile, if any. */
-function personalizeConsent(profile: Record<string, unknown>): unknown {
-  const consents = profile['consents'] as { personalize?: { content?: { val?: unknown } } } | undefined;
-  return consents?.personalize?.content?.val;
 }

@@ -3,10 +3,11 @@
  * request schemas that validate and produce the OpenAPI document served at /openapi.json,
  * Prometheus metrics at /metrics and a health check at /healthz.
  */
+import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { AudientError, type ErrorDetail } from '@audient/core';
-import Fastify, { LogController, type FastifyError, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AudientContext } from '../context.js';
 import type { Principal } from '../services/tenancy.js';
 import { SDK_PATH, sdkRoutes } from '../edge/sdk-route.js';
@@ -15,6 +16,7 @@ import { adminRoutes } from './routes/admin.js';
 import { audienceRoutes } from './routes/audiences.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { datastreamRoutes, edgeRoutes, isEdgePath } from './routes/edge.js';
+import { idSyncPixelRoutes, idSyncRoutes } from './routes/id-sync.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { profileRoutes } from './routes/profiles.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -85,12 +87,16 @@ function toAudientError(err: FastifyError | AudientError | Error): AudientError 
 
 /** Builds the Fastify app over a context. */
 export async function buildApp(ctx: AudientContext) {
+  // HTTPS when configured (AUDIENT_TLS_CERT / AUDIENT_TLS_KEY): the same app on a TLS server.
+  const { tls } = ctx.config;
+  const https = tls ? { https: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } } : {};
   const app = Fastify({
     loggerInstance: ctx.log,
     bodyLimit: ctx.config.maxBodyBytes,
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
-  }).withTypeProvider<TypeBoxTypeProvider>();
+    ...https,
+  } as FastifyServerOptions).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {
     openapi: {
@@ -141,6 +147,8 @@ export async function buildApp(ctx: AudientContext) {
   await app.register(audienceRoutes(ctx), { prefix: '/v1' });
   await app.register(webhookRoutes(ctx), { prefix: '/v1' });
   await app.register(activationRoutes(ctx), { prefix: '/v1' });
+  await app.register(idSyncRoutes(ctx), { prefix: '/v1' });
+  await app.register(idSyncPixelRoutes(ctx), { prefix: '/ee' });
   await app.register(sdkRoutes(ctx));
   await app.register(datastreamRoutes(ctx), { prefix: '/v1' });
   await app.register(edgeRoutes(ctx), { prefix: '/ee' });

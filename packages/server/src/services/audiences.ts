@@ -53,9 +53,15 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** Audience definitions for every sandbox. */
 export class AudienceService {
   private readonly compiledCache = new Map<string, Promise<CompiledEntry[]>>();
+  private readonly changeListeners: Array<(sandboxId: string) => void> = [];
 
   constructor(private readonly deps: { store: Store; catalog: Catalog; config: SegmentationConfig; newId: () => string }) {
     deps.catalog.onSchemasChanged((sandboxId) => this.invalidate(sandboxId));
+  }
+
+  /** Called after an audience is created, replaced or removed, or the compiled ones are dropped (the edge cache listens). */
+  onChanged(fn: (sandboxId: string) => void): void {
+    this.changeListeners.push(fn);
   }
 
   /** The sandbox's union schemas as queries see them. */
@@ -144,14 +150,14 @@ export class AudienceService {
     }
     const row = await this.build(sandboxId, input, undefined);
     await this.deps.store.putAudience(sandboxId, row);
-    this.compiledCache.delete(sandboxId);
+    this.invalidate(sandboxId);
     return row;
   }
 
   async update(sandboxId: string, id: string, input: AudienceInput): Promise<AudienceRow> {
     const row = await this.build(sandboxId, input, await this.get(sandboxId, id));
     await this.deps.store.putAudience(sandboxId, row);
-    this.compiledCache.delete(sandboxId);
+    this.invalidate(sandboxId);
     return row;
   }
 
@@ -162,7 +168,7 @@ export class AudienceService {
       throw new AudientError('CONFLICT', `audience ${id} is used by inSegment in: ${users.map((u) => u.id).join(', ')}`);
     }
     await this.deps.store.deleteAudience(sandboxId, id);
-    this.compiledCache.delete(sandboxId);
+    this.invalidate(sandboxId);
   }
 
   async get(sandboxId: string, id: string): Promise<AudienceRow> {
@@ -186,9 +192,10 @@ export class AudienceService {
     return p;
   }
 
-  /** Forgets compiled audiences (a schema changed). */
+  /** Forgets compiled audiences (an audience or a schema changed). */
   invalidate(sandboxId: string): void {
     this.compiledCache.delete(sandboxId);
+    for (const fn of this.changeListeners) fn(sandboxId);
   }
 
   private async compileAll(sandboxId: string): Promise<CompiledEntry[]> {

@@ -1,16 +1,105 @@
 /**
- * Batch segmentation: a job that walks every profile of a sandbox in pages and evaluates the
- * batch audiences (or all of them), then records each audience's size. Runs on demand and
- * daily at the configured UTC time.
+ * Batch segmentation: a job that evaluates the batch audiences (or all of them) for every
+ * profile of a sandbox, then records each audience's size. Runs on demand and daily at the
+ * configured UTC time.
+ *
+ * Data path: the profile snapshots are first brought up to date from the change log (see
+ * batch-snapshots.ts), then read in profile id order, one row (one JSON.parse) per profile,
+ * pages of PAGE profiles with their current memberships; every selected audience is evaluated
+ * per profile (one context per merge policy; batch-evaluate.ts), and the membership changes of
+ * a page are written in one transaction with their events, published on the bus, as the
+ * streaming engine does. Large runs decode and evaluate pages on worker threads (one per core,
+ * up to 2; batch-worker.ts) while this thread reads the next pages and writes the results, in
+ * page order. Sizes are counted in the pass.
  */
-import type { JobRow, Store } from '@audient/storage';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Membership } from '@audient/core';
+import { decodeSnapshot, type JobRow, type MembershipEventRow, type Store } from '@audient/storage';
 import type { Logger } from 'pino';
+import type { Bus } from '../bus/port.js';
 import type { SegmentationConfig } from '../config.js';
 import type { AudienceService } from './audiences.js';
+import { batchTargets, evaluateSnapshots, type PageResult } from './batch-evaluate.js';
+import { refreshSnapshots } from './batch-snapshots.js';
+import type { BatchWorkerInit, BatchWorkerRequest, BatchWorkerResponse } from './batch-worker.js';
 import type { Jobs } from './jobs.js';
-import { ALL_METHODS, type EvaluationReport, type SegmentationEngine } from './segmentation.js';
+import { membershipSubject, type EvaluationReport, type SegmentationEngine } from './segmentation.js';
 
-const PAGE = 500;
+const PAGE = 2_000;
+const MAX_REPORTED_ERRORS = 100;
+/** Below this many profiles a run evaluates on the job's thread (starting workers costs more). */
+const WORKER_MIN_PROFILES = 20_000;
+
+/** A page as read: snapshot texts and the profiles' current memberships. */
+interface RawPage {
+  rows: Array<{ profileId: string; body: string }>;
+  memberships: Map<string, Membership[]>;
+}
+
+/**
+ * Starts a worker on batch-worker.js; from TypeScript sources (development, tests) the worker
+ * registers tsx first, since loader hooks of the parent thread do not reach worker threads.
+ */
+function startWorker(init: BatchWorkerInit): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./batch-worker.js', import.meta.url), { workerData: init });
+  const entry = new URL('./batch-worker.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(boot, { eval: true, workerData: init });
+}
+
+/** Evaluates pages on worker threads, several pages in flight, answers in request order. */
+class WorkerPool {
+  private readonly workers: Worker[];
+  private readonly pending = new Map<number, { resolve: (r: PageResult) => void; reject: (e: Error) => void }>();
+  private seq = 0;
+  /** Set once a worker failed: later pages are refused rather than left waiting on it. */
+  private failed: Error | undefined;
+
+  constructor(count: number, init: BatchWorkerInit) {
+    this.workers = Array.from({ length: count }, () => {
+      const w = startWorker(init);
+      w.on('message', (m: BatchWorkerResponse) => {
+        const p = this.pending.get(m.seq);
+        if (!p) return;
+        this.pending.delete(m.seq);
+        if ('error' in m) p.reject(new Error(`batch worker failed: ${m.error}`));
+        else p.resolve(m.result);
+      });
+      w.on('error', (err) => this.failAll(err));
+      w.on('exit', (code) => {
+        if (code !== 0) this.failAll(new Error(`batch worker exited with code ${code}`));
+      });
+      return w;
+    });
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  evaluate(page: RawPage): Promise<PageResult> {
+    if (this.failed) return Promise.reject(this.failed);
+    const seq = ++this.seq;
+    const req: BatchWorkerRequest = { seq, rows: page.rows, memberships: [...page.memberships] };
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      this.workers[seq % this.workers.length]!.postMessage(req);
+    });
+  }
+
+  private failAll(err: Error): void {
+    this.failed ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    this.failed ??= new Error('batch workers closed');
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
 
 /** Runs and schedules batch segmentation jobs. */
 export class BatchSegmentation {
@@ -20,18 +109,23 @@ export class BatchSegmentation {
   constructor(
     private readonly deps: {
       store: Store;
+      bus: Bus;
       jobs: Jobs;
       engine: SegmentationEngine;
       audiences: AudienceService;
       config: SegmentationConfig;
       log: Logger;
       now?: () => number;
+      /** Worker threads evaluating pages (default: one per core, up to 2, for runs of 20,000+ profiles; 0: none). */
+      workers?: number;
+      /** Smallest run that uses the workers (default 20,000 profiles). */
+      workerMinProfiles?: number;
     },
   ) {}
 
   /** Starts a batch job; `all` evaluates every audience, otherwise the batch ones only. */
   async run(sandboxId: string, opts: { all?: boolean; audienceIds?: string[] | undefined } = {}): Promise<JobRow> {
-    const { store, jobs, engine, audiences } = this.deps;
+    const { store, jobs, audiences, config, log } = this.deps;
     const total = await store.countProfiles(sandboxId);
     return jobs.start(sandboxId, 'segmentation-batch', { total, processed: 0, realized: 0, exited: 0, errors: [] }, async (update) => {
       const compiled = await audiences.compiledAll(sandboxId);
@@ -43,29 +137,90 @@ export class BatchSegmentation {
       for (const c of compiled) if (c.row.dependsOn.some((d) => chosen.has(d))) chosen.add(c.row.id); // compiled is in dependency order
       const selected = compiled.filter((c) => chosen.has(c.row.id));
       const totals: EvaluationReport = { profiles: 0, evaluations: 0, realized: 0, exited: 0, errors: [] };
-      let after: string | undefined;
-      for (;;) {
-        const ids = await store.listProfileIds(sandboxId, after, PAGE);
-        if (!ids.length) break;
-        const r = await engine.evaluate(sandboxId, ids, { methods: ALL_METHODS, audiences: selected });
-        totals.profiles += ids.length;
+      const now = this.now();
+      const since = now - config.eventRetentionMs;
+      const snapshot = await refreshSnapshots(store, sandboxId, since);
+      const enabled = new Set((await store.listDatasets(sandboxId)).filter((d) => d.profileEnabled).map((d) => d.id));
+      const sizeOf = new Map<string, number>(selected.map((c) => [c.row.id, 0]));
+      const apply = async (page: RawPage, r: PageResult): Promise<void> => {
+        totals.profiles += page.rows.length;
         totals.evaluations += r.evaluations;
         totals.realized += r.realized;
         totals.exited += r.exited;
-        totals.errors.push(...r.errors.slice(0, Math.max(0, 100 - totals.errors.length)));
-        after = ids.at(-1);
-        await update({ processed: totals.profiles, realized: totals.realized, exited: totals.exited, errors: totals.errors });
-        if (ids.length < PAGE) break;
+        for (const e of r.errors) {
+          if (totals.errors.length < MAX_REPORTED_ERRORS) totals.errors.push(e);
+          log.warn({ sandboxId, profileId: e.profileId, audienceId: e.audienceId, message: e.message }, 'audience evaluation failed for a profile');
+        }
+        selected.forEach((c, i) => sizeOf.set(c.row.id, sizeOf.get(c.row.id)! + r.sizes[i]!));
+        await this.writePage(sandboxId, r, now);
+        await update({ processed: totals.profiles, realized: totals.realized, exited: totals.exited, errors: totals.errors, snapshot });
+      };
+      let after: string | undefined;
+      let last = false;
+      const read = async (): Promise<RawPage | undefined> => {
+        if (last) return undefined;
+        const rows = await store.scanProfileSnapshotTexts(sandboxId, after, PAGE);
+        last = rows.length < PAGE;
+        if (!rows.length) return undefined;
+        after = rows.at(-1)!.profileId;
+        return { rows, memberships: await store.memberships(sandboxId, rows.map((r) => r.profileId)) };
+      };
+      const workers = this.deps.workers ?? Math.min(2, availableParallelism());
+      const pool = selected.length && workers > 0 && total >= (this.deps.workerMinProfiles ?? WORKER_MIN_PROFILES)
+        ? new WorkerPool(workers, {
+            audiences: selected.map((c) => ({ id: c.row.id, query: c.row.query, mergePolicy: c.row.mergePolicy })),
+            schemas: await audiences.schemas(sandboxId), enabled: [...enabled], now, eventsSince: since, maxErrors: MAX_REPORTED_ERRORS,
+          })
+        : undefined;
+      try {
+        if (pool) {
+          // Pages in flight, one per worker plus one being read; results applied in page order.
+          const inFlight: Array<{ page: RawPage; result: Promise<PageResult> }> = [];
+          for (;;) {
+            while (inFlight.length <= pool.size) {
+              const page = await read();
+              if (!page) break;
+              const result = pool.evaluate(page);
+              result.catch(() => undefined); // awaited below, in order
+              inFlight.push({ page, result });
+            }
+            const head = inFlight.shift();
+            if (!head) break;
+            await apply(head.page, await head.result);
+          }
+        } else if (selected.length) {
+          const targets = batchTargets(selected.map((c) => ({ id: c.row.id, compiled: c.compiled, mergePolicy: c.row.mergePolicy })));
+          for (let page = await read(); page; page = await read()) {
+            const decoded = page.rows.map((r) => decodeSnapshot(r.profileId, r.body, since));
+            await apply(page, evaluateSnapshots(decoded, page.memberships, targets, enabled, now, MAX_REPORTED_ERRORS));
+          }
+        }
+      } finally {
+        await pool?.close();
       }
-      const at = this.deps.now?.() ?? Date.now();
+      // Sizes as counted in the pass: members (realized or existing) among the sandbox's profiles.
+      const at = this.now();
       const sizes: Record<string, number> = {};
       for (const c of selected) {
-        const counts = await store.countMembers(sandboxId, c.row.id);
-        sizes[c.row.id] = counts.realized + counts.existing;
+        sizes[c.row.id] = sizeOf.get(c.row.id)!;
         await store.addAudienceSize(sandboxId, c.row.id, { at, size: sizes[c.row.id]!, source: 'batch' });
       }
-      return { processed: totals.profiles, evaluations: totals.evaluations, realized: totals.realized, exited: totals.exited, errors: totals.errors, sizes };
+      return { processed: totals.profiles, evaluations: totals.evaluations, realized: totals.realized, exited: totals.exited, errors: totals.errors, sizes, snapshot };
     });
+  }
+
+  /** Writes a page's membership transitions with their events, schedules re-evaluations, publishes the events. */
+  private async writePage(sandboxId: string, r: PageResult, now: number): Promise<void> {
+    const { store, bus } = this.deps;
+    let events: MembershipEventRow[] = [];
+    if (r.writes.length) events = await store.writeMemberships(sandboxId, r.writes, now);
+    if (r.schedule.length) await store.scheduleReevaluations(sandboxId, r.schedule);
+    const subject = membershipSubject(sandboxId);
+    for (const e of events) await bus.publish(subject, e.profileId, e);
+  }
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
   }
 
   /** Starts the daily schedule (checked every minute). */

@@ -3,6 +3,10 @@
  * ingestion transaction, then published here on the bus (`changes.<sandbox>`, keyed by profile
  * id) in log order, exactly once per cursor position. A crash between commit and publish loses
  * nothing: the cursor is durable and publishing resumes from it.
+ *
+ * Writers that know what they committed hand it over (`committed`): those changes are published
+ * from memory, without reading them back, as long as they continue the cursor without a gap.
+ * Anything else (changes written by others, a gap, a restart) is read from the durable log.
  */
 import type { ProfileChange } from '@audient/core';
 import type { Store } from '@audient/storage';
@@ -12,6 +16,8 @@ import type { Metrics } from '../metrics.js';
 
 const CURSOR = 'change-feed';
 const PAGE = 1000;
+/** Committed changes held for publishing from memory; past this the log is read instead. */
+const MAX_PENDING = 20_000;
 
 /** Published payload of a change. */
 export interface ChangeMessage extends ProfileChange {
@@ -28,6 +34,10 @@ export class ChangeFeed {
   private draining: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** Committed, not yet published changes handed over by writers, in seq order. */
+  private pending: ChangeMessage[] = [];
+  /** The durable cursor's value as last read or written by this feed. */
+  private cursor: number | undefined;
 
   constructor(private readonly deps: { store: Store; bus: Bus; log: Logger; metrics: Metrics }) {}
 
@@ -47,6 +57,21 @@ export class ChangeFeed {
     });
   }
 
+  /**
+   * Publishes changes that were just committed, with the seqs the log gave them (in order).
+   * Call only after the commit: they are published as they are, without reading the log.
+   */
+  committed(sandboxId: string, changes: readonly ProfileChange[], seqs: readonly number[], at: number): void {
+    if (this.stopped) return;
+    if (this.pending.length + changes.length > MAX_PENDING) this.pending = [];
+    else {
+      for (let i = 0; i < changes.length; i++) {
+        this.pending.push({ ...changes[i]!, seq: Number(seqs[i]), sandboxId, at });
+      }
+    }
+    this.poke();
+  }
+
   /** Resolves when everything written so far has been published. */
   async flush(): Promise<void> {
     while (this.draining) await this.draining;
@@ -60,21 +85,39 @@ export class ChangeFeed {
   private async drainLoop(): Promise<void> {
     const { store, bus, log, metrics } = this.deps;
     try {
-      let cursor = await store.getCursor(CURSOR);
+      let cursor = this.cursor ?? (this.cursor = await store.getCursor(CURSOR));
       for (;;) {
-        const rows = await store.readChanges(cursor, PAGE);
-        if (rows.length === 0) break;
-        for (const row of rows) {
-          const msg: ChangeMessage = { ...row.change, seq: row.seq, sandboxId: row.sandboxId, at: row.at };
-          await bus.publish(changeSubject(row.sandboxId), row.change.profileId, msg);
-          cursor = row.seq;
+        // Handed-over changes that continue the cursor go out from memory; on a gap, the log.
+        let from = 0;
+        while (from < this.pending.length && this.pending[from]!.seq <= cursor) from++;
+        let msgs: ChangeMessage[];
+        let more: boolean;
+        if (from < this.pending.length && this.pending[from]!.seq === cursor + 1) {
+          let to = from + 1;
+          while (to < this.pending.length && to - from < PAGE && this.pending[to]!.seq === this.pending[to - 1]!.seq + 1) to++;
+          msgs = this.pending.slice(from, to);
+          this.pending = this.pending.slice(to);
+          more = this.pending.length > 0;
+        } else {
+          this.pending = this.pending.slice(from);
+          const rows = await store.readChanges(cursor, PAGE);
+          msgs = rows.map((row) => ({ ...row.change, seq: row.seq, sandboxId: row.sandboxId, at: row.at }));
+          more = rows.length === PAGE || this.pending.length > 0;
+        }
+        if (msgs.length === 0) break;
+        for (const msg of msgs) {
+          await bus.publish(changeSubject(msg.sandboxId), msg.profileId, msg);
+          cursor = msg.seq;
         }
         await store.setCursor(CURSOR, cursor);
-        metrics.changesPublished.inc(rows.length);
-        if (rows.length < PAGE) break;
+        this.cursor = cursor;
+        metrics.changesPublished.inc(msgs.length);
+        if (!more) break;
       }
       metrics.changeFeedLag.set(0);
     } catch (err) {
+      // Re-read the durable cursor next time: the log is the truth after a failure.
+      this.cursor = undefined;
       log.error({ err }, 'change feed publish failed; will resume from the durable cursor');
     }
   }

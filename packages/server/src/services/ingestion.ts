@@ -3,16 +3,21 @@
  * transaction (identity resolution, fragments, events, change log) and keeps every bad one, with
  * its reason, in the failed-records store. One bad record never costs its neighbours.
  */
+import { randomUUID } from 'node:crypto';
 import {
   planIngest,
   prepareRecord,
   type BatchRecord,
   type ErrorCode,
   type ErrorDetail,
+  type IdentityRef,
   type IngestLimits,
+  type NamespaceRegistry,
+  type StoredFragment,
+  type WritePlan,
 } from '@audient/core';
 import type { Store } from '@audient/storage';
-import { newUuid, sortableId } from '../ids.js';
+import { sortableId } from '../ids.js';
 import type { Catalog } from './catalog.js';
 import type { ChangeFeed } from './change-feed.js';
 import type { Metrics } from '../metrics.js';
@@ -27,6 +32,43 @@ export type IncomingRecord =
   | { position: number; record: unknown }
   | { position: number; error: { code: 'MALFORMED_JSON' | 'MALFORMED_CSV'; message: string; details: ErrorDetail[] }; raw: string };
 
+/** Most records one group transaction takes (a single larger request still goes alone). */
+const GROUP_RECORDS = 2000;
+
+/** Records of one request waiting for its sandbox's next group transaction. */
+interface PendingWrite {
+  records: readonly BatchRecord[];
+  lake: ReadonlyArray<{ datasetId: string; body: Record<string, unknown> }>;
+  registry: NamespaceRegistry;
+  resolve: (results: WritePlan['results']) => void;
+  reject: (err: unknown) => void;
+}
+
+interface SandboxQueue {
+  jobs: PendingWrite[];
+  running: boolean;
+}
+
+const weight = (j: PendingWrite): number => j.records.length + j.lake.length;
+
+let uuidTime = 0;
+let uuidSeq = 0;
+
+/**
+ * A UUIDv7 (RFC 9562): 48-bit millisecond time, then a 12-bit counter that keeps ids of one
+ * millisecond in order, then random bits. New profiles' ids sort by creation time, so their
+ * index entries land at the end of the B-trees instead of on random pages.
+ */
+export function timeOrderedUuid(): string {
+  const now = Date.now();
+  if (now > uuidTime) (uuidTime = now, uuidSeq = 0);
+  else if (++uuidSeq > 0xfff) (uuidTime += 1, uuidSeq = 0);
+  // The random part comes from randomUUID (v4: its variant bits are already RFC 9562's), whose
+  // entropy is drawn in bulk; the first 64 bits are replaced by time, version and counter.
+  const t = uuidTime.toString(16).padStart(12, '0');
+  return `${t.slice(0, 8)}-${t.slice(8)}-7${uuidSeq.toString(16).padStart(3, '0')}${randomUUID().slice(18)}`;
+}
+
 /** Ingestion for every sandbox. */
 export class IngestionService {
   constructor(
@@ -39,6 +81,8 @@ export class IngestionService {
       now?: () => number;
     },
   ) {}
+
+  private readonly queues = new Map<string, SandboxQueue>();
 
   /** Ingests plain records (a streaming request): position = index in the request. */
   ingest(sandboxId: string, datasetId: string, records: readonly unknown[], source = 'stream'): Promise<RecordResult[]> {
@@ -57,7 +101,6 @@ export class IngestionService {
     const dataset = await catalog.getDataset(sandboxId, datasetId);
     const schema = await catalog.resolvedSchema(sandboxId, dataset.schemaId);
     const registry = await catalog.namespaces(sandboxId);
-    const now = this.deps.now?.() ?? Date.now();
 
     const results: RecordResult[] = new Array(rows.length);
     const failed: Parameters<Store['addFailedRecords']>[0][number][] = [];
@@ -86,38 +129,119 @@ export class IngestionService {
     });
 
     if (good.length > 0 || lake.length > 0) {
-      const plan = await store.ingest(sandboxId, async (tx) => {
-        if (lake.length) await tx.appendLake(lake.map((l) => ({ datasetId, body: l.body })), now);
-        if (!good.length) return undefined;
-        const records = good.map((g) => g.rec);
-        const identities = records.flatMap((r) => r.prepared.identities);
-        const fragKeys = records.filter((r) => r.prepared.kind === 'profile').map((r) => ({ datasetId, identity: r.prepared.primary }));
-        const eventKeys = records.flatMap((r) => (r.prepared.kind === 'event' ? [{ datasetId, eventId: r.prepared.eventId }] : []));
-        const [members, fragments, existingEvents] = [
-          await tx.graphMembersOf(identities),
-          fragKeys.length ? await tx.fragments(fragKeys) : new Map(),
-          eventKeys.length ? await tx.existingEvents(eventKeys) : new Set<string>(),
-        ];
-        const p = planIngest(records, { members, fragments, existingEvents }, {
-          now,
-          maxGraphSize: limits.maxGraphSize,
-          namespaceType: (ns) => registry.get(ns)?.type ?? 'person',
-          newId: newUuid,
-        });
-        await tx.apply(p, now);
-        return p;
+      const plan = await this.commit(sandboxId, {
+        records: good.map((g) => g.rec),
+        lake: lake.map((l) => ({ datasetId, body: l.body })),
+        registry,
       });
       good.forEach((g, k) => {
-        const r = plan?.results[k];
+        const r = plan[k];
         results[g.i] = { index: rows[g.i]!.position, status: 'accepted', ...(r ? { profileId: r.profileId } : {}), ...(r?.duplicate ? { duplicate: true } : {}) };
       });
       for (const l of lake) results[l.i] = { index: rows[l.i]!.position, status: 'accepted' };
-      this.deps.feed.poke();
     }
     if (failed.length && opts.keepFailures !== false) await store.addFailedRecords(failed);
     this.deps.metrics.recordsIngested.inc({ status: 'accepted' }, good.length + lake.length);
     this.deps.metrics.recordsIngested.inc({ status: 'rejected' }, failed.length);
     return results;
+  }
+
+  /**
+   * Group commit. A request's validated records join its sandbox's queue; the queue is written
+   * in one transaction (records in arrival order, so the outcome equals committing the requests
+   * one after another), and each request is answered only after that transaction committed.
+   * Requests that arrive while a transaction runs form the next one. If a group's transaction
+   * fails, each of its requests is retried in a transaction of its own, so a failing request
+   * never costs the others.
+   */
+  private commit(sandboxId: string, job: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<WritePlan['results']> {
+    return new Promise((resolve, reject) => {
+      let q = this.queues.get(sandboxId);
+      if (!q) this.queues.set(sandboxId, (q = { jobs: [], running: false }));
+      q.jobs.push({ ...job, resolve, reject });
+      if (!q.running) {
+        q.running = true;
+        // Let every request whose body arrived in this turn of the event loop join the group.
+        setImmediate(() => void this.drain(sandboxId, q));
+      }
+    });
+  }
+
+  private async drain(sandboxId: string, q: SandboxQueue): Promise<void> {
+    try {
+      while (q.jobs.length) {
+        let n = 0;
+        let size = 0;
+        while (n < q.jobs.length && (n === 0 || size + weight(q.jobs[n]!) <= GROUP_RECORDS)) size += weight(q.jobs[n++]!);
+        const group = q.jobs.splice(0, n);
+        try {
+          const plans = await this.write(sandboxId, group);
+          group.forEach((j, k) => j.resolve(plans[k]!));
+        } catch (err) {
+          if (group.length === 1) group[0]!.reject(err);
+          else {
+            for (const j of group) {
+              try {
+                j.resolve((await this.write(sandboxId, [j]))[0]!);
+              } catch (e) {
+                j.reject(e);
+              }
+            }
+          }
+        }
+      }
+    } finally {
+      q.running = false;
+      if (this.queues.get(sandboxId) === q && q.jobs.length === 0) this.queues.delete(sandboxId);
+    }
+  }
+
+  /** Writes the jobs in one transaction; returns each job's per-record results. */
+  private async write(sandboxId: string, jobs: readonly PendingWrite[]): Promise<Array<WritePlan['results']>> {
+    const { store, limits } = this.deps;
+    const now = this.deps.now?.() ?? Date.now();
+    const records = jobs.length === 1 ? jobs[0]!.records : jobs.flatMap((j) => j.records);
+    const lake = jobs.length === 1 ? jobs[0]!.lake : jobs.flatMap((j) => j.lake);
+    const registries = [...new Set(jobs.map((j) => j.registry))].reverse();
+    const namespaceType = registries.length === 1
+      ? (ns: string) => registries[0]!.get(ns)?.type ?? 'person'
+      : (ns: string) => {
+          for (const r of registries) {
+            const t = r.get(ns)?.type;
+            if (t) return t;
+          }
+          return 'person' as const;
+        };
+    const written = await store.ingest(sandboxId, async (tx) => {
+      if (lake.length) await tx.appendLake(lake, now);
+      if (!records.length) return undefined;
+      const identities = records.flatMap((r) => r.prepared.identities);
+      const fragKeys: Array<{ datasetId: string; identity: IdentityRef }> = [];
+      const eventKeys: Array<{ datasetId: string; eventId: string }> = [];
+      for (const r of records) {
+        if (r.prepared.kind === 'profile') fragKeys.push({ datasetId: r.datasetId, identity: r.prepared.primary });
+        else eventKeys.push({ datasetId: r.datasetId, eventId: r.prepared.eventId });
+      }
+      const members = await tx.graphMembersOf(identities);
+      const fragments = fragKeys.length ? await tx.fragments(fragKeys) : new Map<string, StoredFragment>();
+      const existingEvents = eventKeys.length ? await tx.existingEvents(eventKeys) : new Set<string>();
+      const p = planIngest(records, { members, fragments, existingEvents }, {
+        now,
+        maxGraphSize: limits.maxGraphSize,
+        namespaceType,
+        newId: timeOrderedUuid,
+      });
+      return { plan: p, seqs: await tx.apply(p, now) };
+    });
+    if (written) this.deps.feed.committed(sandboxId, written.plan.changes, written.seqs, now);
+    const plan = written?.plan;
+    const out: Array<WritePlan['results']> = [];
+    let at = 0;
+    for (const j of jobs) {
+      out.push(plan ? plan.results.slice(at, at + j.records.length) : []);
+      at += j.records.length;
+    }
+    return out;
   }
 }
 

@@ -10,11 +10,12 @@ import {
   namespaceKey,
   normalizeIdentity,
   toSegmentMembership,
+  type DatasetDef,
   type IdentityMap,
   type IdentityRef,
   type MergePolicy,
 } from '@audient/core';
-import type { EventRow, JobRow, Store } from '@audient/storage';
+import type { EventRow, JobRow, ProfileRead, Store } from '@audient/storage';
 import type { Catalog } from './catalog.js';
 import type { ChangeFeed } from './change-feed.js';
 import type { Jobs } from './jobs.js';
@@ -45,6 +46,29 @@ function decodeCursor(cursor: string): { timestamp: number; eventId: string } {
   return { timestamp, eventId: text.slice(sep + 1) };
 }
 
+/** The API view of a profile read; `events` holds up to `limit + 1` rows (one more tells a next page). */
+function view(read: ProfileRead, datasets: readonly DatasetDef[], limit: number, policy: MergePolicy | undefined): ProfileView {
+  const enabled = new Set<string>();
+  for (const d of datasets) if (d.profileEnabled) enabled.add(d.id);
+  const rows = read.events;
+  const items: ProfileView['events']['items'] = [];
+  for (let i = 0; i < rows.length && i < limit; i++) {
+    const e = rows[i]!;
+    if (!enabled.has(e.datasetId)) continue;
+    // The rows are this read's own (parsed for it), so the body is tagged in place, not copied.
+    const item = e.body as ProfileView['events']['items'][number];
+    item._dataset = e.datasetId;
+    items.push(item);
+  }
+  return {
+    profileId: read.profileId,
+    attributes: mergeFragments(read.fragments.filter((f) => enabled.has(f.datasetId)), policy ?? DEFAULT_MERGE_POLICY),
+    identityMap: buildIdentityMap(read.identities),
+    segmentMembership: toSegmentMembership(read.memberships),
+    events: { items, next: rows.length > limit && rows[limit - 1] ? encodeCursor(rows[limit - 1]!) : undefined },
+  };
+}
+
 /** Profile reads and privacy deletes. */
 export class ProfileService {
   constructor(private readonly deps: { store: Store; catalog: Catalog; jobs: Jobs; feed: ChangeFeed }) {}
@@ -71,29 +95,25 @@ export class ProfileService {
     opts: { policy?: MergePolicy; eventsLimit?: number; eventsCursor?: string | undefined } = {},
   ): Promise<ProfileView> {
     const { store, catalog } = this.deps;
+    const limit = Math.min(Math.max(opts.eventsLimit ?? 20, 0), 500);
+    const before = opts.eventsCursor ? decodeCursor(opts.eventsCursor) : undefined;
+    const notFound = (): AudientError => new AudientError('NOT_FOUND', `no profile has the identity ${identity.ns}:${identity.id}`);
+    if (store.readProfile) {
+      // One read of the store for the whole profile.
+      const [r, datasets] = await Promise.all([store.readProfile(sandboxId, identity, { eventsLimit: limit > 0 ? limit + 1 : 0, before }), catalog.listDatasets(sandboxId)]);
+      if (!r) throw notFound();
+      return view(r, datasets, limit, opts.policy);
+    }
     const profileId = await store.findProfileId(sandboxId, identity);
-    if (!profileId) throw new AudientError('NOT_FOUND', `no profile has the identity ${identity.ns}:${identity.id}`);
+    if (!profileId) throw notFound();
     const [identities, fragments, datasets, memberships] = await Promise.all([
       store.profileIdentities(sandboxId, profileId),
       store.profileFragments(sandboxId, profileId),
       catalog.listDatasets(sandboxId),
       store.memberships(sandboxId, [profileId]),
     ]);
-    const enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
-    const limit = Math.min(Math.max(opts.eventsLimit ?? 20, 0), 500);
-    const before = opts.eventsCursor ? decodeCursor(opts.eventsCursor) : undefined;
-    const rows = limit > 0 ? await store.profileEvents(sandboxId, profileId, { limit: limit + 1, before }) : [];
-    const page = rows.slice(0, limit).filter((e) => enabled.has(e.datasetId));
-    return {
-      profileId,
-      attributes: mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), opts.policy ?? DEFAULT_MERGE_POLICY),
-      identityMap: buildIdentityMap(identities),
-      segmentMembership: toSegmentMembership(memberships.get(profileId) ?? []),
-      events: {
-        items: page.map((e) => ({ ...e.body, _dataset: e.datasetId })),
-        next: rows.length > limit && rows[limit - 1] ? encodeCursor(rows[limit - 1]!) : undefined,
-      },
-    };
+    const events = limit > 0 ? await store.profileEvents(sandboxId, profileId, { limit: limit + 1, before }) : [];
+    return view({ profileId, identities, fragments, memberships: memberships.get(profileId) ?? [], events }, datasets, limit, opts.policy);
   }
 
   /** Starts a privacy delete of the person holding `identity`: graph, fragments, events, failed records. */

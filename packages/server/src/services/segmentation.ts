@@ -12,8 +12,10 @@ import {
   eventTimesOf,
   mergeFragments,
   nextChange,
+  timeIndependent,
   transition,
   type AudienceContext,
+  type DatasetDef,
   type EvaluationMethod,
   type Membership,
   type MergePolicy,
@@ -73,6 +75,8 @@ export class SegmentationEngine {
   private unsubscribe: (() => void) | undefined;
   private ticking: Promise<void> | undefined;
   private lastSizeDay = '';
+  private readonly plans = new WeakMap<readonly CompiledEntry[], Map<ReadonlySet<EvaluationMethod>, EvaluationPlan>>();
+  private readonly enabled = new WeakMap<readonly DatasetDef[], ReadonlySet<string>>();
 
   constructor(
     private readonly deps: {
@@ -93,9 +97,15 @@ export class SegmentationEngine {
 
   /** Subscribes to the change feed and starts the re-evaluation clock. */
   start(): void {
-    this.unsubscribe = this.deps.bus.subscribeBatch<ChangeMessage>('changes.*', 'segmentation', 500, (msgs) =>
-      this.onChanges(msgs.map((m) => m.payload)),
-    );
+    this.unsubscribe = this.deps.bus.subscribeBatch<ChangeMessage>('changes.*', 'segmentation', 500, async (msgs) => {
+      await this.onChanges(msgs.map((m) => m.payload));
+      // Then one event-loop turn before the next batch is handed over: the changes committed
+      // meanwhile (a whole ingestion call's, typically) are evaluated together, with one read
+      // and one commit, instead of in slivers of whatever was queued at each step. Every write
+      // of a batch touches the tail page of each audience's range of the membership index, so
+      // the cost of a commit grows with the audiences, not the changes: small batches are dear.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    });
     if (this.deps.config.tickMs > 0) {
       this.timer = setInterval(() => void this.tick(), this.deps.config.tickMs);
       this.timer.unref();
@@ -179,8 +189,47 @@ export class SegmentationEngine {
   }
 
   /**
+   * What evaluating a set of compiled audiences for some methods needs, worked out once per
+   * compiled set (the audience service hands out the same array until an audience or schema
+   * changes, so a change of audience starts a new plan): the targets in dependency order, each
+   * with the index of its merge policy (profiles are merged once per distinct policy) and
+   * whether its result can change with time alone (only those are asked for `nextChange`).
+   */
+  private plan(all: readonly CompiledEntry[], methods: ReadonlySet<EvaluationMethod>): EvaluationPlan {
+    let byMethods = this.plans.get(all);
+    if (!byMethods) this.plans.set(all, (byMethods = new Map()));
+    let plan = byMethods.get(methods);
+    if (!plan) {
+      const policies: MergePolicy[] = [];
+      const policyIndex = new Map<string, number>();
+      const targets: PlannedAudience[] = [];
+      for (const { row, compiled } of all) {
+        if (!methods.has(row.method)) continue;
+        const key = JSON.stringify(row.mergePolicy);
+        let policy = policyIndex.get(key);
+        if (policy === undefined) {
+          policyIndex.set(key, (policy = policies.length));
+          policies.push(row.mergePolicy);
+        }
+        targets.push({ row, compiled, policy, timed: !timeIndependent(compiled) });
+      }
+      byMethods.set(methods, (plan = { targets, policies }));
+    }
+    return plan;
+  }
+
+  /** Ids of the profile-enabled datasets (worked out once per dataset list the catalog hands out). */
+  private enabledDatasets(datasets: readonly DatasetDef[]): ReadonlySet<string> {
+    let enabled = this.enabled.get(datasets);
+    if (!enabled) this.enabled.set(datasets, (enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id))));
+    return enabled;
+  }
+
+  /**
    * Evaluates the audiences of `methods` for `profileIds`, writes membership transitions and
    * publishes their events, and schedules the next time-driven re-evaluation of each profile.
+   * Profiles and memberships are read with one set-based call each, all writes of the call go
+   * to the store in one call each (none when nothing changed).
    */
   async evaluate(
     sandboxId: string,
@@ -189,8 +238,7 @@ export class SegmentationEngine {
   ): Promise<EvaluationReport> {
     const { store, catalog, audiences, config, bus } = this.deps;
     const report: EvaluationReport = { profiles: profileIds.length, evaluations: 0, realized: 0, exited: 0, errors: [] };
-    const all = opts.audiences ?? (await audiences.compiledAll(sandboxId));
-    const targets = all.filter((a) => opts.methods.has(a.row.method));
+    const { targets, policies } = this.plan(opts.audiences ?? (await audiences.compiledAll(sandboxId)), opts.methods);
     if (!targets.length || !profileIds.length) return report;
     const now = this.now();
     const [loaded, current, datasets] = await Promise.all([
@@ -198,49 +246,70 @@ export class SegmentationEngine {
       store.memberships(sandboxId, profileIds),
       catalog.listDatasets(sandboxId),
     ]);
-    const enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
+    const enabled = this.enabledDatasets(datasets);
     const writes: MembershipWrite[] = [];
-    const schedule: Array<[string, number]> = [];
+    const schedule: Array<{ profileId: string; dueAt: number }> = [];
+    const contexts: Array<AudienceContext | undefined> = new Array<AudienceContext | undefined>(policies.length);
     for (const profileId of profileIds) {
       const profile = loaded.get(profileId);
       if (!profile || (profile.fragments.length === 0 && profile.events.length === 0)) continue;
-      const members = new Map<string, Membership>((current.get(profileId) ?? []).map((m) => [m.audienceId, m]));
+      const list = current.get(profileId);
+      const members = new Map<string, Membership>();
+      if (list) for (const m of list) members.set(m.audienceId, m);
       const inSegment = (id: string): boolean => {
         const m = members.get(id);
         return m !== undefined && m.status !== 'exited';
       };
-      const contexts = new Map<string, AudienceContext>();
+      contexts.fill(undefined);
       let next = Infinity;
-      for (const { row, compiled } of targets) {
-        const key = JSON.stringify(row.mergePolicy);
-        let ctx = contexts.get(key);
-        if (!ctx) contexts.set(key, (ctx = profileContext(profile, enabled, row.mergePolicy, now, inSegment)));
+      for (const { row, compiled, policy, timed } of targets) {
         let qualifies: boolean;
         try {
+          const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment));
           qualifies = compiled.evaluate(ctx);
-          const n = nextChange(compiled, ctx);
-          if (n !== undefined && n > now && n < next) next = n;
+          if (timed) {
+            const n = nextChange(compiled, ctx);
+            if (n !== undefined && n > now && n < next) next = n;
+          }
         } catch (err) {
           if (report.errors.length < MAX_REPORTED_ERRORS) report.errors.push({ profileId, audienceId: row.id, message: (err as Error).message });
           this.deps.log.warn({ err, sandboxId, profileId, audienceId: row.id }, 'audience evaluation failed for a profile');
           continue;
         }
         report.evaluations++;
-        const t = transition(row.id, members.get(row.id), qualifies, now);
+        const prev = members.get(row.id);
+        // Not in and not qualifying, or confirmed `existing`: nothing to write (the common case).
+        if (qualifies ? prev?.status === 'existing' : prev === undefined || prev.status === 'exited') continue;
+        const t = transition(row.id, prev, qualifies, now);
         if (!t.changed) continue;
         if (t.next) members.set(row.id, t.next);
         writes.push({ profileId, audienceId: row.id, membership: t.next ?? null, event: t.event });
         if (t.event === 'realized') report.realized++;
         if (t.event === 'exited') report.exited++;
       }
-      if (Number.isFinite(next)) schedule.push([profileId, next]);
+      if (next !== Infinity) schedule.push({ profileId, dueAt: next });
     }
     let events: MembershipEventRow[] = [];
     if (writes.length) events = await store.writeMemberships(sandboxId, writes, now);
-    if (schedule.length) await store.scheduleReevaluations(sandboxId, schedule.map(([profileId, dueAt]) => ({ profileId, dueAt })));
-    for (const e of events) await bus.publish(membershipSubject(sandboxId), e.profileId, e);
+    if (schedule.length) await store.scheduleReevaluations(sandboxId, schedule);
+    const subject = membershipSubject(sandboxId);
+    for (const e of events) await bus.publish(subject, e.profileId, e);
     return report;
   }
+}
+
+/** An audience as an evaluation plan holds it. */
+interface PlannedAudience extends CompiledEntry {
+  /** Index of its merge policy in the plan's `policies`. */
+  policy: number;
+  /** Whether its result can change with time alone (then `nextChange` is asked). */
+  timed: boolean;
+}
+
+/** The audiences one evaluation call runs, and the distinct merge policies among them. */
+interface EvaluationPlan {
+  targets: PlannedAudience[];
+  policies: MergePolicy[];
 }
 
 /** Methods the streaming evaluator handles on each change. */

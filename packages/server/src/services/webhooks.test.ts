@@ -90,3 +90,53 @@ describe('membership webhooks', () => {
     assert.deepEqual(last.events.map((e) => e.status), ['realized', 'exited', 'realized']);
   });
 });
+
+describe('membership webhooks: the subscription list kept in memory', () => {
+  let h: Harness;
+  let r: Awaited<ReturnType<typeof receiver>>;
+  before(async () => {
+    const store = new SqliteStore(':memory:');
+    await store.migrate();
+    h = await createHarness(store, { segmentation: { tickMs: 0, batchTime: '' } });
+    r = await receiver();
+    await h.call('POST', '/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-loyalty-details'], fields: {} });
+    await h.call('POST', '/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
+    await h.call('POST', '/v1/audiences', { id: 'gold', name: 'Gold', query: 'loyalty.tier = "gold"' });
+  });
+  after(async () => {
+    await h.close();
+    r.server.close();
+  });
+
+  const qualify = async (email: string): Promise<void> => {
+    await h.call('POST', '/v1/datasets/crm/records', { identityMap: { email: [{ id: email }] }, loyalty: { tier: 'gold' } });
+    await h.ctx.feed.flush();
+    await h.ctx.bus.drain();
+    // The pass the bus started, then the one queued behind it, if any.
+    await h.ctx.webhooks.deliverSandbox('prod');
+    await h.ctx.webhooks.deliverSandbox('prod');
+  };
+
+  it('sees a subscription created, replayed or deleted here at once', async () => {
+    await qualify('before@x.io'); // no subscription yet: the empty list is remembered
+    const created = await h.call('POST', '/v1/webhooks', { url: r.url });
+    assert.equal(created.statusCode, 201, created.body);
+    const { id } = created.json() as { id: string };
+    await qualify('after@x.io');
+    assert.equal(r.got.length, 1, 'the new subscription got the next event without waiting for the list to expire');
+    const first = JSON.parse(r.got[0]!.body) as { events: Array<{ seq: number }> };
+    assert.equal(first.events.length, 1);
+
+    const replay = await h.call('POST', `/v1/webhooks/${id}/replay`, { position: 0 });
+    assert.equal(replay.statusCode, 200, replay.body);
+    await h.ctx.webhooks.deliverSandbox('prod');
+    await h.ctx.webhooks.deliverSandbox('prod');
+    const replayed = JSON.parse(r.got.at(-1)!.body) as { events: Array<{ seq: number }> };
+    assert.equal(replayed.events.length, 2, 'the replay starts from the moved position, not the remembered one');
+
+    assert.equal((await h.call('DELETE', `/v1/webhooks/${id}`)).statusCode < 300, true);
+    const count = r.got.length;
+    await qualify('gone@x.io');
+    assert.equal(r.got.length, count, 'a deleted subscription receives nothing');
+  });
+});

@@ -18,6 +18,10 @@ const KIND = 'membership-webhook';
 const BATCH = 100;
 const TIMEOUT_MS = 5000;
 const MAX_BACKOFF_MS = 5 * 60_000;
+/** Membership events taken from the bus per handler call (one delivery pass per sandbox among them). */
+const BUS_BATCH = 1000;
+/** How long a sandbox's cached subscription list is trusted without a write seen here. */
+const LIST_TTL_MS = 5_000;
 
 /** A stored subscription (the secret sealed). */
 interface StoredWebhook {
@@ -52,6 +56,15 @@ export class MembershipWebhooks {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private running = new Map<string, Promise<void>>();
+  private stopped = false;
+  /** Sandboxes with events that arrived while their pass was running: one more pass follows. */
+  private readonly again = new Set<string>();
+  /**
+   * Subscriptions per sandbox, so a membership event of a sandbox without any costs no read.
+   * Dropped on every write through this service; rebuilt after LIST_TTL_MS in any case (writes by
+   * another process over the same store).
+   */
+  private readonly subsCache = new Map<string, { at: number; subs: Promise<StoredWebhook[]> }>();
 
   constructor(private readonly deps: { store: Store; bus: Bus; secrets: SecretBox; log: Logger; now?: () => number }) {}
 
@@ -60,8 +73,11 @@ export class MembershipWebhooks {
   }
 
   start(): void {
-    this.unsubscribe = this.deps.bus.subscribe<MembershipEventRow>('memberships.*', 'webhooks', async (m) => {
-      void this.deliverSandbox(m.payload.sandboxId);
+    this.stopped = false;
+    this.unsubscribe = this.deps.bus.subscribeBatch<MembershipEventRow>('memberships.*', 'webhooks', BUS_BATCH, async (msgs) => {
+      const sandboxes = new Set<string>();
+      for (const m of msgs) sandboxes.add(m.payload.sandboxId);
+      for (const sandboxId of sandboxes) this.request(sandboxId);
     });
     this.timer = setInterval(() => void this.deliverAll(), 2000);
     this.timer.unref();
@@ -69,8 +85,33 @@ export class MembershipWebhooks {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    this.stopped = true;
+    this.again.clear();
     if (this.timer) clearInterval(this.timer);
     await Promise.all(this.running.values());
+  }
+
+  /** The sandbox's subscriptions, from memory while fresh. */
+  private subscriptions(sandboxId: string): Promise<StoredWebhook[]> {
+    const now = Date.now();
+    const hit = this.subsCache.get(sandboxId);
+    if (hit && now - hit.at < LIST_TTL_MS) return hit.subs;
+    const entry = { at: now, subs: this.deps.store.listDocs<StoredWebhook>(sandboxId, KIND) };
+    this.subsCache.set(sandboxId, entry);
+    entry.subs.catch(() => {
+      if (this.subsCache.get(sandboxId) === entry) this.subsCache.delete(sandboxId);
+    });
+    return entry.subs;
+  }
+
+  /** Writes a subscription and drops the sandbox's cached list. */
+  private async save(sandboxId: string, w: StoredWebhook): Promise<void> {
+    this.subsCache.delete(sandboxId);
+    try {
+      await this.deps.store.putDoc(sandboxId, KIND, w.id, w);
+    } finally {
+      this.subsCache.delete(sandboxId);
+    }
   }
 
   /** Creates a subscription; the signing secret is returned once. */
@@ -98,7 +139,7 @@ export class MembershipWebhooks {
       lastDeliveryAt: null,
       createdAt: new Date(this.now()).toISOString(),
     };
-    await this.deps.store.putDoc(sandboxId, KIND, w.id, w);
+    await this.save(sandboxId, w);
     return { ...view(w), secret };
   }
 
@@ -113,15 +154,18 @@ export class MembershipWebhooks {
   }
 
   async delete(sandboxId: string, id: string): Promise<void> {
-    if (!(await this.deps.store.deleteDoc(sandboxId, KIND, id))) throw new AudientError('NOT_FOUND', `no webhook ${id} in this sandbox`);
+    this.subsCache.delete(sandboxId);
+    const deleted = await this.deps.store.deleteDoc(sandboxId, KIND, id);
+    this.subsCache.delete(sandboxId);
+    if (!deleted) throw new AudientError('NOT_FOUND', `no webhook ${id} in this sandbox`);
   }
 
   /** Moves the position (replay from `position`) and resumes a paused subscription. */
   async replay(sandboxId: string, id: string, position: number): Promise<WebhookView> {
     const w = await this.get(sandboxId, id);
     const next: StoredWebhook = { ...w, position, status: 'active', failures: 0, nextAttemptAt: 0, lastError: null };
-    await this.deps.store.putDoc(sandboxId, KIND, id, next);
-    void this.deliverSandbox(sandboxId);
+    await this.save(sandboxId, next);
+    this.request(sandboxId);
     return view(next);
   }
 
@@ -138,13 +182,23 @@ export class MembershipWebhooks {
   deliverSandbox(sandboxId: string): Promise<void> {
     const current = this.running.get(sandboxId);
     if (current) return current;
-    const p = this.deliverOnce(sandboxId).finally(() => this.running.delete(sandboxId));
+    const p = this.deliverOnce(sandboxId).finally(() => {
+      this.running.delete(sandboxId);
+      if (this.again.delete(sandboxId)) this.request(sandboxId);
+    });
     this.running.set(sandboxId, p);
     return p;
   }
 
+  /** New events for a sandbox: a pass now, or one more after the running pass (which may have read past them already). */
+  private request(sandboxId: string): void {
+    if (this.stopped) return;
+    if (this.running.has(sandboxId)) this.again.add(sandboxId);
+    else void this.deliverSandbox(sandboxId).catch((err: unknown) => this.deps.log.error({ err, sandboxId }, 'webhook delivery pass failed'));
+  }
+
   private async deliverOnce(sandboxId: string): Promise<void> {
-    const subs = await this.deps.store.listDocs<StoredWebhook>(sandboxId, KIND);
+    const subs = await this.subscriptions(sandboxId);
     for (const w of subs) {
       if (w.status !== 'active' || w.nextAttemptAt > this.now()) continue;
       let sub = w;
@@ -157,7 +211,7 @@ export class MembershipWebhooks {
         sub = (await this.deps.store.getDoc<StoredWebhook>(sandboxId, KIND, sub.id)) ?? sub;
         if (!ok) break;
         sub = { ...sub, position: last, failures: 0, lastError: null, nextAttemptAt: 0, lastDeliveryAt: new Date(this.now()).toISOString() };
-        await this.deps.store.putDoc(sandboxId, KIND, sub.id, sub);
+        await this.save(sandboxId, sub);
         if (events.length < BATCH) break;
       }
     }
@@ -198,7 +252,7 @@ export class MembershipWebhooks {
       nextAttemptAt: this.now() + Math.max(backoff, retryAfterMs ?? 0),
     };
     this.deps.log.warn({ sandboxId, webhookId: w.id, status, error, failures }, 'membership webhook delivery failed');
-    await this.deps.store.putDoc(sandboxId, KIND, w.id, next);
+    await this.save(sandboxId, next);
     return false;
   }
 }

@@ -141,9 +141,25 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
 
 type Query = <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => Promise<R[]>;
 
+/** Collects the parameters of one statement, numbering them from `$2` (`$1` is the sandbox). */
+class Params {
+  readonly values: unknown[];
+  constructor(sandboxId: string) {
+    this.values = [sandboxId];
+  }
+  /** Adds a value; returns its placeholder with the cast, e.g. `$4::text[]`. */
+  add(value: unknown, cast: string): string {
+    this.values.push(value);
+    return `$${this.values.length}::${cast}`;
+  }
+}
+
 /**
  * Applies a plan in the SQLite adapter's order (merges, evictions, new identities, touched
- * identities, fragments, events, changes): at most seven statements, each skipped when empty.
+ * identities, fragments, events, changes). Merges and evictions, when there are any, run first
+ * as statements of their own; everything else is one statement of data-modifying CTEs (one round
+ * trip): new and touched identities are disjoint keys, and the other writes go to different
+ * tables, so no row is modified twice in it.
  */
 async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number): Promise<number[]> {
   const merges = finalMergeTargets(plan.graphMerges);
@@ -163,12 +179,14 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
       [sandboxId, plan.evictedIdentities.map((e) => e.ns), plan.evictedIdentities.map((e) => e.id)],
     );
   }
+  const p = new Params(sandboxId);
+  const ctes: string[] = [];
   const added = plan.newIdentities;
   if (added.length) {
-    await q(
+    ctes.push(
       `INSERT INTO identities (sandbox_id, ns, id, graph_id, type, last_seen)
-       SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])`,
-      [sandboxId, added.map((i) => i.ns), added.map((i) => i.id), added.map((i) => i.graphId), added.map((i) => i.type), added.map((i) => i.lastSeen)],
+       SELECT $1::text, * FROM unnest(${p.add(added.map((i) => i.ns), 'text[]')}, ${p.add(added.map((i) => i.id), 'text[]')},
+         ${p.add(added.map((i) => i.graphId), 'text[]')}, ${p.add(added.map((i) => i.type), 'text[]')}, ${p.add(added.map((i) => i.lastSeen), 'int8[]')})`,
     );
   }
   const touched = lastPerKey(plan.touchedIdentities, (t) => `${t.ns}\u0000${t.id}`);
@@ -176,47 +194,45 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
     // An update written as an upsert of rows that exist: `UPDATE … FROM unnest` lets the planner
     // hash-join a sequential scan of the table; this probes the primary key per row instead.
     // Keys that no longer exist find no row, so nothing is inserted.
-    await q(
+    ctes.push(
       `INSERT INTO identities (sandbox_id, ns, id, graph_id, type, last_seen)
        SELECT i.sandbox_id, i.ns, i.id, i.graph_id, i.type, u.last_seen
-       FROM unnest($2::text[], $3::text[], $4::int8[]) AS u(ns, id, last_seen)
+       FROM unnest(${p.add(touched.map((t) => t.ns), 'text[]')}, ${p.add(touched.map((t) => t.id), 'text[]')}, ${p.add(touched.map((t) => t.lastSeen), 'int8[]')}) AS u(ns, id, last_seen)
        CROSS JOIN LATERAL (${BY_KEY('*', 'identities', 'ns = u.ns AND id = u.id')}) i
        ON CONFLICT (sandbox_id, ns, id) DO UPDATE SET last_seen = excluded.last_seen`,
-      [sandboxId, touched.map((t) => t.ns), touched.map((t) => t.id), touched.map((t) => t.lastSeen)],
     );
   }
   const frags = lastPerKey(plan.fragments, (f) => fragmentKey(f.datasetId, f));
   if (frags.length) {
-    await q(
+    ctes.push(
       `INSERT INTO fragments (sandbox_id, dataset_id, ns, id, graph_id, attributes, ts)
-       SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::int8[])
+       SELECT $1::text, * FROM unnest(${p.add(frags.map((f) => f.datasetId), 'text[]')}, ${p.add(frags.map((f) => f.ns), 'text[]')},
+         ${p.add(frags.map((f) => f.id), 'text[]')}, ${p.add(frags.map((f) => f.graphId), 'text[]')},
+         ${p.add(frags.map((f) => JSON.stringify(f.attributes)), 'jsonb[]')}, ${p.add(frags.map((f) => f.timestamp), 'int8[]')})
        ON CONFLICT (sandbox_id, dataset_id, ns, id)
        DO UPDATE SET graph_id = excluded.graph_id, attributes = excluded.attributes, ts = excluded.ts`,
-      [
-        sandboxId, frags.map((f) => f.datasetId), frags.map((f) => f.ns), frags.map((f) => f.id),
-        frags.map((f) => f.graphId), frags.map((f) => JSON.stringify(f.attributes)), frags.map((f) => f.timestamp),
-      ],
     );
   }
   const events = plan.events;
   if (events.length) {
-    await q(
+    ctes.push(
       `INSERT INTO events (sandbox_id, dataset_id, event_id, graph_id, ts, body)
-       SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[], $6::jsonb[])`,
-      [
-        sandboxId, events.map((e) => e.datasetId), events.map((e) => e.eventId), events.map((e) => e.graphId),
-        events.map((e) => e.timestamp), events.map((e) => JSON.stringify(e.body)),
-      ],
+       SELECT $1::text, * FROM unnest(${p.add(events.map((e) => e.datasetId), 'text[]')}, ${p.add(events.map((e) => e.eventId), 'text[]')},
+         ${p.add(events.map((e) => e.graphId), 'text[]')}, ${p.add(events.map((e) => e.timestamp), 'int8[]')},
+         ${p.add(events.map((e) => e.bodyJson ?? JSON.stringify(e.body)), 'jsonb[]')})`,
     );
   }
-  if (plan.changes.length === 0) return [];
   // The serial default is evaluated row by row as the ordered SELECT feeds the insert, so seqs
   // follow the plan's order; RETURNING's row order is not promised, hence the sort.
-  const rows = await q<{ seq: number }>(
-    `INSERT INTO changes (sandbox_id, body, at)
-     SELECT $1::text, c, $3::int8 FROM unnest($2::jsonb[]) WITH ORDINALITY AS u(c, n) ORDER BY n
-     RETURNING seq`,
-    [sandboxId, plan.changes.map((c) => JSON.stringify(c)), now],
-  );
-  return rows.map((r) => r.seq).sort((a, b) => a - b);
+  const main = plan.changes.length
+    ? `INSERT INTO changes (sandbox_id, body, at)
+       SELECT $1::text, c, ${p.add(now, 'int8')} FROM unnest(${p.add(plan.changes.map((c) => JSON.stringify(c)), 'jsonb[]')}) WITH ORDINALITY AS u(c, n) ORDER BY n
+       RETURNING seq`
+    : ctes.length
+      ? 'SELECT NULL::int8 AS seq WHERE false'
+      : undefined;
+  if (!main) return [];
+  const sql = ctes.length ? `WITH ${ctes.map((c, k) => `w${k} AS (${c})`).join(',\n')}\n${main}` : main;
+  const rows = await q<{ seq: number | string }>(sql, p.values);
+  return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
 }

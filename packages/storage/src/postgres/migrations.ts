@@ -110,6 +110,21 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     metric TEXT COLLATE "C" NOT NULL, value DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (sandbox_id, dataflow_id, hour, metric));
   `,
+  // ID syncs: per partner (connection), the partner's user id of an ECID; by ECID for privacy deletes.
+  `
+  CREATE TABLE id_syncs (
+    sandbox_id TEXT COLLATE "C" NOT NULL, partner_id TEXT COLLATE "C" NOT NULL, ecid TEXT COLLATE "C" NOT NULL,
+    partner_uid TEXT NOT NULL, synced_at BIGINT NOT NULL,
+    PRIMARY KEY (sandbox_id, partner_id, ecid));
+  CREATE INDEX id_syncs_ecid ON id_syncs (sandbox_id, ecid);
+  `,
+  // Batch segmentation snapshots: one row per profile (fragments and events within retention as
+  // one JSON text, decoded by one JSON.parse), refreshed from the change log at each batch run.
+  `
+  CREATE TABLE profile_snapshots (
+    sandbox_id TEXT COLLATE "C" NOT NULL, profile_id TEXT COLLATE "C" NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (sandbox_id, profile_id));
+  `,
 ];
 
 /**

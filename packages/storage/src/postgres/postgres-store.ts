@@ -18,11 +18,12 @@ import pg from 'pg';
 import { Mutex } from '../mutex.js';
 import type {
   ApiKeyRow, AudienceRow, AudienceSizePoint, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow,
-  MembershipEventRow, MembershipWrite, OutboxRow, Page, SandboxRow, Store,
+  IdSyncRow, MembershipEventRow, MembershipWrite, OutboxRow, Page, ProfileRead, ProfileSnapshot, SandboxRow, Store,
 } from '../port.js';
 import * as failed from './failed-records.js';
 import { postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
 import { applyMigrations } from './migrations.js';
+import * as idSyncs from './id-syncs.js';
 import * as outbox from './outbox.js';
 import * as seg from './segmentation.js';
 
@@ -123,9 +124,9 @@ export class PostgresStore implements Store {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
       try {
-        await client.query(`SELECT pg_advisory_xact_lock(hashtext('audient:ingest:' || $1))`, [sandboxId]);
+        // One round trip: BEGIN and the lock go as one simple query (no parameters, hence the literal).
+        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtext(${client.escapeLiteral(`audient:ingest:${sandboxId}`)}))`);
         const result = await fn(client);
         await client.query('COMMIT');
         return result;
@@ -232,6 +233,54 @@ export class PostgresStore implements Store {
     return this.listTableDocs(NAMESPACES, sandboxId);
   }
 
+  /**
+   * A profile read in one round trip: the graph of the identity, then its identities, fragments,
+   * memberships and newest events as rows tagged by kind, each kind in the order the piecewise
+   * reads give (`o`).
+   */
+  async readProfile(
+    sandboxId: string,
+    identity: IdentityRef,
+    opts: { eventsLimit: number; before?: { timestamp: number; eventId: string } | undefined },
+  ): Promise<ProfileRead | undefined> {
+    const params: unknown[] = [sandboxId, identity.ns, identity.id, opts.eventsLimit];
+    let page = '';
+    if (opts.before) {
+      page = 'AND (ts, event_id) < ($5::int8, $6::text)';
+      params.push(opts.before.timestamp, opts.before.eventId);
+    }
+    const rows = await this.rows<{ k: number; o: number; a: string; b: string; c: string | null; d: string | null; j: Record<string, unknown> | null; n: number }>(
+      `WITH g AS (SELECT graph_id FROM identities WHERE sandbox_id = $1 AND ns = $2 AND id = $3)
+       SELECT * FROM (
+         SELECT 0 AS k, row_number() OVER (ORDER BY ns, id) AS o, graph_id AS a, ns AS b, id AS c, type AS d, NULL::jsonb AS j, last_seen AS n
+           FROM identities WHERE sandbox_id = $1 AND graph_id = (SELECT graph_id FROM g)
+         UNION ALL
+         SELECT 1, row_number() OVER (ORDER BY dataset_id, ns, id), dataset_id, ns, id, NULL, attributes, ts
+           FROM fragments WHERE sandbox_id = $1 AND graph_id = (SELECT graph_id FROM g)
+         UNION ALL
+         SELECT 2, row_number() OVER (ORDER BY audience_id), audience_id, status, NULL, NULL, NULL, last_qualification_time
+           FROM memberships WHERE sandbox_id = $1 AND profile_id = (SELECT graph_id FROM g)
+         UNION ALL
+         SELECT 3, row_number() OVER (ORDER BY ts DESC, event_id DESC), * FROM (
+           SELECT dataset_id, event_id, NULL, NULL, body, ts FROM events
+           WHERE sandbox_id = $1 AND graph_id = (SELECT graph_id FROM g) ${page}
+           ORDER BY ts DESC, event_id DESC LIMIT $4) e
+       ) r ORDER BY k, o`,
+      params,
+    );
+    const first = rows[0];
+    if (!first || first.k !== 0) return undefined;
+    const profileId = first.a;
+    const out: ProfileRead = { profileId, identities: [], fragments: [], memberships: [], events: [] };
+    for (const r of rows) {
+      if (r.k === 0) out.identities.push({ ns: r.b, id: r.c!, graphId: r.a, type: r.d as StoredIdentity['type'], lastSeen: Number(r.n) });
+      else if (r.k === 1) out.fragments.push({ datasetId: r.a, ns: r.b, id: r.c!, graphId: profileId, attributes: r.j!, timestamp: Number(r.n) });
+      else if (r.k === 2) out.memberships.push({ audienceId: r.a, status: r.b as Membership['status'], lastQualificationTime: Number(r.n) });
+      else out.events.push({ datasetId: r.a, eventId: r.b, timestamp: Number(r.n), body: r.j! });
+    }
+    return out;
+  }
+
   async findProfileId(sandboxId: string, identity: IdentityRef): Promise<string | undefined> {
     const [r] = await this.rows<{ graph_id: string }>(
       'SELECT graph_id FROM identities WHERE sandbox_id = $1 AND ns = $2 AND id = $3',
@@ -282,7 +331,9 @@ export class PostgresStore implements Store {
            e AS (DELETE FROM events WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
            m AS (DELETE FROM memberships WHERE sandbox_id = $1 AND profile_id = $2),
            r AS (DELETE FROM reevaluations WHERE sandbox_id = $1 AND profile_id = $2),
+           ps AS (DELETE FROM profile_snapshots WHERE sandbox_id = $1 AND profile_id = $2),
            o AS (DELETE FROM outbox WHERE sandbox_id = $1 AND profile_id = $2),
+           s AS (DELETE FROM id_syncs WHERE sandbox_id = $1 AND ecid IN (SELECT id FROM identities WHERE sandbox_id = $1 AND graph_id = $2 AND ns = 'ecid')),
            c AS (INSERT INTO changes (sandbox_id, body, at) VALUES ($1, $3::jsonb, $4::int8))
            SELECT (SELECT count(*) FROM i) AS identities, (SELECT count(*) FROM f) AS fragments, (SELECT count(*) FROM e) AS events`,
           [sandboxId, profileId, JSON.stringify({ profileId, type: 'delete' }), now],
@@ -387,6 +438,20 @@ export class PostgresStore implements Store {
     return seg.loadProfiles(this.pool, sandboxId, profileIds, eventsSince);
   }
 
+  async changeHead(sandboxId: string): Promise<number> {
+    // Under the sandbox's write lock: no write of it is in flight, so no lower seq of it can commit later.
+    return this.sandboxTx(sandboxId, (client) => seg.changeHead(client));
+  }
+  async refreshProfileSnapshots(sandboxId: string, profileIds: readonly string[] | undefined, eventsSince: number): Promise<{ written: number; removed: number }> {
+    return seg.refreshProfileSnapshots(this.pool, sandboxId, profileIds, eventsSince);
+  }
+  async scanProfileSnapshots(sandboxId: string, after: string | undefined, limit: number, eventsSince: number): Promise<ProfileSnapshot[]> {
+    return seg.scanProfileSnapshots(this.pool, sandboxId, after, limit, eventsSince);
+  }
+  async scanProfileSnapshotTexts(sandboxId: string, after: string | undefined, limit: number): Promise<Array<{ profileId: string; body: string }>> {
+    return seg.scanProfileSnapshotTexts(this.pool, sandboxId, after, limit);
+  }
+
   async scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
     await seg.scheduleReevaluations(this.pool, sandboxId, items);
   }
@@ -451,6 +516,16 @@ export class PostgresStore implements Store {
   }
   async activationStats(sandboxId: string, dataflowId: string, sinceHour: number): Promise<Array<{ hour: number; metrics: Record<string, number> }>> {
     return outbox.activationStats(this.pool, sandboxId, dataflowId, sinceHour);
+  }
+
+  async putIdSyncs(rows: readonly IdSyncRow[]): Promise<void> {
+    await idSyncs.putIdSyncs(this.pool, rows);
+  }
+  async idSyncsOf(sandboxId: string, partnerId: string, ecids: readonly string[]): Promise<IdSyncRow[]> {
+    return idSyncs.idSyncsOf(this.pool, sandboxId, partnerId, ecids);
+  }
+  async deleteIdSyncs(sandboxId: string, partnerId: string, ecids?: readonly string[]): Promise<number> {
+    return idSyncs.deleteIdSyncs(this.pool, sandboxId, partnerId, ecids);
   }
 
   async putJob(job: JobRow): Promise<void> {

@@ -9,7 +9,8 @@
  */
 import type { Membership, StoredFragment } from '@audient/core';
 import type pg from 'pg';
-import type { AudienceSizePoint, EventRow, MembershipEventRow, MembershipWrite } from '../port.js';
+import type { AudienceSizePoint, EventRow, MembershipEventRow, MembershipWrite, ProfileSnapshot } from '../port.js';
+import { decodeSnapshot } from '../snapshot.js';
 import { toFragment } from './ingest-tx.js';
 
 /** What these functions need of the pool. */
@@ -258,4 +259,81 @@ export async function audienceSizes(db: Db, sandboxId: string, audienceId: strin
     [sandboxId, audienceId, limit],
   );
   return rows.map((r) => ({ at: r.at, size: r.size, source: r.source }));
+}
+
+/** The seq of the latest change; call it holding the sandbox's write lock (see Store.changeHead). */
+export async function changeHead(db: Db): Promise<number> {
+  const { rows } = await db.query<{ s: number | null }>('SELECT max(seq) AS s FROM changes');
+  return rows[0]?.s ?? 0;
+}
+
+/**
+ * Removes the snapshots of asked ids that no longer have a graph, and (re)builds the others in
+ * the server: fragments (loadProfiles order) and events (ts, event_id order) aggregated into
+ * the snapshot text (see snapshot.ts), one statement per chunk.
+ */
+const REFRESH_SNAPSHOTS = prepared('refresh_snapshots', `
+  WITH d AS (
+    DELETE FROM profile_snapshots s WHERE s.sandbox_id = $1 AND s.profile_id = ANY($2::text[])
+    AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.sandbox_id = $1 AND i.graph_id = s.profile_id) RETURNING 1),
+  w AS (
+    INSERT INTO profile_snapshots (sandbox_id, profile_id, body)
+    SELECT $1, g.id, '{"f":' || coalesce((
+        SELECT json_agg(json_build_array(f.dataset_id, f.ns, f.id, f.ts, f.attributes) ORDER BY f.dataset_id, f.ns, f.id)
+        FROM fragments f WHERE f.sandbox_id = $1 AND f.graph_id = g.id)::text, '[]')
+      || ',"e":' || coalesce((
+        SELECT json_agg(json_build_array(e.dataset_id, e.event_id, e.ts, e.body) ORDER BY e.ts, e.event_id)
+        FROM events e WHERE e.sandbox_id = $1 AND e.graph_id = g.id AND e.ts >= $3)::text, '[]') || '}'
+    FROM (SELECT DISTINCT graph_id AS id FROM identities WHERE sandbox_id = $1 AND graph_id = ANY($2::text[])) g
+    ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET body = excluded.body RETURNING 1)
+  SELECT (SELECT count(*) FROM d)::int AS removed, (SELECT count(*) FROM w)::int AS written`);
+
+/** Rebuilds the snapshots of `profileIds` (every profile when undefined); see Store.refreshProfileSnapshots. */
+export async function refreshProfileSnapshots(
+  db: Db,
+  sandboxId: string,
+  profileIds: readonly string[] | undefined,
+  eventsSince: number,
+): Promise<{ written: number; removed: number }> {
+  let written = 0;
+  let removed = 0;
+  const CHUNK = 1000;
+  const chunk = async (ids: readonly string[]): Promise<void> => {
+    const { rows } = await db.query<{ removed: number; written: number }>({ ...REFRESH_SNAPSHOTS, values: [sandboxId, [...new Set(ids)], eventsSince] });
+    written += rows[0]?.written ?? 0;
+    removed += rows[0]?.removed ?? 0;
+  };
+  if (profileIds !== undefined) {
+    for (let i = 0; i < profileIds.length; i += CHUNK) await chunk(profileIds.slice(i, i + CHUNK));
+    return { written, removed };
+  }
+  const { rowCount } = await db.query(
+    `DELETE FROM profile_snapshots s WHERE s.sandbox_id = $1
+     AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.sandbox_id = $1 AND i.graph_id = s.profile_id)`,
+    [sandboxId],
+  );
+  removed += rowCount ?? 0;
+  let after: string | undefined;
+  for (;;) {
+    const ids = await listProfileIds(db, sandboxId, after, CHUNK);
+    if (!ids.length) break;
+    await chunk(ids);
+    after = ids.at(-1);
+    if (ids.length < CHUNK) break;
+  }
+  return { written, removed };
+}
+
+/** Snapshot texts in profile id order after `after` (the primary key, read in order). */
+export async function scanProfileSnapshotTexts(db: Db, sandboxId: string, after: string | undefined, limit: number): Promise<Array<{ profileId: string; body: string }>> {
+  const { rows } = await db.query<{ profile_id: string; body: string }>({
+    ...prepared('scan_snapshots', 'SELECT profile_id, body FROM profile_snapshots WHERE sandbox_id = $1 AND profile_id > $2 ORDER BY profile_id LIMIT $3'),
+    values: [sandboxId, after ?? '', limit],
+  });
+  return rows.map((r) => ({ profileId: r.profile_id, body: r.body }));
+}
+
+/** Decoded snapshots in profile id order after `after`. */
+export async function scanProfileSnapshots(db: Db, sandboxId: string, after: string | undefined, limit: number, eventsSince: number): Promise<ProfileSnapshot[]> {
+  return (await scanProfileSnapshotTexts(db, sandboxId, after, limit)).map((r) => decodeSnapshot(r.profileId, r.body, eventsSince));
 }

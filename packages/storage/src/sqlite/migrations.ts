@@ -71,4 +71,29 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     sandbox_id TEXT NOT NULL, dataflow_id TEXT NOT NULL, hour INTEGER NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (sandbox_id, dataflow_id, hour, metric)) WITHOUT ROWID;
   `,
+  // ID syncs: per partner (connection), the partner's user id of an ECID; by ECID for privacy deletes.
+  `
+  CREATE TABLE id_syncs (
+    sandbox_id TEXT NOT NULL, partner_id TEXT NOT NULL, ecid TEXT NOT NULL, partner_uid TEXT NOT NULL, synced_at INTEGER NOT NULL,
+    PRIMARY KEY (sandbox_id, partner_id, ecid)) WITHOUT ROWID;
+  CREATE INDEX id_syncs_ecid ON id_syncs (sandbox_id, ecid);
+  `,
+  // Batch segmentation snapshots: one row per profile (fragments and events within retention as
+  // one JSON text), refreshed from the change log at the start of each batch run.
+  `
+  CREATE TABLE profile_snapshots (
+    sandbox_id TEXT NOT NULL, profile_id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (sandbox_id, profile_id));
+  `,
+  // Claiming leases the oldest due rows: pending ones and expired leases, each read in id order
+  // from this index (the OR over outbox_due read every pending row and sorted them).
+  `
+  CREATE INDEX outbox_claim ON outbox (status, id);
+  `,
+  // Only exited memberships are looked up by time (the purge after their retention): a partial
+  // index, as on PostgreSQL, keeps realized and existing rows out of it, so entering an audience
+  // writes two index entries instead of three.
+  `
+  DROP INDEX memberships_exited;
+  CREATE INDEX memberships_exited ON memberships (status, last_qualification_time) WHERE status = 'exited';
+  `,
 ];

@@ -3,7 +3,9 @@
  * - `/v1/datastreams` (API key): datastream CRUD.
  * - `/ee/v1/interact?configId=<datastream id>` and `/ee/v1/collect?configId=…` (no API key: the
  *   datastream id and its CORS allow-list are the gate), speaking the Experience Edge protocol so
- *   Adobe Web SDK pages can point their edge domain at Audient. Errors use the edge format
+ *   Adobe Web SDK pages can point their edge domain at Audient; `/ee/v1/identity/acquire`
+ *   (getIdentity) and `/ee/v1/privacy/set-consent` (setConsent). Every path also answers with a
+ *   region (location hint) in it, `/ee/<region>/v1/…`, as Experience Edge does. Errors use the edge format
  *   `{type, status, title, detail, report?}`, never the API's.
  */
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -11,8 +13,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AudientContext } from '../../context.js';
 import type { Datastream } from '../../edge/datastreams.js';
+import { stateEntriesFromCookieHeader } from '../../edge/ecid.js';
 import { EdgeError } from '../../edge/edge-errors.js';
-import type { EdgeRequestBody } from '../../edge/edge-service.js';
+import type { ConsentRequestBody, EdgeRequestBody } from '../../edge/edge-service.js';
 import { newUuid } from '../../ids.js';
 import { principal, requireWrite } from '../app.js';
 import { IdParam } from '../schemas.js';
@@ -55,6 +58,7 @@ const DatastreamBody = Type.Object(
     enabled: Type.Optional(Type.Boolean()),
     allowedOrigins: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 100, description: 'Origins allowed by CORS, or *' })),
     eventDatasetId: Type.Optional(Type.String({ minLength: 1, description: 'Event dataset page events are ingested into' })),
+    profileDatasetId: Type.Optional(Type.String({ minLength: 1, description: 'Profile dataset (with consents) that set-consent preferences are stored into' })),
     orgId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9@_-]{1,128}$', description: 'Names the identity cookie kndctr_<orgId>_identity' })),
     urlSyncs: Type.Optional(Type.Array(SyncBody, { maxItems: 50 })),
   },
@@ -76,6 +80,29 @@ const EdgeBody = Type.Object(
   },
   Open,
 );
+
+const Meta = Type.Optional(
+  Type.Object(
+    { state: Type.Optional(Type.Object({ entries: Type.Optional(Type.Array(Type.Object({ key: Type.String(), value: Type.String() }, Open), { maxItems: 100 })) }, Open)) },
+    Open,
+  ),
+);
+/** identity/acquire (getIdentity): no events, only the identity query and the cookies. */
+const AcquireBody = Type.Object({ meta: Meta }, Open);
+/** privacy/set-consent (setConsent): Adobe 1.0 / 2.0 or IAB TCF 2.0 preferences. */
+const ConsentBody = Type.Object(
+  {
+    consent: Type.Array(Type.Object({ standard: Type.String({ minLength: 1, maxLength: 32 }), version: Type.String({ minLength: 1, maxLength: 16 }), value: Type.Unknown() }, Open), {
+      minItems: 1,
+      maxItems: 10,
+    }),
+    identityMap: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    meta: Meta,
+  },
+  Open,
+);
+/** A region (location hint) in an edge path, `/ee/<region>/v1/…`: `irl1`, `va6`, `t35`. */
+const REGION_RE = /^[A-Za-z0-9]{1,32}$/;
 
 /** Routes for datastream management (API key). */
 export function datastreamRoutes(ctx: AudientContext) {
@@ -164,6 +191,8 @@ export function edgeRoutes(ctx: AudientContext) {
       const requestId = query.requestId && /^[A-Za-z0-9-]{1,64}$/.test(query.requestId) ? query.requestId : newUuid();
       const state: { requestId: string; target?: { sandboxId: string; datastream: Datastream } } = { requestId };
       requests.set(req, state);
+      const { region } = req.params as { region?: string };
+      if (region !== undefined && !REGION_RE.test(region)) throw new EdgeError('NOT_FOUND', `no edge region ${region}: a region is letters and digits, e.g. /ee/irl1/v1/interact`);
       state.target = await ctx.edge.datastream(query.configId);
       const origin = req.headers.origin;
       if (origin === undefined) return;
@@ -180,30 +209,63 @@ export function edgeRoutes(ctx: AudientContext) {
         .header('access-control-max-age', '600')
         .send();
     };
-    app.options('/v1/interact', { schema: { hide: true } }, preflight);
-    app.options('/v1/collect', { schema: { hide: true } }, preflight);
-
     const target = (req: FastifyRequest) => {
       const state = requests.get(req);
       if (!state?.target) throw new EdgeError('MISSING_CONFIG_ID', 'pass the datastream id as ?configId=<datastream id>');
-      return { requestId: state.requestId, target: state.target };
+      const { region } = req.params as { region?: string };
+      return { requestId: state.requestId, target: state.target, region };
     };
-    app.post(
-      '/v1/interact',
-      { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, summary: 'Experience Edge interact: ingest the events and answer identity, profile lookups and syncs', body: EdgeBody, security: [] } },
-      async (req) => {
-        const t = target(req);
-        return ctx.edge.handle(t.target, req.body as EdgeRequestBody, { requestId: t.requestId, mode: 'interact' });
-      },
-    );
-    app.post(
-      '/v1/collect',
-      { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, summary: 'Experience Edge collect: ingest the events, answer nothing (204)', body: EdgeBody, security: [] } },
-      async (req, reply) => {
-        const t = target(req);
-        await ctx.edge.handle(t.target, req.body as EdgeRequestBody, { requestId: t.requestId, mode: 'collect' });
-        return reply.status(204).send();
-      },
-    );
+    /** The body's state entries, plus the `kndctr_*` cookies the browser sent that the body does not carry (first-party edge domain). */
+    const withCookies = <T extends { meta?: EdgeRequestBody['meta'] }>(req: FastifyRequest, body: T): T => {
+      const cookies = stateEntriesFromCookieHeader(req.headers.cookie);
+      if (!cookies.length) return body;
+      const entries = body.meta?.state?.entries ?? [];
+      const extra = cookies.filter((c) => !entries.some((e) => e.key === c.key));
+      return extra.length ? { ...body, meta: { ...body.meta, state: { ...body.meta?.state, entries: [...entries, ...extra] } } } : body;
+    };
+    // Each path with and without a region: /ee/v1/interact and /ee/irl1/v1/interact.
+    for (const prefix of ['', '/:region']) {
+      const hide = prefix !== '';
+      for (const path of ['interact', 'collect', 'identity/acquire', 'privacy/set-consent']) {
+        app.options(`${prefix}/v1/${path}`, { schema: { hide: true } }, preflight);
+      }
+      app.post(
+        `${prefix}/v1/interact`,
+        { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, hide, summary: 'Experience Edge interact: ingest the events and answer identity, profile lookups and syncs', body: EdgeBody, security: [] } },
+        async (req) => {
+          const t = target(req);
+          return ctx.edge.handle(t.target, withCookies(req, req.body as EdgeRequestBody), { requestId: t.requestId, mode: 'interact', region: t.region });
+        },
+      );
+      app.post(
+        `${prefix}/v1/collect`,
+        { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, hide, summary: 'Experience Edge collect: ingest the events, answer nothing (204)', body: EdgeBody, security: [] } },
+        async (req, reply) => {
+          const t = target(req);
+          await ctx.edge.handle(t.target, withCookies(req, req.body as EdgeRequestBody), { requestId: t.requestId, mode: 'collect', region: t.region });
+          return reply.status(204).send();
+        },
+      );
+      app.post(
+        `${prefix}/v1/identity/acquire`,
+        { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, hide, summary: "Experience Edge identity acquire (the Web SDK's getIdentity): the visitor's ECID and cookies", body: AcquireBody, security: [] } },
+        async (req) => {
+          const t = target(req);
+          const body = { ...(req.body as Omit<EdgeRequestBody, 'events'>), events: [] };
+          return ctx.edge.handle(t.target, withCookies(req, body), { requestId: t.requestId, mode: 'acquire', region: t.region });
+        },
+      );
+      app.post(
+        `${prefix}/v1/privacy/set-consent`,
+        {
+          bodyLimit: EDGE_MAX_BODY_BYTES,
+          schema: { tags, hide, summary: "Experience Edge set-consent (the Web SDK's setConsent): store the visitor's consent on its profile", body: ConsentBody, security: [] },
+        },
+        async (req) => {
+          const t = target(req);
+          return ctx.edge.setConsent(t.target, withCookies(req, req.body as ConsentRequestBody), { requestId: t.requestId, region: t.region });
+        },
+      );
+    }
   };
 }

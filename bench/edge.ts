@@ -1,0 +1,190 @@
+/**
+ * The edge: Experience Edge `interact` requests (one page view of a known visitor, by ECID) to
+ * Audient over a SQLite store of 1,000,000 profiles with 150 edge audiences mapped to the
+ * datastream's profile-lookup connections, against a bare `node:http` server answering a fixed
+ * body of the same size, both measured in the same run by the same load generator.
+ * - `edge.interact.p99.sqlite`: p99 latency at a fixed offered rate of 5,000 requests/s
+ *   (open loop: latency from when each request was due).
+ * - `edge.interact.max.sqlite`: maximum throughput (closed loop), ours / the bare server's.
+ * Processes: edge/server.ts (ours), edge/bare.ts (peer), edge/load.ts (load generator).
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import type { BareOut, StartBare } from './edge/bare.js';
+import type { EdgeLoadDone, EdgeLoadOut, PrepareLoad, RunEdgeLoad } from './edge/load.js';
+import type { EdgeServerOut, StartEdge } from './edge/server.js';
+import { beside, forkTs, type Message } from './lib/child.js';
+import { commandFor, type Family } from './lib/family.js';
+import { machineInfo } from './lib/machine.js';
+import { fmt, type BenchEntry, type Results } from './lib/results.js';
+import { sourceRevision } from './lib/revision.js';
+
+const PROFILES = 1_000_000;
+/** Page events of the last hour seeded on random profiles. */
+const EVENTS = 200_000;
+/** Edge audiences (the per-sandbox limit), all mapped to the datastream's two lookup connections. */
+const AUDIENCES = 150;
+const RATE = 5_000;
+/** Distinct request bodies (random known profiles), cycled. */
+const BODIES = 20_000;
+const OPEN_WARMUP_MS = 3_000;
+const OPEN_MS = 15_000;
+const CLOSED_WARMUP_MS = 2_000;
+const CLOSED_MS = 10_000;
+/** Requests in flight in the closed loop; sockets the open loop may use. */
+const CONCURRENCY = 32;
+const MAX_SOCKETS = 256;
+const SEED = 1_000_003;
+
+const P99_ID = 'edge.interact.p99.sqlite';
+const MAX_ID = 'edge.interact.max.sqlite';
+const round = (n: number, d = 3): number => Math.round(n * 10 ** d) / 10 ** d;
+
+function describe(d: EdgeLoadDone): string {
+  const statuses = Object.entries(d.statuses).map(([k, v]) => `${k}×${v}`).join(' ');
+  return `${fmt(d.throughput)} answers/s, p50 ${round(d.p50Ms, 2)} ms, p99 ${round(d.p99Ms, 2)} ms, p99.9 ${round(d.p999Ms, 2)} ms, max ${round(d.maxMs, 1)} ms, ${d.meanAnswerBytes} B/answer [${statuses}]`;
+}
+
+/** The edge family. */
+export const edge: Family = {
+  name: 'edge',
+  ids: [P99_ID, MAX_ID],
+  async run(selected, env) {
+    const source = sourceRevision();
+    const dir = join(env.tmp, 'edge');
+    mkdirSync(dir, { recursive: true });
+    const profiles = Math.round(PROFILES * env.scale);
+    const events = Math.round(EVENTS * env.scale);
+    const ms = (x: number): number => Math.max(1_000, Math.round(x * env.scale));
+    const nodeArgs = env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, '--cpu-prof-name=edge-server.cpuprofile'] : [];
+    const ours = forkTs<StartEdge | Message, EdgeServerOut>(beside(import.meta.url, './edge/server.ts'), { nodeArgs });
+    const bare = forkTs<StartBare | Message, BareOut>(beside(import.meta.url, './edge/bare.ts'));
+    const load = forkTs<PrepareLoad | RunEdgeLoad | Message, EdgeLoadOut>(beside(import.meta.url, './edge/load.ts'));
+    const out: Results = {};
+    try {
+      env.log(`  building ${profiles.toLocaleString('en-US')} profiles, ${events.toLocaleString('en-US')} events, ${AUDIENCES} edge audiences…`);
+      ours.send({ type: 'start', dir, profiles, events, audiences: AUDIENCES, seed: SEED });
+      load.send({ type: 'prepare', bodies: Math.min(BODIES, profiles), profiles, seed: SEED });
+      const ready = await ours.receive('ready', 900_000);
+      env.log(
+        `  ours ready: ${ready.audiences} edge audiences (${ready.mappedAudiences} mapped), seeded in ${Math.round(ready.seedMs / 1000)} s, ${ready.dbMB} MB database, ` +
+          `RSS ${ready.rssMB} MB; probe answers ${ready.answerBytes} B with ${ready.probeSegments} segments (means)`,
+      );
+      bare.send({ type: 'start', answerBytes: ready.answerBytes });
+      const bareReady = await bare.receive('ready', 60_000);
+      const prepared = await load.receive('prepared', 120_000);
+      const settle = async (): Promise<{ drainMs: number; clockUs: number }> => {
+        ours.send({ type: 'settle' });
+        return ours.receive('settled', 300_000);
+      };
+      const runLoad = async (url: string, path: string, mode: 'open' | 'closed'): Promise<EdgeLoadDone> => {
+        const r: RunEdgeLoad =
+          mode === 'open'
+            ? { type: 'run', url, path, mode, rate: RATE, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(OPEN_WARMUP_MS), durationMs: ms(OPEN_MS) }
+            : { type: 'run', url, path, mode, rate: RATE, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(CLOSED_WARMUP_MS), durationMs: ms(CLOSED_MS) };
+        load.send(r);
+        return load.receive('done', 600_000);
+      };
+      const ourPhase = async (label: string, mode: 'open' | 'closed'): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number }> => {
+        const before = await settle();
+        const la = loadavg()[0]!;
+        const done = await runLoad(ready.url, ready.path, mode);
+        const after = await settle();
+        env.log(`  ${label} ours: ${describe(done)}; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
+        if (env.cpuProfDir) env.log(`  ${label} ours ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
+        return { done, loadavg: la, drainMs: after.drainMs };
+      };
+      const barePhase = async (label: string, mode: 'open' | 'closed'): Promise<EdgeLoadDone> => {
+        const done = await runLoad(bareReady.url, ready.path, mode);
+        env.log(`  ${label} bare node:http: ${describe(done)}`);
+        return done;
+      };
+      const common = (o: EdgeLoadDone, p: EdgeLoadDone, la: number, drainMs: number): Partial<BenchEntry> & { details: Record<string, number | string> } => ({
+        details: {
+          profiles,
+          'page events seeded (last hour)': events,
+          'edge audiences (all mapped to the datastream)': ready.audiences,
+          'request body, mean bytes': prepared.meanBodyBytes,
+          'distinct request bodies (random known profiles)': prepared.bodies,
+          'answer, mean bytes (ours)': o.meanAnswerBytes,
+          'answer, bytes (peer)': p.meanAnswerBytes,
+          'segments per probe answer (mean of 20)': ready.probeSegments,
+          'ours statuses': JSON.stringify(o.statuses),
+          'peer statuses': JSON.stringify(p.statuses),
+          'ours answers/s': round(o.throughput, 0),
+          'peer answers/s': round(p.throughput, 0),
+          'ours p50 / p90 / p99 / p99.9 / max, ms': [o.p50Ms, o.p90Ms, o.p99Ms, o.p999Ms, o.maxMs].map((x) => round(x, 2)).join(' / '),
+          'peer p50 / p90 / p99 / p99.9 / max, ms': [p.p50Ms, p.p90Ms, p.p99Ms, p.p999Ms, p.maxMs].map((x) => round(x, 2)).join(' / '),
+          'change feed / streaming evaluation caught up after the phase, ms': Math.round(drainMs),
+          'load average (1 min) when ours started': round(la, 2),
+        },
+      });
+
+      // The peer first: whatever ours leaves running after a phase (an overload backlog) must not
+      // slow the peer down; ours catches up (settle) before each of its phases.
+      const bareOpen = selected.has(P99_ID) ? await barePhase(`open loop ${RATE}/s`, 'open') : undefined;
+      const bareClosed = selected.has(MAX_ID) ? await barePhase(`closed loop ×${CONCURRENCY}`, 'closed') : undefined;
+      if (bareOpen) {
+        const p = bareOpen;
+        const o = await ourPhase(`open loop ${RATE}/s`, 'open');
+        const failed = o.done.firstFailure !== undefined;
+        const c = common(o.done, p, o.loadavg, o.drainMs);
+        out[P99_ID] = {
+          value: round(o.done.p99Ms, 2),
+          unit: `ms, p99 of interact at ${RATE.toLocaleString('en-US')} requests/s offered (open loop, from when each request was due; lower is better)`,
+          goal: `< 5 ms at ${RATE.toLocaleString('en-US')} requests/s`,
+          peer: { name: `bare node:http server answering a fixed body of the same size, same offered rate and client (p99)`, value: round(p.p99Ms, 3) },
+          ratio: round(o.done.p99Ms / p.p99Ms, 1),
+          command: commandFor(P99_ID),
+          at: new Date().toISOString(),
+          note:
+            `Open loop: ${RATE}/s for ${ms(OPEN_MS) / 1000} s after ${ms(OPEN_WARMUP_MS) / 1000} s of warm-up (not counted), node:http keep-alive client in its own process, up to ${MAX_SOCKETS} requests in flight (the rest wait in the client); ` +
+            `latency from when each request was due, so queueing behind a slow answer counts. Each request is one page view of a known visitor (ECID of a random profile of the store): ` +
+            `it is ingested through the normal pipeline (committed before the answer), the sandbox's edge audiences are evaluated on the profile with it, and the answer carries the two lookup connections' segments and a URL sync. ` +
+            `The change feed and streaming evaluation run in the same process, as in production.` +
+            (failed ? ` Failures: ${o.done.firstFailure}.` : '') +
+            (o.done.maxSendLagMs > 50 ? ` Requests left the client up to ${Math.round(o.done.maxSendLagMs)} ms after they were due (all sockets busy, or the client itself behind; counted in the latencies).` : ''),
+          details: { ...c.details, 'largest delay from due to sent, ms': round(o.done.maxSendLagMs, 1), 'unanswered (ours)': o.done.unanswered },
+          machine: machineInfo(),
+          source,
+        };
+      }
+      if (bareClosed) {
+        const p = bareClosed;
+        const o = await ourPhase(`closed loop ×${CONCURRENCY}`, 'closed');
+        const c = common(o.done, p, o.loadavg, o.drainMs);
+        const failed = o.done.firstFailure !== undefined;
+        out[MAX_ID] = {
+          value: Math.round(o.done.throughput),
+          unit: 'interact answers/s, closed loop (higher is better)',
+          goal: 'ratio >= 0.5 (at least 50 % of the bare node:http server)',
+          peer: { name: `bare node:http server answering a fixed body of the same size, same client and concurrency`, value: Math.round(p.throughput) },
+          ratio: round(o.done.throughput / p.throughput),
+          command: commandFor(MAX_ID),
+          at: new Date().toISOString(),
+          note:
+            `Closed loop: ${CONCURRENCY} requests in flight over keep-alive sockets, ${ms(CLOSED_MS) / 1000} s after ${ms(CLOSED_WARMUP_MS) / 1000} s of warm-up, same client process and bodies for both servers. ` +
+            `On this 2-core machine the load generator, the server and its change feed share the cores, so both figures include the client's cost.` +
+            (failed ? ` Failures: ${o.done.firstFailure}.` : ''),
+          details: c.details,
+          machine: machineInfo(),
+          source,
+        };
+      }
+      ours.send({ type: 'stop' });
+      const stopped = await ours.receive('stopped', 300_000);
+      env.log(`  ours ingested ${stopped.accepted} events (${stopped.rejected} rejected), published ${stopped.changesPublished} changes, peak RSS ${stopped.sampledPeakRssMB} MB (sampled)`);
+      for (const id of Object.keys(out)) {
+        out[id]!.peakRssMB = stopped.sampledPeakRssMB;
+        out[id]!.details = { ...out[id]!.details, 'events ingested by ours in the run': stopped.accepted, 'rejected by ours': stopped.rejected };
+      }
+      bare.send({ type: 'stop' });
+      load.send({ type: 'exit' });
+    } finally {
+      await Promise.all([ours.exited(60_000), bare.exited(30_000), load.exited(30_000)]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return out;
+  },
+};

@@ -1,0 +1,231 @@
+/**
+ * Audient's edge under test, in a process of its own: builds a SQLite store (WAL file) of N CRM
+ * profiles (ECID + email; raw inserts of the rows the store keeps, as the profile-read benchmark
+ * does) and recent page events on random profiles, then configures the sandbox through the real
+ * services: 150 edge audiences, a datastream into the event dataset with a URL sync, and two
+ * custom-personalization connections whose dataflows map every edge audience. Then the real HTTP
+ * app listens on loopback. It answers one interact itself (in-process) to report the answer's
+ * size, so the bare peer can return a body of the same size. On `stop` it drains the change feed
+ * and reports what the edge ingested.
+ */
+import { createContext, buildApp, loadConfig } from '@audient/server';
+import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
+import { RawSeeder } from '../lib/raw-seed.js';
+import { peakRssMB, rssMB } from '../lib/rss.js';
+import { EVENT_SCHEMA, experienceEvents, prng } from '../lib/workload.js';
+import { interactBody } from './bodies.js';
+
+/** Parent → server: what to build. */
+export interface StartEdge extends Message {
+  type: 'start';
+  dir: string;
+  profiles: number;
+  /** Page events seeded on random profiles (timestamps within the last hour). */
+  events: number;
+  audiences: number;
+  seed: number;
+}
+
+/** Server → parent: listening. */
+export interface EdgeReady extends Message {
+  type: 'ready';
+  url: string;
+  /** `/ee/v1/interact?configId=…` */
+  path: string;
+  /** Mean bytes of interact answers for known profiles (20 probe requests). */
+  answerBytes: number;
+  /** Mean segments the probe answers returned (sanity: the lookups are really computed). */
+  probeSegments: number;
+  audiences: number;
+  mappedAudiences: number;
+  seedMs: number;
+  dbMB: number;
+  rssMB: number;
+}
+
+/** Server → parent: stopped. */
+export interface EdgeStopped extends Message {
+  type: 'stopped';
+  accepted: number;
+  rejected: number;
+  changesPublished: number;
+  feedDrainMs: number;
+  peakRssMB: number;
+  sampledPeakRssMB: number;
+}
+
+/** Server → parent: the change feed and its subscribers have caught up (answer to `settle`). */
+export interface EdgeSettled extends Message {
+  type: 'settled';
+  /** How long catching up took, ms. */
+  drainMs: number;
+  /** Now, on the clock of CPU profiles (µs): for `bench/cpu-profile.ts --window`. */
+  clockUs: number;
+}
+
+/** Edge server messages. */
+export type EdgeServerOut = EdgeReady | EdgeStopped | EdgeSettled;
+
+const SECTIONS = ['home', 'women', 'men', 'kids', 'sale', 'stores', 'help'];
+const TIERS = ['bronze', 'silver', 'gold', 'platinum'];
+
+/**
+ * `n` edge audiences of three kinds: loyalty attributes, a page view of a site section within
+ * some hours, a purchase within some hours (optionally with a loyalty condition).
+ */
+function edgeAudienceQueries(n: number): Array<{ id: string; query: string }> {
+  const out: Array<{ id: string; query: string }> = [];
+  for (let i = 0; i < n; i++) {
+    const hours = 1 + (i % 23);
+    let query: string;
+    switch (i % 3) {
+      case 0:
+        query = `loyalty.tier = "${TIERS[i % TIERS.length]}" and loyalty.points > ${(i * 61) % 9_000}`;
+        break;
+      case 1:
+        query = `select X from xEvent where X.eventType = "web.webpagedetails.pageViews" and X.web.webPageDetails.siteSection = "${SECTIONS[i % SECTIONS.length]}" and X.timestamp occurs < ${hours} hours before now`;
+        break;
+      default:
+        query = `loyalty.points > ${(i * 37) % 5_000} and select X from xEvent where X.eventType = "commerce.purchases" and X.timestamp occurs < ${hours} hours before now`;
+    }
+    out.push({ id: `edge-${String(i).padStart(3, '0')}`, query });
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const start = await fromParent<StartEdge>('start');
+  const dbPath = `${start.dir}/audient.db`;
+  const config = loadConfig({ dataDir: start.dir, databaseUrl: dbPath, host: '127.0.0.1', port: 0, logLevel: 'warn' }, {});
+  const ctx = await createContext(config);
+  const sandboxId = 'bench';
+  await ctx.tenancy.createSandbox({ id: sandboxId, instanceAdmin: true });
+  await ctx.catalog.createSchema(sandboxId, {
+    id: 'crm',
+    name: 'CRM profiles',
+    class: 'profile',
+    fieldGroups: ['profile-person-details', 'profile-personal-contact-details', 'profile-loyalty-details', 'profile-consents'],
+    fields: {},
+  });
+  await ctx.catalog.createDataset(sandboxId, { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
+  await ctx.catalog.createSchema(sandboxId, EVENT_SCHEMA);
+  await ctx.catalog.createDataset(sandboxId, { id: 'web', name: 'Web', schemaId: EVENT_SCHEMA.id, profileEnabled: true });
+
+  const seeder = new RawSeeder(dbPath, sandboxId);
+  const seedMs = seeder.profiles({ from: 0, to: start.profiles, batch: 1_000, seed: start.seed, datasetId: 'crm' });
+  // Page events of the last hour on random profiles, so edge audiences on events have something to find.
+  const now = Date.now();
+  const pick = prng(start.seed + 7);
+  const events = experienceEvents(start.events, { people: 1, seed: start.seed }).map((e, i) => ({
+    ...e,
+    timestamp: new Date(now - 3_600_000 + Math.floor((i / Math.max(1, start.events)) * 3_500_000)).toISOString(),
+  }));
+  const profileOf = events.map(() => Math.floor(pick() * start.profiles));
+  seeder.events({ events, profileOf: (i) => profileOf[i]!, batch: 1_000, seed: start.seed, datasetId: 'web' });
+  await seeder.checkpoint();
+  seeder.close();
+
+  const queries = edgeAudienceQueries(start.audiences);
+  for (const q of queries) {
+    const row = await ctx.audiences.create(sandboxId, { id: q.id, name: q.id, query: q.query });
+    if (row.method !== 'edge') throw new Error(`audience ${q.id} is ${row.method}, not edge (${row.methodReason})`);
+  }
+  const datastream = await ctx.datastreams.create(sandboxId, {
+    name: 'Web site',
+    allowedOrigins: ['*'],
+    eventDatasetId: 'web',
+    orgId: 'BENCH@AdobeOrg',
+    urlSyncs: [{ id: 'partner-pixel', type: 'url', url: 'https://partner.example/sync?uid={ECID}' }],
+  });
+  const ids = queries.map((q) => q.id);
+  const half = Math.ceil(ids.length / 2);
+  const mapped = new Set<string>();
+  for (const [alias, audienceIds] of [
+    ['personalizationAlias', ids.slice(0, half + Math.floor(half / 3))],
+    ['adServerAlias', ids.slice(half - Math.floor(half / 3))],
+  ] as const) {
+    const conn = await ctx.connections.create(sandboxId, { name: alias, destinationId: 'custom-personalization', settings: { integrationAlias: alias, datastreamId: datastream.id } });
+    await ctx.dataflows.create(sandboxId, { name: alias, connectionId: conn.id, audienceIds: [...audienceIds], mapping: [] });
+    audienceIds.forEach((id) => mapped.add(id));
+  }
+  await ctx.feed.flush();
+  await ctx.bus.drain();
+
+  const app = await buildApp(ctx);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('server has no TCP address');
+  const path = `/ee/v1/interact?configId=${datastream.id}`;
+
+  // Probe: interacts of a few known profiles, in-process, for the mean answer size the peer copies.
+  const probes = 20;
+  let answerBytes = 0;
+  let probeSegments = 0;
+  for (let k = 0; k < probes; k++) {
+    const probe = await app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json' }, payload: interactBody(Math.floor((k * start.profiles) / probes), start.seed) });
+    if (probe.statusCode !== 200) throw new Error(`probe interact answered ${probe.statusCode}: ${probe.body}`);
+    answerBytes += probe.rawPayload.length;
+    const answer = probe.json() as { handle: Array<{ type: string; payload: Array<{ segments?: unknown[] }> }> };
+    probeSegments += answer.handle
+      .filter((h) => h.type === 'activation:pull')
+      .flatMap((h) => h.payload)
+      .reduce((n, p) => n + (p.segments?.length ?? 0), 0);
+  }
+  answerBytes = Math.round(answerBytes / probes);
+  probeSegments = Math.round(probeSegments / probes);
+  await ctx.feed.flush();
+  await ctx.bus.drain();
+
+  let sampled = rssMB();
+  const sampler = setInterval(() => {
+    sampled = Math.max(sampled, rssMB());
+  }, 100);
+  sampler.unref();
+  const { statSync } = await import('node:fs');
+  toParent({
+    type: 'ready',
+    url: `http://127.0.0.1:${address.port}`,
+    path,
+    answerBytes,
+    probeSegments,
+    audiences: queries.length,
+    mappedAudiences: mapped.size,
+    seedMs,
+    dbMB: Math.round(statSync(dbPath).size / 1024 / 1024),
+    rssMB: rssMB(),
+  } satisfies EdgeReady);
+
+  // Between phases the parent asks the server to catch up (streaming evaluation of what the last
+  // phase ingested), so one phase's backlog is not measured in the next.
+  for (;;) {
+    const msg = await Promise.race([fromParent<Message>('settle'), fromParent<Message>('stop')]);
+    if (msg.type === 'stop') break;
+    const t = performance.now();
+    await ctx.feed.flush();
+    await ctx.bus.drain();
+    toParent({ type: 'settled', drainMs: performance.now() - t, clockUs: Number(process.hrtime.bigint() / 1000n) } satisfies EdgeSettled);
+  }
+  const t = performance.now();
+  await ctx.feed.flush();
+  await ctx.bus.drain();
+  const feedDrainMs = performance.now() - t;
+  clearInterval(sampler);
+  sampled = Math.max(sampled, rssMB());
+  const ingested = (await ctx.metrics.recordsIngested.get()).values;
+  const count = (status: string): number => ingested.filter((v) => v.labels['status'] === status).reduce((n, v) => n + v.value, 0);
+  const published = (await ctx.metrics.changesPublished.get()).values.reduce((n, v) => n + v.value, 0);
+  toParent({
+    type: 'stopped',
+    accepted: count('accepted'),
+    rejected: count('rejected'),
+    changesPublished: published,
+    feedDrainMs,
+    peakRssMB: peakRssMB(),
+    sampledPeakRssMB: sampled,
+  } satisfies EdgeStopped);
+  await app.close();
+  await ctx.close();
+  process.disconnect?.();
+}
+
+runChild(main);
