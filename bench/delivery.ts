@@ -1,7 +1,8 @@
 /**
  * Delivery benchmarks (activation): the real DeliveryRuntime draining 100,000 exports from a
- * SQLite outbox to a partner-push receiver in micro-batches of 100, against bare `fetch` POSTs of
- * the same messages to the same receiver; and per-profile delivery (http-api, OAuth2) of changes
+ * SQLite outbox (delivery.batch.sqlite; from a PostgreSQL one in a scratch schema:
+ * delivery.batch.postgres) to a partner-push receiver in micro-batches of 100, against bare
+ * `fetch` POSTs of the same messages to the same receiver; and per-profile delivery (http-api, OAuth2) of changes
  * arriving at 2,000/s through the whole pipeline, event-to-delivery latency against the same
  * receiver's latency for direct POSTs at the same rate. The receiver (bare node:http) and the
  * Audient process are separate processes (delivery/receiver-process.ts, delivery/audient-process.ts).
@@ -15,9 +16,10 @@ import { machineInfo } from './lib/machine.js';
 import type { BenchEntry, Results } from './lib/results.js';
 import type { BatchDone, PerProfileDone, RunDelivery } from './delivery/audient-process.js';
 import type { ReceiverReady } from './delivery/receiver-process.js';
+import { benchPgUrl, createScratchSchema, postgresUnavailable } from './lib/postgres.js';
 
 const SEED = 7;
-const ID = { batch: 'delivery.batch.sqlite', perProfile: 'delivery.per-profile.sqlite' } as const;
+const ID = { batch: 'delivery.batch.sqlite', batchPg: 'delivery.batch.postgres', perProfile: 'delivery.per-profile.sqlite' } as const;
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 const prof = (env: RunEnv, name: string): string[] =>
   env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
@@ -39,25 +41,37 @@ async function withReceiver<T extends BatchDone | PerProfileDone>(env: RunEnv, r
   }
 }
 
-async function batch(env: RunEnv): Promise<Results> {
-  const dir = join(env.tmp, 'delivery-batch');
+async function batch(env: RunEnv, store: 'sqlite' | 'postgres'): Promise<Results> {
+  const id = store === 'sqlite' ? ID.batch : ID.batchPg;
+  const dir = join(env.tmp, `delivery-batch-${store}`);
   mkdirSync(dir, { recursive: true });
+  let scratch: Awaited<ReturnType<typeof createScratchSchema>> | undefined;
   try {
+    if (store === 'postgres') {
+      const why = await postgresUnavailable(benchPgUrl());
+      if (why) {
+        env.log(`  PostgreSQL at ${benchPgUrl()} is unavailable (${why}); ${id} is skipped`);
+        return {};
+      }
+      scratch = await createScratchSchema(benchPgUrl());
+    }
     const exports = Math.round(100_000 * env.scale);
     const load = loadavg()[0]!;
-    const d = await withReceiver<BatchDone>(env, { mode: 'batch', dir, exports, rate: 0, seconds: 0, seed: SEED }, 'batch-done', 'delivery-batch');
-    env.log(`delivery.batch: ${JSON.stringify(d)}`);
+    const d = await withReceiver<BatchDone>(
+      env, { mode: 'batch', dir, exports, rate: 0, seconds: 0, seed: SEED, ...(scratch ? { databaseUrl: scratch.url } : {}) }, 'batch-done', `delivery-batch-${store}`,
+    );
+    env.log(`${id}: ${JSON.stringify(d)}`);
     if (d.users !== d.exports) throw new Error(`the receiver counted ${d.users} users for ${d.exports} exports`);
     const rate = d.exports / (d.oursMs / 1000);
     const peers = d.peer.map((p) => ({ ...p, rate: p.users / (p.ms / 1000) }));
     const same = peers[0]!;
     return {
-      [ID.batch]: {
+      [id]: {
         value: Math.round(rate), unit: 'profiles/s delivered in micro-batches of 100 (partner-push), first claim → outbox empty (higher is better)', goal: '>= 20000',
         peer: { name: `bare node fetch POSTing the same ${d.requests} pre-built 100-user messages to the same receiver, ${same.concurrency} in flight (the runtime's concurrency setting), profiles/s`, value: Math.round(same.rate) },
         ratio: round(rate / same.rate),
-        ...base(ID.batch), peakRssMB: d.peakRssMB,
-        note: `${d.exports.toLocaleString('en-US')} ExportRecords (ECID + email identities, 4 mapped attributes, 2 audiences) enqueued straight into the outbox of a SQLite WAL file (untimed, ${round(d.enqueueMs / 1000, 2)} s), then DeliveryRuntime.poke()/idle() timed until the outbox was empty; every message answered by a bare node:http receiver in its own process with per-user results (the partner-push success shape). Runtime defaults: concurrency ${d.concurrency}, claimBatch ${d.claimBatch} (leases taken while fewer than ${d.concurrency} messages are ready, so leasing overlaps sending; outcomes written once per event-loop turn); background polling off so the window starts at the first claim. Peer run after ours in the same process; peak RSS is the Audient process before the peer ran. Load average (1 min) at start: ${round(load, 2)}.`,
+        ...base(id), peakRssMB: d.peakRssMB,
+        note: `${d.exports.toLocaleString('en-US')} ExportRecords (ECID + email identities, 4 mapped attributes, 2 audiences) enqueued straight into the outbox of ${store === 'sqlite' ? 'a SQLite WAL file' : 'PostgreSQL (a scratch schema, same machine)'} (untimed, ${round(d.enqueueMs / 1000, 2)} s), then DeliveryRuntime.poke()/idle() timed until the outbox was empty; every message answered by a bare node:http receiver in its own process with per-user results (the partner-push success shape). Runtime defaults: concurrency ${d.concurrency}, claimBatch ${d.claimBatch} (leases taken while fewer than ${d.concurrency} messages are ready, so leasing overlaps sending; outcomes written once per event-loop turn); background polling off so the window starts at the first claim. Peer run after ours in the same process; peak RSS is the Audient process before the peer ran. Load average (1 min) at start: ${round(load, 2)}.`,
         details: {
           'ours, s': round(d.oursMs / 1000, 3), 'users counted by the receiver': d.users, 'messages received': d.requests, 'ours, peak requests in flight (runtime)': d.runtime.peakInFlight, 'ours, peak open connections at the receiver': d.maxConnections,
           'ours, lease statements': d.runtime.claims, 'ours, outcome writes': d.runtime.settles,
@@ -69,6 +83,7 @@ async function batch(env: RunEnv): Promise<Results> {
       },
     };
   } finally {
+    await scratch?.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -107,10 +122,11 @@ async function perProfile(env: RunEnv): Promise<Results> {
 /** The delivery family. */
 export const delivery: Family = {
   name: 'delivery',
-  ids: [ID.batch, ID.perProfile],
+  ids: [ID.batch, ID.batchPg, ID.perProfile],
   async run(selected, env) {
     const out: Results = {};
-    if (selected.has(ID.batch)) Object.assign(out, await batch(env));
+    if (selected.has(ID.batch)) Object.assign(out, await batch(env, 'sqlite'));
+    if (selected.has(ID.batchPg)) Object.assign(out, await batch(env, 'postgres'));
     if (selected.has(ID.perProfile)) Object.assign(out, await perProfile(env));
     return out;
   },

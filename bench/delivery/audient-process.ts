@@ -37,6 +37,8 @@ export interface RunDelivery extends Message {
   rate: number;
   seconds: number;
   seed: number;
+  /** The store (a PostgreSQL URL); a SQLite WAL file in `dir` when absent. */
+  databaseUrl?: string;
 }
 
 /** Process → parent (batch). */
@@ -103,7 +105,7 @@ async function stats(url: string, reset: boolean): Promise<ReceiverStats> {
 }
 
 async function openContext(run: RunDelivery, name: string, pollMs?: number): Promise<AudientContext> {
-  const config = loadConfig({ dataDir: run.dir, databaseUrl: join(run.dir, `${name}.db`), logLevel: 'warn', segmentation: { tickMs: 0 } }, {});
+  const config = loadConfig({ dataDir: run.dir, databaseUrl: run.databaseUrl ?? join(run.dir, `${name}.db`), logLevel: 'warn', segmentation: { tickMs: 0 } }, {});
   const ctx = await createContext(config, pollMs !== undefined ? { delivery: { pollMs } } : {});
   await ctx.tenancy.createSandbox({ id: SANDBOX, instanceAdmin: true });
   await ctx.catalog.createSchema(SANDBOX, PROFILE_SCHEMA);

@@ -4,11 +4,11 @@
  * several stores (processes) claiming from one outbox at once.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import type { ExportRecord } from '@audient/core';
 import type { OutboxRow, Store } from './port.js';
 import { PostgresStore } from './postgres/postgres-store.js';
-import { describeBackends, openWithSandboxes, dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends } from './testing.js';
+import { describeBackends, dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends, eachStoreWithSandboxes } from './testing.js';
 
 const T0 = 1_700_000_000_000;
 const HOUR = 3_600_000;
@@ -35,15 +35,19 @@ const exp = (key: string, over: Partial<NewExport> = {}): NewExport => {
 
 const keys = (rows: readonly OutboxRow[]): string[] => rows.map((r) => r.idempotencyKey);
 const ids = (rows: readonly OutboxRow[]): number[] => rows.map((r) => r.id);
+/** A claimed row as listed (listed rows carry no lease). */
+const unleased = ({ lease: _lease, ...row }: OutboxRow): OutboxRow => row;
+const held = (r: OutboxRow): { id: number; lease: number } => ({ id: r.id, lease: r.lease ?? assert.fail(`row ${r.id} is not leased`) });
+/** Settles claimed rows as the delivery runtime does (fenced by their lease). */
+const finish = (store: Store, rows: readonly OutboxRow[]) => store.settleExports({ done: rows.map(held), retry: [], dead: [] });
+const retry = (store: Store, r: OutboxRow, nextAttemptAt: number, lastError: string) =>
+  store.settleExports({ done: [], retry: [{ ...held(r), nextAttemptAt, lastError }], dead: [] });
+const deadLetter = (store: Store, rows: ReadonlyArray<{ row: OutboxRow; lastError: string }>) =>
+  store.settleExports({ done: [], retry: [], dead: rows.map(({ row, lastError }) => ({ ...held(row), lastError })) });
 
 await describeBackends((backend) => {
   let store: Store;
-  beforeEach(async () => {
-    store = await openWithSandboxes(backend);
-  });
-  afterEach(async () => {
-    await store.close();
-  });
+  eachStoreWithSandboxes(backend, (s) => (store = s));
 
   /** Every row of a sandbox with a status, across pages. */
   const all = (sandboxId: string, status: OutboxRow['status']): Promise<OutboxRow[]> =>
@@ -63,14 +67,16 @@ await describeBackends((backend) => {
     assert.ok((first[0]?.id ?? 0) < (first[1]?.id ?? 0));
     assert.deepEqual(first[0], {
       id: first[0]?.id, sandboxId: 'a', dataflowId: 'df1', profileId: 'p1', idempotencyKey: 'k1', payload: payload('p1', 'k1'),
-      status: 'inflight', attempts: 0, nextAttemptAt: T0, createdAt: T0, lastError: null,
+      status: 'inflight', attempts: 0, nextAttemptAt: T0, createdAt: T0, lastError: null, lease: first[0]?.lease,
     });
+    assert.ok(Number.isSafeInteger(first[0]?.lease) && (first[0]?.lease ?? 0) > 0, 'a claimed row carries its lease token');
+    assert.equal(first[1]?.lease, first[0]?.lease, 'one claim, one lease');
 
     const second = await store.claimExports(T0 + 10, 10, LEASE);
     assert.deepEqual(keys(second), ['k3'], 'only due rows, and not the ones already leased');
 
-    await store.finishExports([...ids(first), ...ids(second)]);
-    await store.finishExports([]);
+    await finish(store, [...first, ...second]);
+    await finish(store, []);
     assert.deepEqual(keys(await all('a', 'inflight')), []);
     assert.deepEqual(keys(await all('a', 'pending')), ['future']);
     assert.deepEqual(keys(await store.claimExports(T0 + LEASE + 100, 10, LEASE)), ['future'], 'finished rows never come back');
@@ -95,20 +101,78 @@ await describeBackends((backend) => {
     assert.deepEqual(ids(await store.claimExports(T0 + 2_000, 1, 1_000)), ids(claimed).slice(0, 1));
   });
 
+  it('settles leased rows in one call: finished, retried, dead-lettered; an empty settlement is a no-op', async () => {
+    await store.enqueueExports([exp('k1'), exp('k2'), exp('k3'), exp('k4')]);
+    const [k1, k2, k3, k4] = await store.claimExports(T0, 10, LEASE);
+    assert.ok(k1 && k2 && k3 && k4);
+    assert.deepEqual(await store.settleExports({ done: [], retry: [], dead: [] }), []);
+    const settled = await store.settleExports({
+      done: [{ id: k1.id, lease: k1.lease! }, { id: k4.id, lease: k4.lease! }],
+      retry: [{ id: k2.id, lease: k2.lease!, nextAttemptAt: T0 + 5_000, lastError: 'HTTP 503' }],
+      dead: [{ id: k3.id, lease: k3.lease!, lastError: 'HTTP 400' }],
+    });
+    assert.deepEqual([...settled].sort((a, b) => a - b), ids([k1, k2, k3, k4]));
+    assert.deepEqual(await all('a', 'inflight'), []);
+    const [pending] = await all('a', 'pending');
+    assert.deepEqual([pending?.idempotencyKey, pending?.attempts, pending?.nextAttemptAt, pending?.lastError], ['k2', 1, T0 + 5_000, 'HTTP 503']);
+    assert.equal(pending?.lease, undefined, 'listed rows carry no lease');
+    const [dead] = await all('a', 'dead');
+    assert.deepEqual([dead?.idempotencyKey, dead?.attempts, dead?.lastError], ['k3', 1, 'HTTP 400']);
+    assert.deepEqual(keys(await store.claimExports(T0 + 5_000, 10, LEASE)), ['k2'], 'finished rows are gone, the retry is due again');
+  });
+
+  it('fences settling by the lease: an expired lease taken by another claim cannot be settled by its old holder', async () => {
+    await store.enqueueExports([exp('k1'), exp('k2'), exp('k3')]);
+    const old = await store.claimExports(T0, 10, 1_000);
+    assert.deepEqual(keys(old), ['k1', 'k2', 'k3']);
+    // The first holder stalls past its lease; another runtime re-leases the rows.
+    const taken = await store.claimExports(T0 + 1_000, 10, 1_000);
+    assert.deepEqual(ids(taken), ids(old));
+    assert.notEqual(taken[0]?.lease, old[0]?.lease, 'the new claim has a new lease');
+    const [o1, o2, o3] = old;
+    assert.ok(o1 && o2 && o3);
+    // The old holder's outcomes, whatever they are, apply to nothing.
+    assert.deepEqual(await store.settleExports({
+      done: [{ id: o1.id, lease: o1.lease! }],
+      retry: [{ id: o2.id, lease: o2.lease!, nextAttemptAt: T0 + 2_000, lastError: 'late' }],
+      dead: [{ id: o3.id, lease: o3.lease!, lastError: 'late' }],
+    }), []);
+    const inflight = await all('a', 'inflight');
+    assert.deepEqual(keys(inflight), ['k1', 'k2', 'k3'], 'nothing was removed or moved');
+    assert.deepEqual(inflight.map((r) => [r.attempts, r.lastError]), [[0, null], [0, null], [0, null]]);
+    // The current holder settles them, once: a second settlement of the same lease applies to nothing.
+    const done = taken.map((r) => ({ id: r.id, lease: r.lease! }));
+    assert.deepEqual([...(await store.settleExports({ done, retry: [], dead: [] }))].sort((a, b) => a - b), ids(taken));
+    assert.deepEqual(await store.settleExports({ done, retry: [], dead: [] }), []);
+    assert.deepEqual(await all('a', 'inflight'), []);
+    assert.deepEqual(await all('a', 'pending'), []);
+  });
+
+  it('a holder settles its rows even after its lease ran out while no other claim took them; the old lease is dead after that', async () => {
+    await store.enqueueExports([exp('k1')]);
+    const [k1] = await store.claimExports(T0, 10, 1_000);
+    assert.ok(k1);
+    assert.deepEqual(await store.settleExports({ done: [], retry: [{ id: k1.id, lease: k1.lease!, nextAttemptAt: T0 + 10_000, lastError: 'timeout' }], dead: [] }), [k1.id]);
+    const [again] = await store.claimExports(T0 + 10_000, 10, 1_000);
+    assert.ok(again);
+    assert.equal(again.attempts, 1);
+    assert.deepEqual(await store.settleExports({ done: [{ id: k1.id, lease: k1.lease! }], retry: [], dead: [] }), [], 'the retried row has a new lease');
+    assert.deepEqual(await store.settleExports({ done: [{ id: again.id, lease: again.lease! }], retry: [], dead: [] }), [again.id]);
+  });
+
   it('retries: pending again, one more attempt, not claimable before the next attempt', async () => {
     await store.enqueueExports([exp('k1'), exp('k2')]);
     const [one, two] = await store.claimExports(T0, 10, LEASE);
     assert.ok(one && two);
-    await store.retryExports([{ id: one.id, nextAttemptAt: T0 + 5_000, lastError: 'HTTP 503: upstream unavailable' }]);
-    await store.retryExports([]);
+    await retry(store, one, T0 + 5_000, 'HTTP 503: upstream unavailable');
 
     const [pending] = await all('a', 'pending');
-    assert.deepEqual(pending, { ...one, status: 'pending', attempts: 1, nextAttemptAt: T0 + 5_000, lastError: 'HTTP 503: upstream unavailable' });
+    assert.deepEqual(pending, { ...unleased(one), status: 'pending', attempts: 1, nextAttemptAt: T0 + 5_000, lastError: 'HTTP 503: upstream unavailable' });
     assert.deepEqual(await store.claimExports(T0 + 4_999, 10, LEASE), []);
     const retried = await store.claimExports(T0 + 5_000, 10, LEASE);
     assert.deepEqual(retried.map((r) => [r.id, r.attempts, r.lastError]), [[one.id, 1, 'HTTP 503: upstream unavailable']]);
 
-    await store.retryExports([{ id: one.id, nextAttemptAt: T0 + 9_000, lastError: 'timeout' }]);
+    await retry(store, retried[0]!, T0 + 9_000, 'timeout');
     assert.deepEqual((await all('a', 'pending')).map((r) => [r.attempts, r.lastError]), [[2, 'timeout']]);
     assert.deepEqual(ids(await all('a', 'inflight')), [two.id], 'other rows are untouched');
   });
@@ -120,21 +184,21 @@ await describeBackends((backend) => {
     const claimed = await store.claimExports(T0, 10, LEASE);
     const [k1, k2, k3, k4, k5] = claimed;
     assert.ok(k1 && k2 && k3 && k4 && k5);
-    await store.deadLetterExports([
-      { id: k1.id, lastError: 'HTTP 400: {"error":"invalid email"}' },
-      { id: k2.id, lastError: 'HTTP 404' },
-      { id: k3.id, lastError: 'HTTP 401' },
-      { id: k4.id, lastError: 'HTTP 422' },
+    await deadLetter(store, [
+      { row: k1, lastError: 'HTTP 400: {"error":"invalid email"}' },
+      { row: k2, lastError: 'HTTP 404' },
+      { row: k3, lastError: 'HTTP 401' },
+      { row: k4, lastError: 'HTTP 422' },
     ]);
-    await store.deadLetterExports([]);
-    await store.finishExports([k5.id]);
+    await deadLetter(store, []);
+    await finish(store, [k5]);
 
     const page1 = await store.listOutbox('a', { status: 'dead' }, { limit: 2 });
     assert.deepEqual(keys(page1), ['k1', 'k2']);
     const page2 = await store.listOutbox('a', { status: 'dead' }, { limit: 2, after: page1[1]?.id });
     assert.deepEqual(keys(page2), ['k3', 'k4']);
     assert.deepEqual(await store.listOutbox('a', { status: 'dead' }, { limit: 2, after: page2[1]?.id }), []);
-    assert.deepEqual(page1[0], { ...k1, status: 'dead', attempts: 1, lastError: 'HTTP 400: {"error":"invalid email"}' });
+    assert.deepEqual(page1[0], { ...unleased(k1), status: 'dead', attempts: 1, lastError: 'HTTP 400: {"error":"invalid email"}' });
     assert.deepEqual(keys(await store.listOutbox('a', { dataflowId: 'df1', status: 'dead' }, { limit: 10 })), ['k1', 'k2', 'k4']);
     assert.deepEqual(keys(await store.listOutbox('a', { dataflowId: 'df2', status: 'dead' }, { limit: 10 })), ['k3']);
     assert.deepEqual(await all('a', 'inflight'), []);
@@ -160,10 +224,10 @@ await describeBackends((backend) => {
     ]);
     const [k1, k2] = await store.claimExports(T0 + 15, 2, LEASE);
     assert.ok(k1 && k2);
-    await store.deadLetterExports([{ id: k2.id, lastError: 'HTTP 400' }]);
+    await deadLetter(store, [{ row: k2, lastError: 'HTTP 400' }]);
     assert.deepEqual(await store.outboxCounts('a', 'df1'), { pending: 3, inflight: 1, dead: 1, oldestPendingAt: T0 + 20 });
     assert.deepEqual(await store.outboxCounts('a', 'df2'), { pending: 1, inflight: 0, dead: 0, oldestPendingAt: T0 - 5 });
-    await store.retryExports([{ id: k1.id, nextAttemptAt: T0 + 1_000, lastError: 'HTTP 500' }]);
+    await retry(store, k1, T0 + 1_000, 'HTTP 500');
     assert.deepEqual(await store.outboxCounts('a', 'df1'), { pending: 4, inflight: 0, dead: 1, oldestPendingAt: T0 });
   });
 
@@ -171,7 +235,7 @@ await describeBackends((backend) => {
     await store.enqueueExports([exp('a1'), exp('b1', { sandboxId: 'b' }), exp('b2', { sandboxId: 'b' })]);
     const [a1, b1, b2] = await store.claimExports(T0, 10, LEASE);
     assert.ok(a1 && b1 && b2);
-    await store.deadLetterExports([a1, b1, b2].map((r) => ({ id: r.id, lastError: 'HTTP 400' })));
+    await deadLetter(store, [a1, b1, b2].map((row) => ({ row, lastError: 'HTTP 400' })));
 
     assert.deepEqual(keys(await all('a', 'dead')), ['a1']);
     assert.deepEqual(keys(await store.listOutbox('b', { dataflowId: 'df1', status: 'dead' }, { limit: 10 })), ['b1', 'b2']);
@@ -212,7 +276,7 @@ await describeBackends((backend) => {
     ]);
     const [p1a, , p1b] = await store.claimExports(T0, 3, LEASE);
     assert.ok(p1a && p1b);
-    await store.deadLetterExports([{ id: p1b.id, lastError: 'HTTP 400' }]);
+    await deadLetter(store, [{ row: p1b, lastError: 'HTTP 400' }]);
 
     await store.deleteProfile('a', 'p1', T0 + 1);
     assert.deepEqual(keys(await all('a', 'pending')), []);
@@ -241,7 +305,7 @@ await describeBackends((backend) => {
     assert.deepEqual(claimed?.payload, rich);
     assert.deepEqual(JSON.parse(JSON.stringify(claimed?.payload)), JSON.parse(JSON.stringify(rich)));
     assert.ok(claimed);
-    await store.deadLetterExports([{ id: claimed.id, lastError: 'x' }]);
+    await deadLetter(store, [{ row: claimed, lastError: 'x' }]);
     assert.deepEqual((await all('a', 'dead'))[0]?.payload, rich);
   });
 });

@@ -161,6 +161,21 @@ export interface OutboxRow {
   nextAttemptAt: number;
   createdAt: number;
   lastError: string | null;
+  /**
+   * The lease token of the claim that returned the row (claimed rows only): settling the row
+   * (`settleExports`) applies only while this lease is still the row's.
+   */
+  lease?: number;
+}
+
+/** Outcomes of leased exports, each fenced by the lease token its claim returned. */
+export interface ExportSettlement {
+  /** Delivered: removed. */
+  done: ReadonlyArray<{ id: number; lease: number }>;
+  /** Back to pending, due at `nextAttemptAt`, one more attempt counted. */
+  retry: ReadonlyArray<{ id: number; lease: number; nextAttemptAt: number; lastError: string }>;
+  /** To the dead letters with the reason, one more attempt counted. */
+  dead: ReadonlyArray<{ id: number; lease: number; lastError: string }>;
 }
 
 /**
@@ -341,12 +356,12 @@ export interface Store {
    * expired (their worker died). They become in-flight until `now + leaseMs`. Oldest first.
    */
   claimExports(now: number, limit: number, leaseMs: number): Promise<OutboxRow[]>;
-  /** Removes delivered exports. */
-  finishExports(ids: readonly number[]): Promise<void>;
-  /** Puts exports back to pending for a later attempt (attempts + 1). */
-  retryExports(rows: ReadonlyArray<{ id: number; nextAttemptAt: number; lastError: string }>): Promise<void>;
-  /** Moves exports to the dead letters with the full reason (attempts + 1). */
-  deadLetterExports(rows: ReadonlyArray<{ id: number; lastError: string }>): Promise<void>;
+  /**
+   * Applies delivery outcomes in one transaction, each only to a row that still carries the
+   * given lease (a row whose lease expired and was taken by another claim is left to that
+   * claim). Returns the ids it applied to.
+   */
+  settleExports(outcomes: ExportSettlement): Promise<number[]>;
   /** Outbox rows of a sandbox by status (dead letters: status dead), oldest first, after id `after`. */
   listOutbox(sandboxId: string, filter: { dataflowId?: string | undefined; status: OutboxRow['status'] }, page: { limit: number; after?: number | undefined }): Promise<OutboxRow[]>;
   /** Moves dead letters back to pending (all of a dataflow, or the given ids); returns how many. */

@@ -82,6 +82,12 @@ class RateLimiter {
 
 const MAX_BACKOFF_MS = 10 * 60_000;
 
+/** The lease token a claimed row carries (every row the runtime holds came from a claim). */
+function leaseOf(row: OutboxRow): number {
+  if (row.lease === undefined) throw new AudientError('INTERNAL', `outbox row ${row.id} has no lease: only claimed rows can be settled`);
+  return row.lease;
+}
+
 /** One request's worth of leased exports, ready to send. */
 interface Chunk {
   flow: Dataflow;
@@ -241,7 +247,7 @@ export class DeliveryRuntime {
       }
       if (flow.status !== 'active') {
         const later = this.deps.now() + 60_000;
-        await this.deps.store.retryExports(group.map((r) => ({ id: r.id, nextAttemptAt: later, lastError: 'dataflow paused' })));
+        await this.deps.store.settleExports({ done: [], retry: group.map((r) => ({ id: r.id, lease: leaseOf(r), nextAttemptAt: later, lastError: 'dataflow paused' })), dead: [] });
         continue;
       }
       const def = conn.definition;
@@ -369,13 +375,35 @@ export class DeliveryRuntime {
     return all({ ok: false, retry: false, message: 'HTTP 401 after refreshing the OAuth2 token: check the credentials' });
   }
 
-  /** Applies outcomes to the outbox and the metrics. */
+  /**
+   * Applies outcomes to the outbox (one transaction, each row fenced by its lease: a row whose
+   * lease expired and was taken by another claim is that claim's to settle), then counts the
+   * outcomes that were applied in the metrics.
+   */
   private async settle(results: ReadonlyArray<[OutboxRow, Outcome]>): Promise<void> {
-    const { store, config, metrics } = this.deps;
+    const { store, config, metrics, log } = this.deps;
     const now = this.deps.now();
-    const done: number[] = [];
-    const retry: Array<{ id: number; nextAttemptAt: number; lastError: string }> = [];
-    const dead: Array<{ id: number; lastError: string }> = [];
+    const done: Array<{ id: number; lease: number }> = [];
+    const retry: Array<{ id: number; lease: number; nextAttemptAt: number; lastError: string }> = [];
+    const dead: Array<{ id: number; lease: number; lastError: string }> = [];
+    const kinds: Array<[OutboxRow, 'activated' | 'retried' | 'failed']> = [];
+    for (const [row, o] of results) {
+      const lease = leaseOf(row);
+      if (o.ok) {
+        done.push({ id: row.id, lease });
+        kinds.push([row, 'activated']);
+      } else if (o.retry && row.attempts + 1 < config.maxAttempts) {
+        const backoff = Math.min(MAX_BACKOFF_MS, config.baseBackoffMs * 2 ** row.attempts) * (0.5 + Math.random() / 2);
+        retry.push({ id: row.id, lease, nextAttemptAt: Math.round(now + Math.max(backoff, o.retryAfterMs ?? 0)), lastError: o.message });
+        kinds.push([row, 'retried']);
+      } else {
+        dead.push({ id: row.id, lease, lastError: o.retry ? `gave up after ${row.attempts + 1} attempts: ${o.message}` : o.message });
+        kinds.push([row, 'failed']);
+      }
+    }
+    const settled = await store.settleExports({ done, retry, dead });
+    const applied = settled.length === kinds.length ? undefined : new Set(settled);
+    if (applied) log.warn({ outcomes: kinds.length, applied: settled.length }, 'leases expired and were taken by another claim; those exports are left to it');
     const stats = new Map<string, Record<string, number>>();
     const bump = (r: OutboxRow, metric: string, v = 1, max = false): void => {
       const k = `${r.sandboxId}\u0000${r.dataflowId}`;
@@ -383,30 +411,18 @@ export class DeliveryRuntime {
       s[metric] = max ? Math.max(s[metric] ?? 0, v) : (s[metric] ?? 0) + v;
       stats.set(k, s);
     };
-    for (const [row, o] of results) {
-      if (o.ok) {
-        done.push(row.id);
+    for (const [row, kind] of kinds) {
+      if (applied && !applied.has(row.id)) continue;
+      bump(row, kind);
+      metrics.exportsDelivered.inc({ outcome: kind, dataflow: row.dataflowId });
+      if (kind === 'activated') {
         const latency = Math.max(0, now - row.createdAt);
-        bump(row, 'activated');
         bump(row, 'latency_sum_ms', latency);
         bump(row, 'latency_count');
         bump(row, 'max:latency_ms', latency, true);
-        metrics.exportsDelivered.inc({ outcome: 'activated', dataflow: row.dataflowId });
         metrics.deliveryLatency.observe(latency / 1000);
-      } else if (o.retry && row.attempts + 1 < config.maxAttempts) {
-        const backoff = Math.min(MAX_BACKOFF_MS, config.baseBackoffMs * 2 ** row.attempts) * (0.5 + Math.random() / 2);
-        retry.push({ id: row.id, nextAttemptAt: now + Math.max(backoff, o.retryAfterMs ?? 0), lastError: o.message });
-        bump(row, 'retried');
-        metrics.exportsDelivered.inc({ outcome: 'retried', dataflow: row.dataflowId });
-      } else {
-        dead.push({ id: row.id, lastError: o.retry ? `gave up after ${row.attempts + 1} attempts: ${o.message}` : o.message });
-        bump(row, 'failed');
-        metrics.exportsDelivered.inc({ outcome: 'failed', dataflow: row.dataflowId });
       }
     }
-    if (done.length) await store.finishExports(done);
-    if (retry.length) await store.retryExports(retry);
-    if (dead.length) await store.deadLetterExports(dead);
     const hour = hourOf(now);
     for (const [k, deltas] of stats) {
       const [sandboxId, dataflowId] = k.split('\u0000') as [string, string];

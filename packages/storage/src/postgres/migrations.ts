@@ -125,6 +125,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     sandbox_id TEXT COLLATE "C" NOT NULL, profile_id TEXT COLLATE "C" NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (sandbox_id, profile_id));
   `,
+  // Leases are fenced by a random token per claim (settling applies only while the row still
+  // carries it). Claims read pending rows in id order from a partial index of pending rows (and
+  // expired leases from outbox_lease), so a claim reads the rows it takes, not every pending row;
+  // outbox_due is no longer read and is dropped.
+  `
+  ALTER TABLE outbox ADD COLUMN lease_token BIGINT;
+  DROP INDEX outbox_due;
+  CREATE INDEX outbox_pending ON outbox (id) WHERE status = 'pending';
+  `,
 ];
 
 /**

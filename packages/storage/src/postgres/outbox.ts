@@ -7,7 +7,8 @@
  * statement is one transaction.
  */
 import type pg from 'pg';
-import type { OutboxRow } from '../port.js';
+import { newLeaseToken } from '../lease.js';
+import type { ExportSettlement, OutboxRow } from '../port.js';
 
 /** What these functions need of the pool. */
 type Db = Pick<pg.Pool, 'query'>;
@@ -46,49 +47,57 @@ export async function enqueueExports(db: Db, rows: readonly NewExport[]): Promis
 }
 
 /**
- * Leases due exports, oldest first. `FOR UPDATE SKIP LOCKED` makes concurrent claimers (other
- * pools, other processes) pass over rows another claim is taking instead of waiting for it or
- * taking them too; a row whose claim committed meanwhile is re-checked and no longer matches.
+ * Leases due exports, oldest first. Pending rows are read in id order from the partial index of
+ * pending rows and expired leases from `outbox_lease`, each up to the limit, so a claim reads
+ * about the rows it takes. `FOR UPDATE SKIP LOCKED` makes concurrent claimers (other pools,
+ * other processes) pass over rows another claim is taking instead of waiting for it or taking
+ * them too; a row whose claim committed meanwhile is re-checked and no longer matches. The rows
+ * get a new random lease token, which fences their settlement.
  */
 export async function claimExports(db: Db, now: number, limit: number, leaseMs: number): Promise<OutboxRow[]> {
-  const { rows } = await db.query<OutboxDbRow>(
-    `WITH claimed AS (
-       UPDATE outbox SET status = 'inflight', lease_until = $1::int8 + $3::int8
-       WHERE id IN (
-         SELECT id FROM outbox
-         WHERE (status = 'pending' AND next_attempt_at <= $1::int8) OR (status = 'inflight' AND lease_until <= $1::int8)
-         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-       RETURNING ${COLUMNS})
+  const { rows } = await db.query<OutboxDbRow & { lease_token: string }>(
+    `WITH due AS (
+       SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1::int8 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+     expired AS (
+       SELECT id FROM outbox WHERE status = 'inflight' AND lease_until <= $1::int8 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED),
+     claimed AS (
+       UPDATE outbox o SET status = 'inflight', lease_until = $1::int8 + $3::int8, lease_token = $4::int8
+       -- An id array (not a join, which the planner may hash over the whole table): primary key lookups.
+       WHERE o.id = ANY(ARRAY(SELECT id FROM (SELECT id FROM due UNION ALL SELECT id FROM expired) AS u ORDER BY id LIMIT $2))
+       RETURNING ${COLUMNS.split(', ').map((c) => `o.${c}`).join(', ')}, o.lease_token)
      SELECT * FROM claimed ORDER BY id`,
-    [now, limit, leaseMs],
+    [now, limit, leaseMs, newLeaseToken()],
   );
-  return rows.map(toOutbox);
+  return rows.map((r) => ({ ...toOutbox(r), lease: Number(r.lease_token) }));
 }
 
-/** Removes delivered exports. */
-export async function finishExports(db: Db, ids: readonly number[]): Promise<void> {
-  if (ids.length === 0) return;
-  await db.query('DELETE FROM outbox WHERE id = ANY($1::int8[])', [ids]);
-}
-
-/** Back to pending, due at `nextAttemptAt`, one more attempt counted. */
-export async function retryExports(db: Db, rows: ReadonlyArray<{ id: number; nextAttemptAt: number; lastError: string }>): Promise<void> {
-  if (rows.length === 0) return;
-  await db.query(
-    `UPDATE outbox o SET status = 'pending', attempts = o.attempts + 1, next_attempt_at = r.next, last_error = r.err, lease_until = NULL
-     FROM unnest($1::int8[], $2::int8[], $3::text[]) AS r(id, next, err) WHERE o.id = r.id`,
-    [rows.map((r) => r.id), rows.map((r) => r.nextAttemptAt), rows.map((r) => r.lastError)],
+/**
+ * Applies delivery outcomes in one statement (one transaction), each only to a row that still
+ * carries the lease token it was claimed with; returns the ids applied to.
+ */
+export async function settleExports(db: Db, o: ExportSettlement): Promise<number[]> {
+  if (!o.done.length && !o.retry.length && !o.dead.length) return [];
+  const { rows } = await db.query<{ id: number }>(
+    `WITH d AS (
+       DELETE FROM outbox o USING unnest($1::int8[], $2::int8[]) AS r(id, lease)
+       WHERE o.id = r.id AND o.lease_token = r.lease RETURNING o.id),
+     t AS (
+       UPDATE outbox o SET status = 'pending', attempts = o.attempts + 1, next_attempt_at = r.next, last_error = r.err,
+         lease_until = NULL, lease_token = NULL
+       FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[]) AS r(id, lease, next, err)
+       WHERE o.id = r.id AND o.lease_token = r.lease RETURNING o.id),
+     x AS (
+       UPDATE outbox o SET status = 'dead', attempts = o.attempts + 1, last_error = r.err, lease_until = NULL, lease_token = NULL
+       FROM unnest($7::int8[], $8::int8[], $9::text[]) AS r(id, lease, err)
+       WHERE o.id = r.id AND o.lease_token = r.lease RETURNING o.id)
+     SELECT id FROM d UNION ALL SELECT id FROM t UNION ALL SELECT id FROM x`,
+    [
+      o.done.map((r) => r.id), o.done.map((r) => r.lease),
+      o.retry.map((r) => r.id), o.retry.map((r) => r.lease), o.retry.map((r) => Math.round(r.nextAttemptAt)), o.retry.map((r) => r.lastError),
+      o.dead.map((r) => r.id), o.dead.map((r) => r.lease), o.dead.map((r) => r.lastError),
+    ],
   );
-}
-
-/** To the dead letters with the reason, one more attempt counted. */
-export async function deadLetterExports(db: Db, rows: ReadonlyArray<{ id: number; lastError: string }>): Promise<void> {
-  if (rows.length === 0) return;
-  await db.query(
-    `UPDATE outbox o SET status = 'dead', attempts = o.attempts + 1, last_error = r.err, lease_until = NULL
-     FROM unnest($1::int8[], $2::text[]) AS r(id, err) WHERE o.id = r.id`,
-    [rows.map((r) => r.id), rows.map((r) => r.lastError)],
-  );
+  return rows.map((r) => Number(r.id));
 }
 
 /** Outbox rows of a sandbox with one status (of one dataflow when given), by id after `after`. */
@@ -115,7 +124,7 @@ export async function requeueDeadLetters(
   which: { ids: readonly number[] } | { dataflowId: string },
   now: number,
 ): Promise<number> {
-  const set = "UPDATE outbox SET status = 'pending', next_attempt_at = $1, lease_until = NULL WHERE sandbox_id = $2 AND status = 'dead'";
+  const set = "UPDATE outbox SET status = 'pending', next_attempt_at = $1, lease_until = NULL, lease_token = NULL WHERE sandbox_id = $2 AND status = 'dead'";
   const { rowCount } = 'dataflowId' in which
     ? await db.query(`${set} AND dataflow_id = $3`, [now, sandboxId, which.dataflowId])
     : await db.query(`${set} AND id = ANY($3::int8[])`, [now, sandboxId, which.ids]);

@@ -18,7 +18,7 @@ import pg from 'pg';
 import { Mutex } from '../mutex.js';
 import type {
   ApiKeyRow, AudienceRow, AudienceSizePoint, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow,
-  IdSyncRow, MembershipEventRow, MembershipWrite, OutboxRow, Page, ProfileRead, ProfileSnapshot, SandboxRow, Store,
+  ExportSettlement, IdSyncRow, MembershipEventRow, MembershipWrite, OutboxRow, Page, ProfileRead, ProfileSnapshot, SandboxRow, Store,
 } from '../port.js';
 import * as failed from './failed-records.js';
 import { postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
@@ -489,14 +489,8 @@ export class PostgresStore implements Store {
   async claimExports(now: number, limit: number, leaseMs: number): Promise<OutboxRow[]> {
     return outbox.claimExports(this.pool, now, limit, leaseMs);
   }
-  async finishExports(ids: readonly number[]): Promise<void> {
-    await outbox.finishExports(this.pool, ids);
-  }
-  async retryExports(rows: ReadonlyArray<{ id: number; nextAttemptAt: number; lastError: string }>): Promise<void> {
-    await outbox.retryExports(this.pool, rows);
-  }
-  async deadLetterExports(rows: ReadonlyArray<{ id: number; lastError: string }>): Promise<void> {
-    await outbox.deadLetterExports(this.pool, rows);
+  async settleExports(outcomes: ExportSettlement): Promise<number[]> {
+    return outbox.settleExports(this.pool, outcomes);
   }
   async listOutbox(
     sandboxId: string,

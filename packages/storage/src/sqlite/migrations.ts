@@ -96,4 +96,21 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   DROP INDEX memberships_exited;
   CREATE INDEX memberships_exited ON memberships (status, last_qualification_time) WHERE status = 'exited';
   `,
+  // Leases are fenced: each claim stamps its rows with a random lease token, and settling a row
+  // (finish, retry, dead letter) only applies while that token is still on it, so a runtime whose
+  // lease expired and was re-leased elsewhere cannot settle it a second time. outbox_due is no
+  // longer read (claims read outbox_claim): dropping it saves an index update per write.
+  `
+  ALTER TABLE outbox ADD COLUMN lease_token INTEGER;
+  DROP INDEX outbox_due;
+  `,
+  // Payloads live beside the outbox rows (same id), so leasing and settling rewrite small rows
+  // (status, lease fields) instead of each row with its whole export; a deleted outbox row takes
+  // its payload with it, whichever statement deletes it.
+  `
+  CREATE TABLE outbox_payloads (id INTEGER PRIMARY KEY, payload TEXT NOT NULL);
+  INSERT INTO outbox_payloads (id, payload) SELECT id, payload FROM outbox;
+  ALTER TABLE outbox DROP COLUMN payload;
+  CREATE TRIGGER outbox_payloads_gc AFTER DELETE ON outbox BEGIN DELETE FROM outbox_payloads WHERE id = old.id; END;
+  `,
 ];

@@ -21,6 +21,7 @@ import {
 import { Mutex } from '../mutex.js';
 import type {
   IdSyncRow,
+  ExportSettlement,
   OutboxRow,
   AudienceRow,
   AudienceSizePoint,
@@ -38,6 +39,7 @@ import type {
   SandboxRow,
   Store,
 } from '../port.js';
+import { newLeaseToken } from '../lease.js';
 import { decodeSnapshot } from '../snapshot.js';
 import { Checkpointer } from './checkpointer.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -88,6 +90,8 @@ const toOutbox = (r: Row): OutboxRow => ({
   createdAt: r['created_at'] as number,
   lastError: (r['last_error'] as string | null) ?? null,
 });
+/** A claimed row: its lease token too. */
+const toLeased = (r: Row): OutboxRow => ({ ...toOutbox(r), lease: r['lease_token'] as number });
 const toFailed = (r: Row): FailedRecordRow => ({
   id: r['id'] as string,
   sandboxId: r['sandbox_id'] as string,
@@ -783,50 +787,76 @@ export class SqliteStore implements Store {
     this.db.transaction(() => {
       for (const r of rows) {
         this.run(
-          `INSERT INTO outbox (sandbox_id, dataflow_id, profile_id, idempotency_key, payload, status, next_attempt_at, created_at)
-           VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`,
-          r.sandboxId, r.dataflowId, r.profileId, r.idempotencyKey, JSON.stringify(r.payload), r.createdAt, r.createdAt,
+          `INSERT INTO outbox (sandbox_id, dataflow_id, profile_id, idempotency_key, status, next_attempt_at, created_at)
+           VALUES (?, ?, ?, ?, 'pending', ?, ?)`,
+          r.sandboxId, r.dataflowId, r.profileId, r.idempotencyKey, r.createdAt, r.createdAt,
         );
+        this.run('INSERT INTO outbox_payloads (id, payload) VALUES (last_insert_rowid(), ?)', JSON.stringify(r.payload));
       }
     })();
   }
 
   async claimExports(now: number, limit: number, leaseMs: number): Promise<OutboxRow[]> {
-    // One statement: the lease is taken on exactly the rows read (RETURNING gives no order).
-    // Each kind is read in id order from outbox_claim, so a claim costs its rows, not the backlog.
-    const rows = this.all(
-      `UPDATE outbox SET status = 'inflight', lease_until = ? WHERE id IN (
-         SELECT id FROM (SELECT id FROM outbox INDEXED BY outbox_claim WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?)
-         UNION ALL
-         SELECT id FROM (SELECT id FROM outbox INDEXED BY outbox_claim WHERE status = 'inflight' AND lease_until <= ? ORDER BY id LIMIT ?)
-         ORDER BY id LIMIT ?)
-       RETURNING *`,
-      now + leaseMs, now, limit, now, limit, limit,
-    );
-    return rows.map(toOutbox).sort((a, b) => a.id - b.id);
-  }
-
-  async finishExports(ids: readonly number[]): Promise<void> {
-    if (!ids.length) return;
-    this.run('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))', JSON.stringify(ids));
-  }
-
-  async retryExports(rows: ReadonlyArray<{ id: number; nextAttemptAt: number; lastError: string }>): Promise<void> {
-    this.db.transaction(() => {
-      for (const r of rows) {
-        this.run(
-          "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, last_error = ?, lease_until = NULL WHERE id = ?",
-          r.nextAttemptAt, r.lastError, r.id,
-        );
+    // One statement takes the lease on exactly the rows read (RETURNING gives no order). Each
+    // kind is read in id order from outbox_claim, so a claim costs its rows, not the backlog. The
+    // rows carry a new random lease token, which fences their settlement. Payloads live beside
+    // (outbox_payloads) so the update rewrites small rows; they are read in the same transaction.
+    return this.db.transaction(() => {
+      const rows = this.all(
+        `UPDATE outbox SET status = 'inflight', lease_until = ?, lease_token = ? WHERE id IN (
+           SELECT id FROM (SELECT id FROM outbox INDEXED BY outbox_claim WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?)
+           UNION ALL
+           SELECT id FROM (SELECT id FROM outbox INDEXED BY outbox_claim WHERE status = 'inflight' AND lease_until <= ? ORDER BY id LIMIT ?)
+           ORDER BY id LIMIT ?)
+         RETURNING *`,
+        now + leaseMs, newLeaseToken(), now, limit, now, limit, limit,
+      );
+      if (!rows.length) return [];
+      const byId = new Map<number, Row>();
+      for (const r of rows) byId.set(r['id'] as number, r);
+      for (const p of this.all('SELECT id, payload FROM outbox_payloads WHERE id IN (SELECT value FROM json_each(?))', JSON.stringify([...byId.keys()]))) {
+        byId.get(p['id'] as number)!['payload'] = p['payload'];
       }
+      return rows.map(toLeased).sort((a, b) => a.id - b.id);
     })();
   }
 
-  async deadLetterExports(rows: ReadonlyArray<{ id: number; lastError: string }>): Promise<void> {
-    this.db.transaction(() => {
+  async settleExports(outcomes: ExportSettlement): Promise<number[]> {
+    // Set-based per lease token (one claim's rows share one): a row is settled only while it
+    // still carries the lease its outcome was reached under.
+    const byLease = <T extends { id: number; lease: number }>(rows: ReadonlyArray<T>): Map<number, T[]> => {
+      const m = new Map<number, T[]>();
       for (const r of rows) {
-        this.run("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?, lease_until = NULL WHERE id = ?", r.lastError, r.id);
+        const list = m.get(r.lease);
+        if (list) list.push(r);
+        else m.set(r.lease, [r]);
       }
+      return m;
+    };
+    return this.db.transaction(() => {
+      const settled: number[] = [];
+      const took = (rows: Row[]): void => {
+        for (const r of rows) settled.push(r['id'] as number);
+      };
+      for (const [lease, rows] of byLease(outcomes.done)) {
+        took(this.all('DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?)) AND lease_token = ? RETURNING id', JSON.stringify(rows.map((r) => r.id)), lease));
+      }
+      for (const [lease, rows] of byLease(outcomes.retry)) {
+        took(this.all(
+          `UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = j.value ->> 1, last_error = j.value ->> 2,
+             lease_until = NULL, lease_token = NULL
+           FROM json_each(?) AS j WHERE outbox.id = j.value ->> 0 AND outbox.lease_token = ? RETURNING outbox.id`,
+          JSON.stringify(rows.map((r) => [r.id, r.nextAttemptAt, r.lastError])), lease,
+        ));
+      }
+      for (const [lease, rows] of byLease(outcomes.dead)) {
+        took(this.all(
+          `UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = j.value ->> 1, lease_until = NULL, lease_token = NULL
+           FROM json_each(?) AS j WHERE outbox.id = j.value ->> 0 AND outbox.lease_token = ? RETURNING outbox.id`,
+          JSON.stringify(rows.map((r) => [r.id, r.lastError])), lease,
+        ));
+      }
+      return settled;
     })();
   }
 
@@ -835,14 +865,17 @@ export class SqliteStore implements Store {
     filter: { dataflowId?: string | undefined; status: OutboxRow['status'] },
     page: { limit: number; after?: number | undefined },
   ): Promise<OutboxRow[]> {
-    const where = ['sandbox_id = ?', 'status = ?', 'id > ?'];
+    const where = ['o.sandbox_id = ?', 'o.status = ?', 'o.id > ?'];
     const params: unknown[] = [sandboxId, filter.status, page.after ?? 0];
-    if (filter.dataflowId) (where.push('dataflow_id = ?'), params.push(filter.dataflowId));
-    return this.all(`SELECT * FROM outbox WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`, ...params, page.limit).map(toOutbox);
+    if (filter.dataflowId) (where.push('o.dataflow_id = ?'), params.push(filter.dataflowId));
+    return this.all(
+      `SELECT o.*, p.payload FROM outbox o JOIN outbox_payloads p ON p.id = o.id WHERE ${where.join(' AND ')} ORDER BY o.id LIMIT ?`,
+      ...params, page.limit,
+    ).map(toOutbox);
   }
 
   async requeueDeadLetters(sandboxId: string, which: { ids: readonly number[] } | { dataflowId: string }, now: number): Promise<number> {
-    const sql = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL WHERE sandbox_id = ? AND status = 'dead'";
+    const sql = "UPDATE outbox SET status = 'pending', next_attempt_at = ?, lease_until = NULL, lease_token = NULL WHERE sandbox_id = ? AND status = 'dead'";
     if ('dataflowId' in which) return this.run(`${sql} AND dataflow_id = ?`, now, sandboxId, which.dataflowId).changes;
     return this.db.transaction(() => which.ids.reduce((n, id) => n + this.run(`${sql} AND id = ?`, now, sandboxId, id).changes, 0))();
   }
