@@ -16,7 +16,7 @@
  * (setConsent). Consent is honoured: no collection when `consents.collect` is refused (stored
  * on the profile or in the consent cookie), no personalization when `consents.personalize` is.
  */
-import { DEFAULT_MERGE_POLICY, mergeFragments, namespaceKey } from '@audient/core';
+import { DEFAULT_MERGE_POLICY, mergeFragments, namespaceKey, type Membership } from '@audient/core';
 import type { Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Connections } from '../activation/connections.js';
@@ -159,9 +159,15 @@ export class EdgeService {
     }
 
     const config = await this.config.get(sandboxId);
-    if (profileId) await this.deps.segmentation.evaluate(sandboxId, [profileId], { methods: EDGE_ONLY, audiences: config.edgeAudiences });
+    // Same page: the edge audiences on the profile with these events. `reuse`: the streaming
+    // engine does not evaluate them again when this request's change reaches it (same state).
+    let memberships: readonly Membership[] | undefined;
+    if (profileId) {
+      const report = await this.deps.segmentation.evaluate(sandboxId, [profileId], { methods: EDGE_ONLY, audiences: config.edgeAudiences, reuse: true, withMemberships: true });
+      memberships = report.memberships?.get(profileId);
+    }
     const handle = this.identityHandles(datastream, ecid.id, opts.region);
-    const lookups = await this.profileLookups(sandboxId, config.lookups(datastream.id), profileId, consent.personalize);
+    const lookups = await this.profileLookups(sandboxId, config.lookups(datastream.id), profileId, consent.personalize, memberships);
     if (lookups.length) handle.push({ type: 'activation:pull', payload: lookups });
     // Syncs share the visitor's id with partners: not when it refused collection.
     if (datastream.urlSyncs.length && consent.collect) {
@@ -249,7 +255,10 @@ export class EdgeService {
   private async consentOf(sandboxId: string, profileId: string): Promise<{ collect: boolean; personalize: boolean }> {
     const [fragments, datasets] = await Promise.all([this.deps.store.profileFragments(sandboxId, profileId), this.deps.catalog.listDatasets(sandboxId)]);
     const enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
-    return consentOfProfile(mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), DEFAULT_MERGE_POLICY));
+    // Only `consents` is read: merging just the fragments that carry it gives the same value.
+    const withConsents = fragments.filter((f) => enabled.has(f.datasetId) && f.attributes['consents'] !== undefined);
+    if (!withConsents.length) return { collect: true, personalize: true };
+    return consentOfProfile(mergeFragments(withConsents, DEFAULT_MERGE_POLICY));
   }
 
   /** The visitor's ECID: from the events, else the identity cookie, else a new one. */
@@ -327,10 +336,11 @@ export class EdgeService {
     connections: readonly LookupConnection[],
     profileId: string | undefined,
     personalize: boolean,
+    evaluated: readonly Membership[] | undefined,
   ): Promise<Extract<EdgeHandle, { type: 'activation:pull' }>['payload']> {
     if (!connections.length) return [];
     // No personalization when the visitor refused it (consents.personalize.content).
-    const inside = profileId && personalize ? await this.audiencesOf(sandboxId, profileId) : new Set<string>();
+    const inside = profileId && personalize ? await this.audiencesOf(sandboxId, profileId, evaluated) : new Set<string>();
     return connections.map((c) => ({
       type: 'profileLookup' as const,
       destinationId: c.connectionId,
@@ -339,10 +349,12 @@ export class EdgeService {
     }));
   }
 
-  /** Audiences the profile is in (realized or existing). */
-  private async audiencesOf(sandboxId: string, profileId: string): Promise<Set<string>> {
-    const memberships = await this.deps.store.memberships(sandboxId, [profileId]);
-    return new Set((memberships.get(profileId) ?? []).filter((m) => m.status === 'realized' || m.status === 'existing').map((m) => m.audienceId));
+  /** Audiences the profile is in (realized or existing): as the evaluation just left them, else as stored. */
+  private async audiencesOf(sandboxId: string, profileId: string, evaluated: readonly Membership[] | undefined): Promise<Set<string>> {
+    const list = evaluated ?? (await this.deps.store.memberships(sandboxId, [profileId])).get(profileId) ?? [];
+    const inside = new Set<string>();
+    for (const m of list) if (m.status === 'realized' || m.status === 'existing') inside.add(m.audienceId);
+    return inside;
   }
 
   /**

@@ -217,6 +217,41 @@ await describeBackends((backend) => {
       assert.equal(otherProfile.json().segmentMembership.ups['gold'], undefined);
     });
 
+
+    it('evaluates a visit once: one realized event per entry, not rewritten when the visit reaches the streaming engine', async () => {
+      const ecid = ecidOf(40);
+      const realizedOf = async (profileId: string) => {
+        const events = await h.ctx.store.readMembershipEvents('prod', 0, 100_000);
+        const count: Record<string, number> = {};
+        for (const e of events) if (e.profileId === profileId && e.status === 'realized') count[e.audienceId] = (count[e.audienceId] ?? 0) + 1;
+        return count;
+      };
+      const statusOf = async (profileId: string) =>
+        Object.fromEntries(((await h.ctx.store.memberships('prod', [profileId])).get(profileId) ?? []).map((m) => [m.audienceId, m.status]));
+
+      const a = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      assert.deepEqual(segmentsByAlias(a)['adServerAlias'], ['viewers'], 'same page');
+      await settle();
+      const profileId = await h.ctx.store.findProfileId('prod', { ns: 'ecid', id: ecid });
+      assert.ok(profileId);
+      // The visit's change reached the streaming engine: it evaluated nothing again (same state),
+      // so the entry is still `realized` and was announced once.
+      assert.deepEqual(await realizedOf(profileId), { viewers: 1, 'unmapped-viewers': 1 });
+      assert.deepEqual(await statusOf(profileId), { viewers: 'realized', 'unmapped-viewers': 'realized' });
+
+      // The next visit is a later qualification: `existing`, still one `realized` event each.
+      clock += 60_000;
+      await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      await settle();
+      assert.deepEqual(await statusOf(profileId), { viewers: 'existing', 'unmapped-viewers': 'existing' });
+      assert.deepEqual(await realizedOf(profileId), { viewers: 1, 'unmapped-viewers': 1 });
+
+      // Something else changing the profile is evaluated by the streaming engine as before.
+      await ok(h, 'POST', '/v1/datasets/crm/records', { ...withEcid(ecid), loyalty: { tier: 'gold' } });
+      await settle();
+      assert.equal((await statusOf(profileId))['gold'], 'realized');
+      assert.deepEqual(await realizedOf(profileId), { viewers: 1, 'unmapped-viewers': 1, gold: 1 });
+    });
     it('collect stores the event and answers 204', async () => {
       const ecid = ecidOf(5);
       const r = await edge(h, `/ee/v1/collect?configId=${prod.datastreamId}`, { events: [{ xdm: { ...purchase(), ...withEcid(ecid) } }] }, { origin: ORIGIN });

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { describeBackends } from '@audient/storage/testing';
 import { createHarness, type Harness } from '../testing/harness.js';
+import { ALL_METHODS, STREAMING_METHODS } from './segmentation.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -198,6 +199,37 @@ await describeBackends((backend) => {
       await h.ctx.segmentation.tick();
       const sizes = (await h.call('GET', '/v1/audiences/gold/sizes')).json().items as Array<{ size: number; source: string }>;
       assert.deepEqual(sizes.map((p) => [p.source, p.size]), [['streaming', 1]], 'one streaming point per day');
+    });
+  });
+
+  describe('concurrent evaluations of one profile', () => {
+    let h: Harness;
+    const clock = T0;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
+      await setup(h);
+    });
+    after(() => h.close());
+
+    it('run one at a time: an entry is realized once, with one membership event', async () => {
+      const eve = person('eve@x.io', { loyalty: { tier: 'gold' } });
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', eve.record)).statusCode, 200);
+      const profileId = await h.ctx.store.findProfileId('prod', { ns: 'email', id: 'eve@x.io' });
+      assert.ok(profileId);
+      // The streaming engine (the record's change), the edge and a re-evaluation on time, at once.
+      await Promise.all([
+        h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS }),
+        h.ctx.segmentation.evaluate('prod', [profileId], { methods: STREAMING_METHODS, reuse: true }),
+        h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS }),
+        (async () => {
+          await h.ctx.feed.flush();
+          await h.ctx.bus.drain();
+        })(),
+      ]);
+      const events = (await h.ctx.store.readMembershipEvents('prod', 0, 1_000)).filter((e) => e.profileId === profileId);
+      assert.deepEqual(events.map((e) => [e.audienceId, e.status]), [['gold', 'realized']]);
+      const gold = (await h.ctx.store.memberships('prod', [profileId])).get(profileId)?.find((m) => m.audienceId === 'gold');
+      assert.equal(gold?.status, 'existing', 'the later evaluations confirmed it');
     });
   });
 

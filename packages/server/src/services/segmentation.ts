@@ -8,6 +8,7 @@
  * Membership changes are written with their events in one transaction and published on the bus
  * (`memberships.<sandbox>`). A failure on one profile is recorded and never stops the rest.
  */
+import { createHash } from 'node:crypto';
 import {
   eventTimesOf,
   mergeFragments,
@@ -41,6 +42,21 @@ export interface EvaluationReport {
   realized: number;
   exited: number;
   errors: Array<{ profileId: string; audienceId: string; message: string }>;
+  /** With `withMemberships`: each evaluated profile's memberships after the call (writes committed). */
+  memberships?: Map<string, Membership[]>;
+}
+
+/**
+ * What a reusing evaluation (the edge's, the streaming engine's) last did for a profile: the
+ * audiences it evaluated on exactly this profile state (fragments, events in the window) and
+ * these memberships. The next reusing evaluation of the same state skips them: an edge visit is
+ * evaluated by the request and then not again when its change arrives from the change feed.
+ */
+interface EvaluatedState {
+  data: string;
+  members: string;
+  /** The compiled audiences evaluated (the plan's own set when it was all of them). */
+  evaluated: ReadonlySet<unknown>;
 }
 
 /** A profile as evaluators see it. */
@@ -50,6 +66,24 @@ export interface LoadedProfile {
 }
 
 const MAX_REPORTED_ERRORS = 100;
+/** Profiles whose last evaluated state is remembered (the oldest are forgotten first). */
+const MAX_REMEMBERED_STATES = 50_000;
+
+/** A digest of a profile's data as evaluation reads it (any change of fragment or event changes it). */
+function dataKey(profile: LoadedProfile): string {
+  const parts: string[] = [];
+  for (const f of profile.fragments) parts.push(`f\u0000${f.datasetId}\u0000${f.ns}\u0000${f.id}\u0000${f.graphId}\u0000${f.timestamp}\u0000${JSON.stringify(f.attributes)}`);
+  for (const e of profile.events) parts.push(`e\u0000${e.datasetId}\u0000${e.eventId}\u0000${e.timestamp}\u0000${JSON.stringify(e.body)}`);
+  parts.sort();
+  return createHash('sha1').update(parts.join('\n')).digest('base64');
+}
+
+/** A digest of a profile's memberships (in any order). */
+function membersKey(list: Iterable<Membership>): string {
+  const parts: string[] = [];
+  for (const m of list) parts.push(`${m.audienceId}\u0000${m.status}\u0000${m.lastQualificationTime}`);
+  return createHash('sha1').update(parts.sort().join('\n')).digest('base64');
+}
 
 /** Builds the evaluation context of one profile (merged attributes per policy, events oldest first). */
 export function profileContext(
@@ -77,6 +111,10 @@ export class SegmentationEngine {
   private lastSizeDay = '';
   private readonly plans = new WeakMap<readonly CompiledEntry[], Map<ReadonlySet<EvaluationMethod>, EvaluationPlan>>();
   private readonly enabled = new WeakMap<readonly DatasetDef[], ReadonlySet<string>>();
+  /** Per `sandbox\0profile`: what the last reusing evaluation saw and evaluated (see EvaluatedState). */
+  private readonly states = new Map<string, EvaluatedState>();
+  /** Per `sandbox\0profile`: the evaluation in progress (evaluations of one profile run one at a time). */
+  private readonly inFlight = new Map<string, Promise<void>>();
 
   constructor(
     private readonly deps: {
@@ -137,9 +175,12 @@ export class SegmentationEngine {
         const writes: MembershipWrite[] = [];
         for (const [pid, list] of current) for (const m of list) writes.push({ profileId: pid, audienceId: m.audienceId, membership: null });
         if (writes.length) await this.deps.store.writeMemberships(sandboxId, writes, this.now());
-        for (const a of absorbed) profiles.delete(a);
+        for (const a of absorbed) {
+          profiles.delete(a);
+          this.states.delete(stateId(sandboxId, a));
+        }
       }
-      if (profiles.size) await this.evaluate(sandboxId, [...profiles], { methods: STREAMING_METHODS });
+      if (profiles.size) await this.evaluate(sandboxId, [...profiles], { methods: STREAMING_METHODS, reuse: true });
     }
   }
 
@@ -213,7 +254,7 @@ export class SegmentationEngine {
         }
         targets.push({ row, compiled, policy, timed: !timeIndependent(compiled) });
       }
-      byMethods.set(methods, (plan = { targets, policies }));
+      byMethods.set(methods, (plan = { targets, policies, compiled: new Set(targets.map((t) => t.compiled)) }));
     }
     return plan;
   }
@@ -226,21 +267,84 @@ export class SegmentationEngine {
   }
 
   /**
+   * Waits until no evaluation of these profiles is in progress, then marks them in progress; the
+   * returned function ends that. Two evaluations of one profile never read the same memberships
+   * and both write the same entry (two `realized` events for one entry).
+   */
+  private async hold(sandboxId: string, profileIds: readonly string[]): Promise<() => void> {
+    const ids = profileIds.map((p) => stateId(sandboxId, p));
+    for (;;) {
+      const busy: Array<Promise<void>> = [];
+      for (const id of ids) {
+        const p = this.inFlight.get(id);
+        if (p) busy.push(p);
+      }
+      if (!busy.length) break;
+      await Promise.all(busy);
+    }
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    for (const id of ids) this.inFlight.set(id, mine);
+    return () => {
+      for (const id of ids) if (this.inFlight.get(id) === mine) this.inFlight.delete(id);
+      done();
+    };
+  }
+
+  /** Remembers what a reusing evaluation saw and evaluated for a profile (bounded, oldest forgotten first). */
+  private remember(id: string, state: EvaluatedState): void {
+    this.states.delete(id);
+    this.states.set(id, state);
+    if (this.states.size > MAX_REMEMBERED_STATES) {
+      const oldest = this.states.keys().next();
+      if (!oldest.done) this.states.delete(oldest.value);
+    }
+  }
+
+  /**
    * Evaluates the audiences of `methods` for `profileIds`, writes membership transitions and
    * publishes their events, and schedules the next time-driven re-evaluation of each profile.
    * Profiles and memberships are read with one set-based call each, all writes of the call go
    * to the store in one call each (none when nothing changed).
+   *
+   * `reuse` (the edge's and the streaming engine's evaluations, which follow profile changes):
+   * an audience already evaluated by a reusing evaluation on exactly the same profile data and
+   * memberships is not evaluated again (nothing it reads changed; a time window flipping since
+   * is handled by the re-evaluation that evaluation scheduled), unless a membership changed
+   * earlier in the same pass. Re-evaluations on time and batch runs never skip.
    */
   async evaluate(
     sandboxId: string,
     profileIds: readonly string[],
-    opts: { methods: ReadonlySet<EvaluationMethod>; audiences?: readonly CompiledEntry[] },
+    opts: { methods: ReadonlySet<EvaluationMethod>; audiences?: readonly CompiledEntry[]; reuse?: boolean; withMemberships?: boolean },
   ): Promise<EvaluationReport> {
-    const { store, catalog, audiences, config, bus } = this.deps;
+    const { audiences } = this.deps;
     const report: EvaluationReport = { profiles: profileIds.length, evaluations: 0, realized: 0, exited: 0, errors: [] };
-    const { targets, policies } = this.plan(opts.audiences ?? (await audiences.compiledAll(sandboxId)), opts.methods);
-    if (!targets.length || !profileIds.length) return report;
+    const plan = this.plan(opts.audiences ?? (await audiences.compiledAll(sandboxId)), opts.methods);
+    if (!plan.targets.length || !profileIds.length) return report;
+    const release = await this.hold(sandboxId, profileIds);
+    let events: MembershipEventRow[];
+    try {
+      events = await this.evaluateHeld(sandboxId, profileIds, plan, opts, report);
+    } finally {
+      release();
+    }
+    const subject = membershipSubject(sandboxId);
+    for (const e of events) await this.deps.bus.publish(subject, e.profileId, e);
+    return report;
+  }
+
+  /** evaluate() while the profiles are held: returns the membership events written. */
+  private async evaluateHeld(
+    sandboxId: string,
+    profileIds: readonly string[],
+    { targets, policies, compiled: planned }: EvaluationPlan,
+    opts: { reuse?: boolean; withMemberships?: boolean },
+    report: EvaluationReport,
+  ): Promise<MembershipEventRow[]> {
+    const { store, catalog, config } = this.deps;
     const now = this.now();
+    if (opts.withMemberships) report.memberships = new Map();
     const [loaded, current, datasets] = await Promise.all([
       store.loadProfiles(sandboxId, profileIds, now - config.eventRetentionMs),
       store.memberships(sandboxId, profileIds),
@@ -249,6 +353,7 @@ export class SegmentationEngine {
     const enabled = this.enabledDatasets(datasets);
     const writes: MembershipWrite[] = [];
     const schedule: Array<{ profileId: string; dueAt: number }> = [];
+    const remembered: Array<[string, EvaluatedState]> = [];
     const contexts: Array<AudienceContext | undefined> = new Array<AudienceContext | undefined>(policies.length);
     for (const profileId of profileIds) {
       const profile = loaded.get(profileId);
@@ -260,9 +365,21 @@ export class SegmentationEngine {
         const m = members.get(id);
         return m !== undefined && m.status !== 'exited';
       };
+      // What a reusing evaluation of this very state already evaluated (skipped unless a
+      // membership changes earlier in this pass: targets are in dependency order).
+      const id = stateId(sandboxId, profileId);
+      const data = opts.reuse ? dataKey(profile) : '';
+      const seen = opts.reuse ? this.states.get(id) : undefined;
+      const done = seen && seen.data === data && seen.members === membersKey(list ?? []) ? seen.evaluated : undefined;
+      const evaluated = new Set<unknown>();
+      let changed = false;
       contexts.fill(undefined);
       let next = Infinity;
       for (const { row, compiled, policy, timed } of targets) {
+        if (!changed && done?.has(compiled)) {
+          evaluated.add(compiled);
+          continue;
+        }
         let qualifies: boolean;
         try {
           const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment));
@@ -277,25 +394,35 @@ export class SegmentationEngine {
           continue;
         }
         report.evaluations++;
+        evaluated.add(compiled);
         const prev = members.get(row.id);
         // Not in and not qualifying, or confirmed `existing`: nothing to write (the common case).
         if (qualifies ? prev?.status === 'existing' : prev === undefined || prev.status === 'exited') continue;
         const t = transition(row.id, prev, qualifies, now);
         if (!t.changed) continue;
         if (t.next) members.set(row.id, t.next);
+        else members.delete(row.id);
+        changed = true;
         writes.push({ profileId, audienceId: row.id, membership: t.next ?? null, event: t.event });
         if (t.event === 'realized') report.realized++;
         if (t.event === 'exited') report.exited++;
       }
       if (next !== Infinity) schedule.push({ profileId, dueAt: next });
+      if (opts.reuse) remembered.push([id, { data, members: membersKey(members.values()), evaluated: evaluated.size === planned.size ? planned : evaluated }]);
+      report.memberships?.set(profileId, [...members.values()]);
     }
     let events: MembershipEventRow[] = [];
     if (writes.length) events = await store.writeMemberships(sandboxId, writes, now);
     if (schedule.length) await store.scheduleReevaluations(sandboxId, schedule);
-    const subject = membershipSubject(sandboxId);
-    for (const e of events) await bus.publish(subject, e.profileId, e);
-    return report;
+    // Only once written: a failed write leaves nothing remembered, so the next pass evaluates again.
+    for (const [id, state] of remembered) this.remember(id, state);
+    return events;
   }
+}
+
+/** Key of a profile in the engine's per-profile maps. */
+function stateId(sandboxId: string, profileId: string): string {
+  return `${sandboxId}\u0000${profileId}`;
 }
 
 /** An audience as an evaluation plan holds it. */
@@ -310,6 +437,8 @@ interface PlannedAudience extends CompiledEntry {
 interface EvaluationPlan {
   targets: PlannedAudience[];
   policies: MergePolicy[];
+  /** The targets' compiled audiences. */
+  compiled: ReadonlySet<unknown>;
 }
 
 /** Methods the streaming evaluator handles on each change. */

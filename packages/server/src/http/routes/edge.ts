@@ -101,6 +101,15 @@ const ConsentBody = Type.Object(
   },
   Open,
 );
+/**
+ * The interact answer (edge-service.ts `InteractResponse`), so Fastify serialises it with a
+ * compiled serialiser. Handle payloads are open (each is written as JSON.stringify writes it).
+ */
+const InteractAnswer = Type.Object({
+  requestId: Type.String(),
+  handle: Type.Array(Type.Object({ type: Type.String(), payload: Type.Array(Type.Unknown()) })),
+  warnings: Type.Optional(Type.Array(Type.Unknown())),
+});
 /** A region (location hint) in an edge path, `/ee/<region>/v1/…`: `irl1`, `va6`, `t35`. */
 const REGION_RE = /^[A-Za-z0-9]{1,32}$/;
 
@@ -231,7 +240,17 @@ export function edgeRoutes(ctx: AudientContext) {
       }
       app.post(
         `${prefix}/v1/interact`,
-        { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, hide, summary: 'Experience Edge interact: ingest the events and answer identity, profile lookups and syncs', body: EdgeBody, security: [] } },
+        {
+          bodyLimit: EDGE_MAX_BODY_BYTES,
+          schema: {
+            tags,
+            hide,
+            summary: 'Experience Edge interact: ingest the events and answer identity, profile lookups and syncs',
+            body: EdgeBody,
+            response: { 200: InteractAnswer },
+            security: [],
+          },
+        },
         async (req) => {
           const t = target(req);
           return ctx.edge.handle(t.target, withCookies(req, req.body as EdgeRequestBody), { requestId: t.requestId, mode: 'interact', region: t.region });
