@@ -4,8 +4,8 @@
  * answer has (given by the parent). What Node itself costs for the same requests and the same
  * answer bytes on the same machine.
  */
-import http from 'node:http';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
+import { startBareJsonServer } from '../lib/http.js';
 import { peakRssMB } from '../lib/rss.js';
 
 /** Parent → peer: answer bodies of this many bytes. */
@@ -40,34 +40,19 @@ function fixedAnswer(bytes: number): Buffer {
 
 async function main(): Promise<void> {
   const start = await fromParent<StartBare>('start');
-  const answer = fixedAnswer(start.answerBytes);
   let answered = 0;
   let failed = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      try {
-        JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        answered++;
-        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': answer.length });
-        res.end(answer);
-      } catch {
-        failed++;
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end('{"status":400}');
-      }
-    });
+  const server = await startBareJsonServer({
+    answer: fixedAnswer(start.answerBytes),
+    contentType: 'application/json; charset=utf-8',
+    rejectBody: '{"status":400}',
+    parsed: () => answered++,
+    failed: () => failed++,
   });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('server has no TCP address');
-  toParent({ type: 'ready', url: `http://127.0.0.1:${address.port}` } satisfies BareReady);
+  toParent({ type: 'ready', url: server.url } satisfies BareReady);
 
   await fromParent<Message>('stop');
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await server.close();
   toParent({ type: 'stopped', answered, failed, peakRssMB: peakRssMB() } satisfies BareStopped);
   process.disconnect?.();
 }

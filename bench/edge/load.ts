@@ -11,6 +11,8 @@
  */
 import http from 'node:http';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
+import { assertLoopback } from '../lib/http.js';
+import { percentile } from '../lib/latency.js';
 import { interactBodies } from './bodies.js';
 
 /** Parent → load client: build the bodies once. */
@@ -71,11 +73,6 @@ export interface EdgeLoadDone extends Message {
 /** Load client messages. */
 export type EdgeLoadOut = LoadPrepared | EdgeLoadDone;
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 interface Answer {
   status: number | 'error';
   bytes: number;
@@ -103,7 +100,7 @@ function sender(target: URL, agent: http.Agent): (body: Buffer) => Promise<Answe
 
 async function run(r: RunEdgeLoad, bodies: Buffer[]): Promise<EdgeLoadDone> {
   const target = new URL(r.path, r.url);
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(target.hostname)) throw new Error(`refusing non-loopback target ${target.hostname}`);
+  assertLoopback(target);
   const sockets = r.mode === 'open' ? r.maxSockets : r.concurrency;
   const agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
   const send = sender(target, agent);

@@ -11,8 +11,11 @@
 import { createContext, buildApp, loadConfig } from '@audient/server';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
 import { RawSeeder } from '../lib/raw-seed.js';
-import { peakRssMB, rssMB } from '../lib/rss.js';
-import { EVENT_SCHEMA, experienceEvents, prng } from '../lib/workload.js';
+import { createBenchSandbox, ingestCounts } from '../lib/audient.js';
+import type { AudientStopped } from '../processes/audient-server.js';
+import { loopbackUrl } from '../lib/http.js';
+import { peakRssMB, rssMB, sampleRss } from '../lib/rss.js';
+import { experienceEvents, prng } from '../lib/workload.js';
 import { interactBody } from './bodies.js';
 
 /** Parent → server: what to build. */
@@ -43,16 +46,8 @@ export interface EdgeReady extends Message {
   rssMB: number;
 }
 
-/** Server → parent: stopped. */
-export interface EdgeStopped extends Message {
-  type: 'stopped';
-  accepted: number;
-  rejected: number;
-  changesPublished: number;
-  feedDrainMs: number;
-  peakRssMB: number;
-  sampledPeakRssMB: number;
-}
+/** Server → parent: stopped (its own account of the run, as the ingestion server gives it). */
+export type EdgeStopped = AudientStopped;
 
 /** Server → parent: the change feed and its subscribers have caught up (answer to `settle`). */
 export interface EdgeSettled extends Message {
@@ -99,17 +94,9 @@ async function main(): Promise<void> {
   const config = loadConfig({ dataDir: start.dir, databaseUrl: dbPath, host: '127.0.0.1', port: 0, logLevel: 'warn' }, {});
   const ctx = await createContext(config);
   const sandboxId = 'bench';
-  await ctx.tenancy.createSandbox({ id: sandboxId, instanceAdmin: true });
-  await ctx.catalog.createSchema(sandboxId, {
-    id: 'crm',
-    name: 'CRM profiles',
-    class: 'profile',
-    fieldGroups: ['profile-person-details', 'profile-personal-contact-details', 'profile-loyalty-details', 'profile-consents'],
-    fields: {},
+  await createBenchSandbox(ctx, sandboxId, {
+    crmFieldGroups: ['profile-person-details', 'profile-personal-contact-details', 'profile-loyalty-details', 'profile-consents'],
   });
-  await ctx.catalog.createDataset(sandboxId, { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
-  await ctx.catalog.createSchema(sandboxId, EVENT_SCHEMA);
-  await ctx.catalog.createDataset(sandboxId, { id: 'web', name: 'Web', schemaId: EVENT_SCHEMA.id, profileEnabled: true });
 
   const seeder = new RawSeeder(dbPath, sandboxId);
   const seedMs = seeder.profiles({ from: 0, to: start.profiles, batch: 1_000, seed: start.seed, datasetId: 'crm' });
@@ -153,8 +140,6 @@ async function main(): Promise<void> {
 
   const app = await buildApp(ctx);
   await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('server has no TCP address');
   const path = `/ee/v1/interact?configId=${datastream.id}`;
 
   // Probe: interacts of a few known profiles, in-process, for the mean answer size the peer copies.
@@ -176,15 +161,11 @@ async function main(): Promise<void> {
   await ctx.feed.flush();
   await ctx.bus.drain();
 
-  let sampled = rssMB();
-  const sampler = setInterval(() => {
-    sampled = Math.max(sampled, rssMB());
-  }, 100);
-  sampler.unref();
+  const rss = sampleRss();
   const { statSync } = await import('node:fs');
   toParent({
     type: 'ready',
-    url: `http://127.0.0.1:${address.port}`,
+    url: loopbackUrl(app.server),
     path,
     answerBytes,
     probeSegments,
@@ -209,19 +190,14 @@ async function main(): Promise<void> {
   await ctx.feed.flush();
   await ctx.bus.drain();
   const feedDrainMs = performance.now() - t;
-  clearInterval(sampler);
-  sampled = Math.max(sampled, rssMB());
-  const ingested = (await ctx.metrics.recordsIngested.get()).values;
-  const count = (status: string): number => ingested.filter((v) => v.labels['status'] === status).reduce((n, v) => n + v.value, 0);
-  const published = (await ctx.metrics.changesPublished.get()).values.reduce((n, v) => n + v.value, 0);
+  rss.stop();
+  const sampledPeakRssMB = rss.peak();
   toParent({
     type: 'stopped',
-    accepted: count('accepted'),
-    rejected: count('rejected'),
-    changesPublished: published,
+    ...(await ingestCounts(ctx)),
     feedDrainMs,
     peakRssMB: peakRssMB(),
-    sampledPeakRssMB: sampled,
+    sampledPeakRssMB,
   } satisfies EdgeStopped);
   await app.close();
   await ctx.close();

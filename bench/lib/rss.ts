@@ -18,3 +18,24 @@ export function peakRssMB(): number {
 export function rssMB(): number {
   return Math.round(process.memoryUsage.rss() / MB);
 }
+
+/** Samples the current RSS every 100 ms (the timer does not hold the process open). */
+export interface RssSampler {
+  /** Stops sampling. */
+  stop(): void;
+  /** The largest RSS seen, the current one included, in MB. */
+  peak(): number;
+}
+
+/** Starts sampling RSS: a peak without the start-up high-water mark the kernel counter keeps. */
+export function sampleRss(): RssSampler {
+  let sampled = rssMB();
+  const timer = setInterval(() => {
+    sampled = Math.max(sampled, rssMB());
+  }, 100);
+  timer.unref();
+  return {
+    stop: () => clearInterval(timer),
+    peak: () => (sampled = Math.max(sampled, rssMB())),
+  };
+}

@@ -7,8 +7,9 @@
  */
 import { createContext, buildApp, loadConfig } from '@audient/server';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
-import { peakRssMB, rssMB } from '../lib/rss.js';
-import { EVENT_SCHEMA } from '../lib/workload.js';
+import { createBenchSandbox, ingestCounts } from '../lib/audient.js';
+import { loopbackUrl } from '../lib/http.js';
+import { peakRssMB, sampleRss } from '../lib/rss.js';
 
 /** Parent → server: start over this database. */
 export interface StartServer extends Message {
@@ -27,8 +28,8 @@ export interface ServerReady extends Message {
   datasetId: string;
 }
 
-/** Server → parent: stopped, with its own account of the run. */
-export interface ServerStopped extends Message {
+/** An Audient server process → parent: stopped, with its own account of the run. */
+export interface AudientStopped extends Message {
   type: 'stopped';
   accepted: number;
   rejected: number;
@@ -38,6 +39,10 @@ export interface ServerStopped extends Message {
   peakRssMB: number;
   /** Largest RSS seen by the 100 ms sampler (excludes start-up peaks the kernel counter keeps). */
   sampledPeakRssMB: number;
+}
+
+/** Server → parent: stopped, with its own account of the run and the CPU time it took. */
+export interface ServerStopped extends AudientStopped {
   /**
    * CPU time (user + system) the server process spent from `ready` until everything was
    * published and handled: the work per event, less sensitive to other load on the machine.
@@ -53,21 +58,13 @@ async function main(): Promise<void> {
   const config = loadConfig({ dataDir: start.dataDir, databaseUrl: start.databaseUrl, host: '127.0.0.1', port: 0, logLevel: 'warn' }, {});
   const ctx = await createContext(config);
   const sandboxId = 'bench';
-  const { apiKey } = await ctx.tenancy.createSandbox({ id: sandboxId, instanceAdmin: true });
-  await ctx.catalog.createSchema(sandboxId, EVENT_SCHEMA);
-  await ctx.catalog.createDataset(sandboxId, { id: 'web', name: 'Web', schemaId: EVENT_SCHEMA.id, profileEnabled: true });
+  const apiKey = await createBenchSandbox(ctx, sandboxId);
   const app = await buildApp(ctx);
   await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('server has no TCP address');
 
-  let sampled = rssMB();
-  const sampler = setInterval(() => {
-    sampled = Math.max(sampled, rssMB());
-  }, 100);
-  sampler.unref();
+  const rss = sampleRss();
   const cpuAtReady = process.cpuUsage();
-  toParent({ type: 'ready', url: `http://127.0.0.1:${address.port}`, apiKey, sandboxId, datasetId: 'web' } satisfies ServerReady);
+  toParent({ type: 'ready', url: loopbackUrl(app.server), apiKey, sandboxId, datasetId: 'web' } satisfies ServerReady);
 
   await fromParent<Message>('stop');
   const t = performance.now();
@@ -75,19 +72,14 @@ async function main(): Promise<void> {
   await ctx.bus.drain();
   const feedDrainMs = performance.now() - t;
   const cpu = process.cpuUsage(cpuAtReady);
-  clearInterval(sampler);
-  sampled = Math.max(sampled, rssMB());
-  const ingested = (await ctx.metrics.recordsIngested.get()).values;
-  const count = (status: string): number => ingested.filter((v) => v.labels['status'] === status).reduce((n, v) => n + v.value, 0);
-  const published = (await ctx.metrics.changesPublished.get()).values.reduce((n, v) => n + v.value, 0);
+  rss.stop();
+  const sampledPeakRssMB = rss.peak();
   const stopped: ServerStopped = {
     type: 'stopped',
-    accepted: count('accepted'),
-    rejected: count('rejected'),
-    changesPublished: published,
+    ...(await ingestCounts(ctx)),
     feedDrainMs,
     peakRssMB: peakRssMB(),
-    sampledPeakRssMB: sampled,
+    sampledPeakRssMB,
     cpuMs: (cpu.user + cpu.system) / 1000,
   };
   // Reported before closing: a close that lets the process exit early must not lose the figures.

@@ -3,9 +3,9 @@
  * reads each body, `JSON.parse`s it and answers a fixed small JSON. What Node itself costs for the
  * same requests on the same machine; ours / this is the share of that ceiling Audient reaches.
  */
-import http from 'node:http';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
-import { peakRssMB, rssMB } from '../lib/rss.js';
+import { startBareJsonServer } from '../lib/http.js';
+import { peakRssMB, sampleRss } from '../lib/rss.js';
 import type { ServerReady, ServerStopped } from './audient-server.js';
 
 const ANSWER = Buffer.from('{"status":"accepted"}');
@@ -14,39 +14,21 @@ async function main(): Promise<void> {
   await fromParent<Message>('start');
   let parsed = 0;
   let failed = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      try {
-        const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        parsed += Array.isArray(body) ? body.length : 1;
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': ANSWER.length });
-        res.end(ANSWER);
-      } catch {
-        failed++;
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end('{"code":"MALFORMED_JSON"}');
-      }
-    });
+  const server = await startBareJsonServer({
+    answer: ANSWER,
+    contentType: 'application/json',
+    rejectBody: '{"code":"MALFORMED_JSON"}',
+    parsed: (body) => (parsed += Array.isArray(body) ? body.length : 1),
+    failed: () => failed++,
   });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('server has no TCP address');
-  let sampled = rssMB();
-  const sampler = setInterval(() => {
-    sampled = Math.max(sampled, rssMB());
-  }, 100);
-  sampler.unref();
+  const rss = sampleRss();
   const cpuAtReady = process.cpuUsage();
-  toParent({ type: 'ready', url: `http://127.0.0.1:${address.port}`, apiKey: '', sandboxId: '', datasetId: '' } satisfies ServerReady);
+  toParent({ type: 'ready', url: server.url, apiKey: '', sandboxId: '', datasetId: '' } satisfies ServerReady);
 
   await fromParent<Message>('stop');
   const cpu = process.cpuUsage(cpuAtReady);
-  clearInterval(sampler);
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  rss.stop();
+  await server.close();
   toParent({
     type: 'stopped',
     accepted: parsed,
@@ -54,7 +36,7 @@ async function main(): Promise<void> {
     changesPublished: 0,
     feedDrainMs: 0,
     peakRssMB: peakRssMB(),
-    sampledPeakRssMB: Math.max(sampled, rssMB()),
+    sampledPeakRssMB: rss.peak(),
     cpuMs: (cpu.user + cpu.system) / 1000,
   } satisfies ServerStopped);
   process.disconnect?.();

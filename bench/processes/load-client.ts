@@ -6,6 +6,8 @@
  */
 import http from 'node:http';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
+import { assertLoopback } from '../lib/http.js';
+import { percentile } from '../lib/latency.js';
 import { requestBodies, type BodyShape } from '../lib/workload.js';
 
 /** Parent → load client: what to send where. */
@@ -53,15 +55,10 @@ export interface LoadDone extends Message {
 /** Load client messages. */
 export type LoadOut = LoadGenerated | LoadDone;
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 async function main(): Promise<void> {
   const run = await fromParent<RunLoad>('run');
   const target = new URL(run.path, run.url);
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(target.hostname)) throw new Error(`refusing non-loopback target ${target.hostname}`);
+  assertLoopback(target);
 
   const t0 = performance.now();
   const bodies = requestBodies(run.shape, run.count, { people: run.people, seed: run.seed });

@@ -13,10 +13,11 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createContext, loadConfig, type AudientContext } from '@audient/server';
+import { createBenchSandbox } from '../lib/audient.js';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
 import { RawSeeder } from '../lib/raw-seed.js';
 import { peakRssMB, rssMB } from '../lib/rss.js';
-import { EVENT_SCHEMA, experienceEvents, prng, profileIdentity, profileRecord } from '../lib/workload.js';
+import { experienceEvents, prng, profileIdentity, profileRecord } from '../lib/workload.js';
 
 /** Parent → process: what to build and measure. */
 export interface RunProfileStore extends Message {
@@ -100,17 +101,7 @@ async function main(): Promise<void> {
   const config = loadConfig({ dataDir: run.dir, databaseUrl: dbPath, logLevel: 'warn' }, {});
   const ctx = await createContext(config);
   const sandbox = 'bench';
-  await ctx.tenancy.createSandbox({ id: sandbox, instanceAdmin: true });
-  await ctx.catalog.createSchema(sandbox, {
-    id: 'crm',
-    name: 'CRM profiles',
-    class: 'profile',
-    fieldGroups: ['profile-person-details', 'profile-personal-contact-details', 'profile-loyalty-details'],
-    fields: {},
-  });
-  await ctx.catalog.createDataset(sandbox, { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
-  await ctx.catalog.createSchema(sandbox, EVENT_SCHEMA);
-  await ctx.catalog.createDataset(sandbox, { id: 'web', name: 'Web', schemaId: EVENT_SCHEMA.id, profileEnabled: true });
+  await createBenchSandbox(ctx, sandbox, { crmFieldGroups: ['profile-person-details', 'profile-personal-contact-details', 'profile-loyalty-details'] });
 
   const seeder = new RawSeeder(dbPath, sandbox);
   const seeded = run.profiles - 2 * run.slice;

@@ -4,10 +4,9 @@
  * delete of the profile holding the ECID, on every adapter.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, it } from 'node:test';
-import type { WritePlan } from '@audient/core';
+import { it } from 'node:test';
 import type { IdSyncRow, Store } from './port.js';
-import { describeBackends, openWithSandboxes } from './testing.js';
+import { describeBackends, eachStoreWithSandboxes, writePlan as plan } from './testing.js';
 
 const T0 = 1_700_000_000_000;
 const E1 = '1'.repeat(38);
@@ -18,22 +17,11 @@ const sync = (ecid: string, partnerUid: string, over: Partial<IdSyncRow> = {}): 
   sandboxId: 'a', partnerId: 'conn-1', ecid, partnerUid, syncedAt: T0, ...over,
 });
 
-function plan(parts: Partial<WritePlan>): WritePlan {
-  return {
-    newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
-    fragments: [], events: [], changes: [], results: [], ...parts,
-  };
-}
 const ident = (ns: string, id: string, graphId: string) => ({ ns, id, graphId, type: 'cookie' as const, lastSeen: T0 });
 
 await describeBackends((backend) => {
   let store: Store;
-  beforeEach(async () => {
-    store = await openWithSandboxes(backend);
-  });
-  afterEach(async () => {
-    await store.close();
-  });
+  eachStoreWithSandboxes(backend, (s) => (store = s));
 
   it('stores syncs, finds them in the order asked, and a later sync replaces the partner id', async () => {
     await store.putIdSyncs([sync(E1, 'P-1'), sync(E2, 'P-2')]);

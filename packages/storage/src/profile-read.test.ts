@@ -4,18 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, it } from 'node:test';
-import type { WritePlan } from '@audient/core';
 import type { ProfileRead, Store } from './port.js';
-import { describeBackends, openWithSandboxes } from './testing.js';
+import { describeBackends, openWithSandboxes, writePlan as plan } from './testing.js';
 
 const T0 = 1_700_000_000_000;
 
-function plan(parts: Partial<WritePlan>): WritePlan {
-  return {
-    newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
-    fragments: [], events: [], changes: [], results: [], ...parts,
-  };
-}
 const ident = (ns: string, id: string, graphId: string, lastSeen = T0) => ({ ns, id, graphId, type: 'person' as const, lastSeen });
 const event = (eventId: string, graphId: string, timestamp: number, datasetId = 'web') =>
   ({ datasetId, eventId, graphId, timestamp, body: { eventType: 'page', nested: { n: 1, list: [1, 'two'] }, eventId } });

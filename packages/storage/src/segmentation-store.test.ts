@@ -4,19 +4,12 @@
  * Profiles are created with hand-built plans, so these tests pin storage, not planning.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, it } from 'node:test';
-import type { Membership, StoredFragment, WritePlan } from '@audient/core';
+import { it } from 'node:test';
+import type { Membership, StoredFragment } from '@audient/core';
 import type { AudienceRow, MembershipWrite, Store } from './port.js';
-import { describeBackends, openWithSandboxes } from './testing.js';
+import { describeBackends, eachStoreWithSandboxes, writePlan as plan } from './testing.js';
 
 const T0 = 1_700_000_000_000;
-
-function plan(parts: Partial<WritePlan>): WritePlan {
-  return {
-    newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
-    fragments: [], events: [], changes: [], results: [], ...parts,
-  };
-}
 
 const audience = (id: string, over: Partial<AudienceRow> = {}): AudienceRow => ({
   id, name: `Audience ${id}`, description: 'adults on the web', query: 'person.age >= 18',
@@ -47,12 +40,7 @@ const byFragmentKey = (x: StoredFragment, y: StoredFragment): number =>
 
 await describeBackends((backend) => {
   let store: Store;
-  beforeEach(async () => {
-    store = await openWithSandboxes(backend);
-  });
-  afterEach(async () => {
-    await store.close();
-  });
+  eachStoreWithSandboxes(backend, (s) => (store = s));
 
   it('puts, gets, lists and deletes audiences, per sandbox', async () => {
     await store.putAudience('a', audience('aud2'));

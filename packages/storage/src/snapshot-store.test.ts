@@ -5,19 +5,12 @@
  * and gone with a privacy delete.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, it } from 'node:test';
-import type { StoredFragment, WritePlan } from '@audient/core';
+import { it } from 'node:test';
+import type { StoredFragment } from '@audient/core';
 import type { ProfileSnapshot, Store } from './port.js';
-import { describeBackends, openWithSandboxes } from './testing.js';
+import { describeBackends, eachStoreWithSandboxes, writePlan as plan } from './testing.js';
 
 const T0 = 1_700_000_000_000;
-
-function plan(parts: Partial<WritePlan>): WritePlan {
-  return {
-    newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
-    fragments: [], events: [], changes: [], results: [], ...parts,
-  };
-}
 
 const ident = (id: string, graphId: string) => ({ ns: 'email', id, graphId, type: 'person' as const, lastSeen: T0 });
 const fragment = (datasetId: string, id: string, graphId: string, attributes: Record<string, unknown>, timestamp = T0): StoredFragment =>
@@ -50,12 +43,7 @@ const sorted = (xs: ProfileSnapshot[]): ProfileSnapshot[] => xs.map((x) => ({ ..
 
 await describeBackends((backend) => {
   let store: Store;
-  beforeEach(async () => {
-    store = await openWithSandboxes(backend);
-  });
-  afterEach(async () => {
-    await store.close();
-  });
+  eachStoreWithSandboxes(backend, (s) => (store = s));
 
   it('builds every snapshot of a sandbox as loadProfiles reads it, and pages them in byte order', async () => {
     await store.ingest('a', (tx) => tx.apply(plan({

@@ -3,19 +3,12 @@
  * reference, and PostgreSQL). Plans are hand-built, so these tests pin storage, not planning.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, it } from 'node:test';
-import { fragmentKey, eventKey, type DatasetDef, type NamespaceDef, type SchemaDef, type WritePlan } from '@audient/core';
+import { it } from 'node:test';
+import { fragmentKey, eventKey, type DatasetDef, type NamespaceDef, type SchemaDef } from '@audient/core';
 import type { FailedRecordRow, JobRow, Store } from './port.js';
-import { describeBackends, openWithSandboxes } from './testing.js';
+import { describeBackends, eachStoreWithSandboxes, writePlan as plan } from './testing.js';
 
 const T0 = 1_700_000_000_000;
-
-function plan(parts: Partial<WritePlan>): WritePlan {
-  return {
-    newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
-    fragments: [], events: [], changes: [], results: [], ...parts,
-  };
-}
 
 const schema = (id: string, name = id): SchemaDef => ({ id, name, class: 'profile', fieldGroups: [], fields: { score: { type: 'number' } }, version: 1 });
 const dataset = (id: string): DatasetDef => ({ id, name: `Dataset ${id}`, schemaId: 's1', profileEnabled: true });
@@ -39,12 +32,7 @@ const job = (id: string, over: Partial<JobRow> = {}): JobRow => ({
 
 await describeBackends((backend) => {
   let store: Store;
-  beforeEach(async () => {
-    store = await openWithSandboxes(backend);
-  });
-  afterEach(async () => {
-    await store.close();
-  });
+  eachStoreWithSandboxes(backend, (s) => (store = s));
 
   it('reports its kind and migrates idempotently', async () => {
     assert.equal(store.kind, backend.name);

@@ -17,7 +17,8 @@
  * });
  */
 import { randomBytes } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { WritePlan } from '@audient/core';
 import pg from 'pg';
 import type { Store } from './port.js';
 import { PostgresStore } from './postgres/postgres-store.js';
@@ -188,4 +189,32 @@ export async function openWithSandboxes(backend: StoreBackend): Promise<Store> {
   await store.createSandbox({ id: 'a', name: 'Sandbox A' });
   await store.createSandbox({ id: 'b', name: 'Sandbox B' });
   return store;
+}
+
+/**
+ * Gives each test of the enclosing suite a fresh store of `backend` with the sandboxes `a` and `b`
+ * (handed to `use` before the test), and closes it after the test.
+ *
+ * @example
+ * let store: Store;
+ * eachStoreWithSandboxes(backend, (s) => (store = s));
+ */
+export function eachStoreWithSandboxes(backend: StoreBackend, use: (store: Store) => void): void {
+  let store: Store | undefined;
+  beforeEach(async () => {
+    store = await openWithSandboxes(backend);
+    use(store);
+  });
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+  });
+}
+
+/** A write plan that changes nothing but `parts` (hand-built plans pin storage, not planning). */
+export function writePlan(parts: Partial<WritePlan>): WritePlan {
+  return {
+    newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
+    fragments: [], events: [], changes: [], results: [], ...parts,
+  };
 }

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { namespaceKey } from '@audient/core';
 import { startMoEngageServer, type MoEngageServer } from '@audient/destinations/testing';
 import { describeBackends } from '@audient/storage/testing';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { createHarness, okJson, settle as settleStages, type Harness } from '../testing/harness.js';
 
 /**
  * Activation decides from the bus messages while they continue its cursors, reads the durable logs
@@ -14,23 +14,10 @@ await describeBackends((backend) => {
     let h: Harness;
     let moe: MoEngageServer;
 
-    const ok = async (method: 'POST', url: string, body: unknown): Promise<Record<string, unknown>> => {
-      const r = await h.call(method, url, body);
-      assert.ok(r.statusCode < 300, `${url}: ${r.body}`);
-      return r.json();
-    };
+    const ok = (method: 'POST', url: string, body: unknown): Promise<Record<string, unknown>> => okJson(h, method, url, body);
     const ingest = (crmId: string, tier: string): Promise<Record<string, unknown>> =>
       ok('POST', '/v1/datasets/crm/records', { identification: { core: { crmId } }, loyalty: { tier } });
-    const settle = async (): Promise<void> => {
-      for (let i = 0; i < 3; i++) {
-        await h.ctx.feed.flush();
-        await h.ctx.bus.drain();
-        await h.ctx.activation.flush();
-        await h.ctx.jobs.idle();
-        h.ctx.delivery.poke();
-        await h.ctx.delivery.idle();
-      }
-    };
+    const settle = (): Promise<void> => settleStages(h, { jobs: true });
     const exported = (): string[] => Object.keys(moe.customers('WS1')).sort();
 
     before(async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { describeBackends } from '@audient/storage/testing';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { createHarness, okJson as ok, settle, deliverNow as deliver, type Harness } from '../testing/harness.js';
 import { startOAuthServer, type OAuthServer } from '../testing/oauth-server.js';
 import { startReceiver, type Receiver } from '../testing/receiver.js';
 
@@ -15,28 +15,6 @@ const seedProfile = {
   },
 };
 const ECID = '14575006536349286404619648085736425115';
-
-async function ok(h: Harness, method: 'POST' | 'PUT' | 'PATCH', url: string, body: unknown): Promise<Record<string, unknown>> {
-  const r = await h.call(method, url, body);
-  assert.ok(r.statusCode < 300, `${method} ${url}: ${r.statusCode} ${r.body}`);
-  return r.json();
-}
-
-/** Lets every stage run: change feed, streaming segmentation, activation, delivery. */
-async function settle(h: Harness): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    await h.ctx.feed.flush();
-    await h.ctx.bus.drain();
-    await h.ctx.activation.flush();
-    await deliver(h);
-  }
-}
-
-/** Runs delivery now and waits for it (background passes included). */
-async function deliver(h: Harness): Promise<void> {
-  h.ctx.delivery.poke();
-  await h.ctx.delivery.idle();
-}
 
 await describeBackends((backend) => {
   describe('activation to the HTTP API destination', () => {

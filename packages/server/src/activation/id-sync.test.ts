@@ -8,30 +8,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { describeBackends } from '@audient/storage/testing';
 import { encodeIdentityCookie } from '../edge/ecid.js';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { createHarness, okJson as ok, settle, type Harness } from '../testing/harness.js';
 import { startReceiver, type Receiver } from '../testing/receiver.js';
 import { NO_SYNCED_ID } from './activation.js';
 
 const ALICE = '11111111111111111111111111111111111111';
 const BOB = '22222222222222222222222222222222222222';
 const CAROL = '33333333333333333333333333333333333333';
-
-async function ok(h: Harness, method: 'POST' | 'PUT' | 'PATCH', url: string, body: unknown): Promise<Record<string, unknown>> {
-  const r = await h.call(method, url, body);
-  assert.ok(r.statusCode < 300, `${method} ${url}: ${r.statusCode} ${r.body}`);
-  return r.json();
-}
-
-/** Lets every stage run: change feed, streaming segmentation, activation, delivery. */
-async function settle(h: Harness): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    await h.ctx.feed.flush();
-    await h.ctx.bus.drain();
-    await h.ctx.activation.flush();
-    h.ctx.delivery.poke();
-    await h.ctx.delivery.idle();
-  }
-}
 
 interface Message {
   type: string;

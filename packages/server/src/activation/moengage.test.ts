@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startMoEngageServer, type MoEngageServer } from '@audient/destinations/testing';
 import { SqliteStore } from '@audient/storage';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { createHarness, okJson, settle, type Harness } from '../testing/harness.js';
 
 describe('activation to MoEngage through the runtime', () => {
   let h: Harness;
@@ -19,11 +19,7 @@ describe('activation to MoEngage through the runtime', () => {
   });
 
   it('sends renamed attributes and the names of the audiences the user is in', async () => {
-    const ok = async (method: 'POST', url: string, body: unknown): Promise<Record<string, unknown>> => {
-      const r = await h.call(method, url, body);
-      assert.ok(r.statusCode < 300, `${url}: ${r.body}`);
-      return r.json();
-    };
+    const ok = (method: 'POST', url: string, body: unknown): Promise<Record<string, unknown>> => okJson(h, method, url, body);
     await ok('POST', '/v1/schemas', {
       id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-person-details', 'profile-loyalty-details', 'profile-identifiers'], fields: {},
     });
@@ -46,13 +42,7 @@ describe('activation to MoEngage through the runtime', () => {
       identification: { core: { crmId: 'crm-42' } }, person: { name: { lastName: 'Doe' } }, loyalty: { tier: 'gold', points: 5000 },
     });
     await ok('POST', '/v1/datasets/crm/records', { identification: { core: { crmId: 'crm-42' } }, loyalty: { points: 10 } });
-    for (let i = 0; i < 3; i++) {
-      await h.ctx.feed.flush();
-      await h.ctx.bus.drain();
-      await h.ctx.activation.flush();
-      h.ctx.delivery.poke();
-      await h.ctx.delivery.idle();
-    }
+    await settle(h);
     const customer = moe.customers('WS1')['crm-42'];
     assert.ok(customer, `MoEngage got ${JSON.stringify(moe.requests.map((r) => [r.status, r.body]))}`);
     assert.equal(customer['Last_Name'], 'Doe');

@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,11 +26,11 @@ import { fileURLToPath } from 'node:url';
 import { SqliteStore } from '@audient/storage';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { loadConfig } from '../config.js';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { chromiumMissing, chromiumSkip, launchChromium, seedPurchase } from '../testing/chromium.js';
+import { createHarness, okJson, type Harness } from '../testing/harness.js';
 import { decodeIdentityCookie } from './ecid.js';
 import { DEFAULT_LOCATION_HINT } from './edge-service.js';
 
-const CHROMIUM = process.env['AUDIENT_CHROMIUM'] ?? '/usr/bin/chromium';
 const ORG = 'ACME@AdobeOrg';
 const IDENTITY_COOKIE = 'kndctr_ACME_AdobeOrg_identity';
 const CLUSTER_COOKIE = 'kndctr_ACME_AdobeOrg_cluster';
@@ -41,7 +41,6 @@ const CONSENT_COOKIE = 'kndctr_ACME_AdobeOrg_consent';
  */
 const EDGE_HOST = 'edge.audient.test';
 const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} not found (apt-get install -y chromium)`;
 
 /** A self-signed certificate for localhost and 127.0.0.1, made now with Debian's openssl (no key is committed). */
 function testCertificate(dir: string): { certFile: string; keyFile: string; cert: Buffer; key: Buffer; spki: string } {
@@ -118,19 +117,7 @@ const SEED_HANDLER = `.then(function(result) {
   });`;
 
 /** Seed 000's purchase, verbatim. */
-const SEED_PURCHASE = `alloy("sendEvent", {
-  "renderDecisions": true,
-  "xdm": {
-    "commerce": {
-      "order": {
-        "purchaseID": "a8g784hjq1mnp3",
-        "purchaseOrderNumber": "VAU3123",
-        "currencyCode": "USD",
-        "priceTotal": 999.98
-      }
-    }
-  }
-})${SEED_HANDLER}`;
+const SEED_PURCHASE = seedPurchase(SEED_HANDLER);
 
 const PAGE_VIEW = `alloy("sendEvent", {
   "xdm": { "eventType": "web.webpagedetails.pageViews", "web": { "webPageDetails": { "name": "home" } } }
@@ -181,9 +168,9 @@ function edgeRequests(p: Page): Array<{ path: string; query: URLSearchParams; bo
   return seen;
 }
 
-describe('Adobe Web SDK (@adobe/alloy) in Chromium against Audient over HTTPS', { skip: process.env['CI'] === 'true' ? false : missing }, () => {
-  if (missing) {
-    it('Chromium is installed', () => assert.fail(`CI=true requires Chromium for the alloy browser test: ${missing}`));
+describe('Adobe Web SDK (@adobe/alloy) in Chromium against Audient over HTTPS', { skip: chromiumSkip }, () => {
+  if (chromiumMissing) {
+    it('Chromium is installed', () => assert.fail(`CI=true requires Chromium for the alloy browser test: ${chromiumMissing}`));
     return;
   }
   let dir = '';
@@ -199,11 +186,7 @@ describe('Adobe Web SDK (@adobe/alloy) in Chromium against Audient over HTTPS', 
   let adServerId = '';
   let ecid = '';
 
-  const ok = async (method: 'POST' | 'PUT', url: string, body: unknown): Promise<Record<string, unknown>> => {
-    const r = await h.call(method, url, body);
-    assert.ok(r.statusCode < 300, `${method} ${url}: ${r.statusCode} ${r.body}`);
-    return r.json();
-  };
+  const ok = (method: 'POST' | 'PUT', url: string, body: unknown): Promise<Record<string, unknown>> => okJson(h, method, url, body);
   const profile = async (id: string) => {
     const r = await h.call('GET', `/v1/profiles?ns=ecid&id=${id}`);
     assert.equal(r.statusCode, 200, r.body);
@@ -285,17 +268,12 @@ describe('Adobe Web SDK (@adobe/alloy) in Chromium against Audient over HTTPS', 
   .then(function () { return alloy("sendEvent", { xdm: { eventType: "web.webpagedetails.pageViews" } }); })${SEED_HANDLER}`),
     );
 
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-        // Trust the test certificate's key only; the edge host goes to Audient's port, and nothing
-        // else resolves but loopback: nothing leaves the machine.
-        `--ignore-certificate-errors-spki-list=${tls.spki}`,
-        `--host-resolver-rules=MAP ${EDGE_HOST} 127.0.0.1:${edgePort}, MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1`,
-      ],
-    });
+    browser = await launchChromium([
+      // Trust the test certificate's key only; the edge host goes to Audient's port, and nothing
+      // else resolves but loopback: nothing leaves the machine.
+      `--ignore-certificate-errors-spki-list=${tls.spki}`,
+      `--host-resolver-rules=MAP ${EDGE_HOST} 127.0.0.1:${edgePort}, MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1`,
+    ]);
     context = await browser.newContext();
   });
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -15,17 +15,14 @@ import { gzipSync } from 'node:zlib';
 import { SqliteStore } from '@audient/storage';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { chromiumMissing, chromiumSkip, launchChromium, seedPurchase } from '../testing/chromium.js';
+import { createHarness, okJson, type Harness } from '../testing/harness.js';
 import { decodeIdentityCookie } from './ecid.js';
 import { SDK_PATH, sdkBundlePath, sdkRoutes } from './sdk-route.js';
 
-/** Debian's Chromium; AUDIENT_CHROMIUM points elsewhere (another distribution's path). */
-const CHROMIUM = process.env['AUDIENT_CHROMIUM'] ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const WEB_SDK_DIR = fileURLToPath(new URL('../../../web-sdk/', import.meta.url));
 const ORG = 'ACME@AdobeOrg';
 const IDENTITY_COOKIE = 'kndctr_ACME_AdobeOrg_identity';
-const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} not found (apt-get install -y chromium)`;
 
 interface PageResult {
   personalization?: string[];
@@ -84,19 +81,7 @@ const SEED_HANDLER = `.then(function(result) {
   });`;
 
 /** Seed 000's purchase, verbatim. */
-const SEED_PURCHASE = `alloy("sendEvent", {
-  "renderDecisions": true,
-  "xdm": {
-    "commerce": {
-      "order": {
-        "purchaseID": "a8g784hjq1mnp3",
-        "purchaseOrderNumber": "VAU3123",
-        "currencyCode": "USD",
-        "priceTotal": 999.98
-      }
-    }
-  }
-})${SEED_HANDLER}`;
+const SEED_PURCHASE = seedPurchase(SEED_HANDLER);
 
 const HOME_VIEW = `alloy("sendEvent", {
   "xdm": { "eventType": "web.webpagedetails.pageViews", "web": { "webPageDetails": { "URL": location.href, "name": "home" } } }
@@ -117,9 +102,9 @@ async function readPage(p: Page): Promise<PageResult> {
   };
 }
 
-describe('Web SDK in Chromium', { skip: process.env['CI'] === 'true' ? false : missing }, () => {
-  if (missing) {
-    it('Chromium is installed', () => assert.fail(`CI=true requires Chromium for the Web SDK browser tests: ${missing}`));
+describe('Web SDK in Chromium', { skip: chromiumSkip }, () => {
+  if (chromiumMissing) {
+    it('Chromium is installed', () => assert.fail(`CI=true requires Chromium for the Web SDK browser tests: ${chromiumMissing}`));
     return;
   }
   let h: Harness;
@@ -134,11 +119,7 @@ describe('Web SDK in Chromium', { skip: process.env['CI'] === 'true' ? false : m
   let datastreamId = '';
   let ecid = '';
 
-  const ok = async (method: 'POST' | 'PUT', url: string, body: unknown): Promise<Record<string, unknown>> => {
-    const r = await h.call(method, url, body);
-    assert.ok(r.statusCode < 300, `${method} ${url}: ${r.statusCode} ${r.body}`);
-    return r.json();
-  };
+  const ok = (method: 'POST' | 'PUT', url: string, body: unknown): Promise<Record<string, unknown>> => okJson(h, method, url, body);
 
   before(async () => {
     // Always test the current sources: rebuild the bundle (esbuild, a few milliseconds).
@@ -216,8 +197,7 @@ describe('Web SDK in Chromium', { skip: process.env['CI'] === 'true' ? false : m
       page(sdkUrl, '', `audient("sendEvent", { xdm: { identityMap: { ECID: [{ id: "123" }] } } })${SEED_HANDLER}\naudient("configure", { edgeDomain: "http://${audientBase}/", datastreamId: "${datastreamId}", orgId: "${ORG}" });`),
     );
 
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     context = await browser.newContext();
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { describeBackends } from '@audient/storage/testing';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { createHarness, okJson as ok, type Harness } from '../testing/harness.js';
 import { EdgeConfigCache } from './edge-cache.js';
 
 const T0 = Date.parse('2025-06-01T10:00:00Z');
@@ -13,12 +13,6 @@ interface Lookup {
   destinationId: string;
   alias: string;
   segments: Array<{ id: string }>;
-}
-
-async function ok(h: Harness, method: 'POST' | 'PUT' | 'DELETE', url: string, body?: unknown): Promise<Record<string, unknown>> {
-  const r = await h.call(method, url, body);
-  assert.ok(r.statusCode < 300, `${method} ${url}: ${r.statusCode} ${r.body}`);
-  return r.statusCode === 204 ? {} : r.json();
 }
 
 await describeBackends((backend) => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { describeBackends } from '@audient/storage/testing';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { createHarness, okJson, type Harness } from '../testing/harness.js';
 import { decodeIdentityCookie } from './ecid.js';
 import { DEFAULT_LOCATION_HINT } from './edge-service.js';
 
@@ -57,11 +57,7 @@ await describeBackends((backend) => {
       await h.ctx.feed.flush();
       await h.ctx.bus.drain();
     };
-    const ok = async (method: 'POST', url: string, body: unknown): Promise<Record<string, unknown>> => {
-      const r = await h.call(method, url, body);
-      assert.ok(r.statusCode < 300, `${method} ${url}: ${r.statusCode} ${r.body}`);
-      return r.json();
-    };
+    const ok = (method: 'POST', url: string, body: unknown): Promise<Record<string, unknown>> => okJson(h, method, url, body);
     const view = (ecid: string) => ({ events: [{ xdm: { eventType: 'web.webpagedetails.pageViews', identityMap: { ECID: [{ id: ecid }] } } }] });
 
     before(async () => {

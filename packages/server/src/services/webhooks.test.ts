@@ -24,18 +24,27 @@ function receiver(): Promise<{ server: Server; url: string; got: Array<{ headers
   );
 }
 
+/**
+ * A harness over a fresh SQLite store (streaming segmentation only) holding the `crm` dataset and
+ * the `gold` audience, and a receiver.
+ */
+async function goldHarness(opts: Parameters<typeof createHarness>[2] = {}): Promise<{ h: Harness; r: Awaited<ReturnType<typeof receiver>> }> {
+  const store = new SqliteStore(':memory:');
+  await store.migrate();
+  const h = await createHarness(store, { segmentation: { tickMs: 0, batchTime: '' } }, opts);
+  const r = await receiver();
+  await h.call('POST', '/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-loyalty-details'], fields: {} });
+  await h.call('POST', '/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
+  await h.call('POST', '/v1/audiences', { id: 'gold', name: 'Gold', query: 'loyalty.tier = "gold"' });
+  return { h, r };
+}
+
 describe('membership webhooks', () => {
   let h: Harness;
   let r: Awaited<ReturnType<typeof receiver>>;
   let clock = Date.parse('2025-01-01T00:00:00Z');
   before(async () => {
-    const store = new SqliteStore(':memory:');
-    await store.migrate();
-    h = await createHarness(store, { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
-    r = await receiver();
-    await h.call('POST', '/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-loyalty-details'], fields: {} });
-    await h.call('POST', '/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
-    await h.call('POST', '/v1/audiences', { id: 'gold', name: 'Gold', query: 'loyalty.tier = "gold"' });
+    ({ h, r } = await goldHarness({ now: () => clock }));
   });
   after(async () => {
     await h.close();
@@ -95,13 +104,7 @@ describe('membership webhooks: the subscription list kept in memory', () => {
   let h: Harness;
   let r: Awaited<ReturnType<typeof receiver>>;
   before(async () => {
-    const store = new SqliteStore(':memory:');
-    await store.migrate();
-    h = await createHarness(store, { segmentation: { tickMs: 0, batchTime: '' } });
-    r = await receiver();
-    await h.call('POST', '/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-loyalty-details'], fields: {} });
-    await h.call('POST', '/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
-    await h.call('POST', '/v1/audiences', { id: 'gold', name: 'Gold', query: 'loyalty.tier = "gold"' });
+    ({ h, r } = await goldHarness());
   });
   after(async () => {
     await h.close();

@@ -2,6 +2,7 @@
  * Test harness: an Audient app over a given store, driven in-process through Fastify's inject,
  * with a first sandbox and its admin key ready.
  */
+import assert from 'node:assert/strict';
 import type { Store } from '@audient/storage';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
@@ -52,4 +53,40 @@ export async function createHarness(
       await ctx.close();
     },
   };
+}
+
+/**
+ * Calls the API through `h` (with its key, or `key`), asserts a 2xx answer and returns the JSON
+ * body (`{}` for a 204).
+ */
+export async function okJson(
+  h: Harness,
+  method: InjectOptions['method'],
+  url: string,
+  body?: unknown,
+  key?: string,
+): Promise<Record<string, unknown>> {
+  const r = await h.call(method, url, body, key);
+  assert.ok(r.statusCode < 300, `${String(method)} ${url}: ${r.statusCode} ${r.body}`);
+  return r.statusCode === 204 ? {} : r.json();
+}
+
+/** Runs delivery now and waits for it (background passes included). */
+export async function deliverNow(h: Harness): Promise<void> {
+  h.ctx.delivery.poke();
+  await h.ctx.delivery.idle();
+}
+
+/**
+ * Lets every stage run, three rounds: change feed, bus (streaming segmentation), activation, then
+ * (with `jobs`) the job runner, and delivery.
+ */
+export async function settle(h: Harness, opts: { jobs?: boolean } = {}): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    await h.ctx.feed.flush();
+    await h.ctx.bus.drain();
+    await h.ctx.activation.flush();
+    if (opts.jobs) await h.ctx.jobs.idle();
+    await deliverNow(h);
+  }
 }
