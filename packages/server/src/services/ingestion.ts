@@ -3,7 +3,6 @@
  * transaction (identity resolution, fragments, events, change log) and keeps every bad one, with
  * its reason, in the failed-records store. One bad record never costs its neighbours.
  */
-import { randomUUID } from 'node:crypto';
 import {
   planIngest,
   prepareRecord,
@@ -17,7 +16,7 @@ import {
   type WritePlan,
 } from '@audient/core';
 import type { Store } from '@audient/storage';
-import { sortableId } from '../ids.js';
+import { sortableId, timeOrderedUuid } from '../ids.js';
 import type { Catalog } from './catalog.js';
 import type { ChangeFeed } from './change-feed.js';
 import type { Metrics } from '../metrics.js';
@@ -50,24 +49,6 @@ interface SandboxQueue {
 }
 
 const weight = (j: PendingWrite): number => j.records.length + j.lake.length;
-
-let uuidTime = 0;
-let uuidSeq = 0;
-
-/**
- * A UUIDv7 (RFC 9562): 48-bit millisecond time, then a 12-bit counter that keeps ids of one
- * millisecond in order, then random bits. New profiles' ids sort by creation time, so their
- * index entries land at the end of the B-trees instead of on random pages.
- */
-export function timeOrderedUuid(): string {
-  const now = Date.now();
-  if (now > uuidTime) (uuidTime = now, uuidSeq = 0);
-  else if (++uuidSeq > 0xfff) (uuidTime += 1, uuidSeq = 0);
-  // The random part comes from randomUUID (v4: its variant bits are already RFC 9562's), whose
-  // entropy is drawn in bulk; the first 64 bits are replaced by time, version and counter.
-  const t = uuidTime.toString(16).padStart(12, '0');
-  return `${t.slice(0, 8)}-${t.slice(8)}-7${uuidSeq.toString(16).padStart(3, '0')}${randomUUID().slice(18)}`;
-}
 
 /** Ingestion for every sandbox. */
 export class IngestionService {
