@@ -18,7 +18,15 @@ function windowStart(e: Expr | undefined): ((s: EvalState) => number) | undefine
   if (e.kind === 'and') {
     const bounds = e.operands.map(windowStart).filter((b): b is (s: EvalState) => number => b !== undefined);
     if (bounds.length === 0) return undefined;
-    return (s) => Math.max(...bounds.map((b) => b(s)));
+    const [first, second] = bounds;
+    if (bounds.length === 1) return first;
+    if (bounds.length === 2 && first && second) return (s) => Math.max(first(s), second(s));
+    // No array built per evaluation: this runs once per event clause per profile.
+    return (s) => {
+      let m = -Infinity;
+      for (let k = 0; k < bounds.length; k++) m = Math.max(m, (bounds[k] as (s: EvalState) => number)(s));
+      return m;
+    };
   }
   if (e.kind !== 'occurs' || e.target.scope !== 'event' || e.target.segments.join('.') !== 'timestamp') return undefined;
   const rel = e.relation;

@@ -8,7 +8,7 @@ import type { CheckedAudience } from './check.js';
 import { Check, hotLeaf } from './hot-leaves.js';
 import { compileLike, compileRegex, type StringTest } from './matchers.js';
 import { NEVER, type Program, type Test } from './program.js';
-import { accessorFor, type Accessor, type EvalState } from './runtime.js';
+import { accessorFor, internalize, type Accessor, type EvalState } from './runtime.js';
 import type { ResolvedPath } from './schema-paths.js';
 import { parseInstant } from './time.js';
 import { compileRelation, earliest } from './time-relation.js';
@@ -53,7 +53,7 @@ function leaf(expr: Program['expr'], test: Test, details: Program['details']): P
 /** Literal as the comparable primitive for the field type (dates become epoch ms). */
 function decode(v: LiteralExpr, type: ResolvedPath['type']): string | number | boolean | null {
   if (type === 'date' && typeof v.value === 'string') return parseInstant(v.value);
-  return v.value;
+  return typeof v.value === 'string' ? internalize(v.value) : v.value;
 }
 
 function cmp(op: CompareOp, a: number | string, b: number | string): boolean {

@@ -14,11 +14,31 @@ import { NEVER, type Next, type Program, type Test } from './program.js';
 import { EvalState, type AudienceContext } from './runtime.js';
 import { earliest } from './time-relation.js';
 
+// Textually identical copies on purpose (see hot-leaves.ts): V8 keeps call feedback per function
+// literal, so one shared `a(s, i) && b(s, i)` sees every audience's leaves and calls them
+// megamorphically (never inlined); spreading two-operand nodes over a few literals keeps most calls
+// monomorphic.
+type Pair = (a: Test, b: Test) => Test;
+const AND2: Pair[] = [
+  (a, b) => (s, i) => a(s, i) && b(s, i),
+  (a, b) => (s, i) => a(s, i) && b(s, i),
+  (a, b) => (s, i) => a(s, i) && b(s, i),
+  (a, b) => (s, i) => a(s, i) && b(s, i),
+];
+const OR2: Pair[] = [
+  (a, b) => (s, i) => a(s, i) || b(s, i),
+  (a, b) => (s, i) => a(s, i) || b(s, i),
+  (a, b) => (s, i) => a(s, i) || b(s, i),
+  (a, b) => (s, i) => a(s, i) || b(s, i),
+];
+let nextPair = 0;
+const pick = (copies: Pair[]): Pair => copies[nextPair++ % copies.length] as Pair;
+
 function compileAnd(e: LogicalExpr, children: Program[]): Program {
   const tests = children.map((c) => c.test);
   const [a, b, c] = tests;
   let test: Test;
-  if (tests.length === 2 && a && b) test = (s, i) => a(s, i) && b(s, i);
+  if (tests.length === 2 && a && b) test = pick(AND2)(a, b);
   else if (tests.length === 3 && a && b && c) test = (s, i) => a(s, i) && b(s, i) && c(s, i);
   else {
     test = (s, i) => {
@@ -33,7 +53,7 @@ function compileOr(e: LogicalExpr, children: Program[]): Program {
   const tests = children.map((c) => c.test);
   const [a, b, c] = tests;
   let test: Test;
-  if (tests.length === 2 && a && b) test = (s, i) => a(s, i) || b(s, i);
+  if (tests.length === 2 && a && b) test = pick(OR2)(a, b);
   else if (tests.length === 3 && a && b && c) test = (s, i) => a(s, i) || b(s, i) || c(s, i);
   else {
     test = (s, i) => {

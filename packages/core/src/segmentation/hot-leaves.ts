@@ -7,6 +7,7 @@
  * attribute evaluation time without generating code from query text.
  */
 import type { Test } from './program.js';
+import { internalize } from './runtime.js';
 
 /** What the leaf does with the value it read. */
 export const enum Check {
@@ -159,5 +160,5 @@ export function hotLeaf(keys: readonly string[], event: boolean, code: Check, li
   const [k0, k1 = '', k2 = ''] = keys;
   if (k0 === undefined || keys.length > 3) return undefined;
   const factory = COPIES[nextCopy++ % COPIES.length] as Factory;
-  return factory({ k0, k1, k2, n: keys.length, code, lit, fn, event });
+  return factory({ k0: internalize(k0), k1: internalize(k1), k2: internalize(k2), n: keys.length, code, lit: typeof lit === 'string' ? internalize(lit) : lit, fn, event });
 }

@@ -103,6 +103,19 @@ export class EvalState {
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
+/**
+ * The same text as an internalized string (V8's string table), i.e. the very string object a
+ * literal property name or a JSON key is. Query paths and literals come from slicing the query
+ * text, which yields fresh strings: used as a key (`o[k]`) such a string misses the inline cache
+ * on every read (a string-table lookup each time), and compared with `===` it is compared
+ * character by character. Internalized once at compile time, both become pointer checks.
+ * Content is unchanged, so this cannot change any result.
+ */
+export function internalize(s: string): string {
+  const k = Object.keys({ [s]: 0 })[0];
+  return k === s ? k : s;
+}
+
 /** Own, non-array property `key` of `o`, or undefined. */
 export function readKey(o: unknown, key: string): unknown {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) return undefined;
@@ -171,7 +184,8 @@ function plainReader(keys: readonly string[]): (o: unknown) => unknown {
 }
 
 /** Builds the accessor of a checked path (with the event `timestamp` served from parsed times). */
-export function accessorFor(path: PathExpr, resolved: ResolvedPath): Accessor {
+export function accessorFor(path0: PathExpr, resolved: ResolvedPath): Accessor {
+  const path = { ...path0, segments: path0.segments.map(internalize) };
   const root: ReadOne = path.scope === 'profile' ? (s) => s.profile : (s, i) => s.events[i];
   if (path.scope === 'event' && path.segments.length === 1 && path.segments[0] === 'timestamp' && resolved.arrayAfter.length === 0) {
     const one: ReadOne = (s, i) => {
@@ -193,6 +207,31 @@ export function accessorFor(path: PathExpr, resolved: ResolvedPath): Accessor {
     const one: ReadOne = path.scope === 'profile' ? (s) => read(s.profile) : (s, i) => read(s.events[i]);
     const keys = path.segments.length <= 3 && path.segments.every(isSafeKey) ? path.segments : undefined;
     return { one, keys, scope: path.scope, some: (s, i, visit) => visit(one(s, i)), all: (s, i) => [one(s, i)] };
+  }
+  const [run0] = runs;
+  if (runs.length === 1 && run0) {
+    // One array crossing (`productListItems.SKU`), the usual shape: a flat loop, no recursion.
+    const each = (o: unknown, visit: (v: unknown) => boolean): boolean => {
+      const arr = run0(o);
+      if (!Array.isArray(arr)) return false;
+      for (let k = 0; k < arr.length; k++) if (visit(lastRun(arr[k]))) return true;
+      return false;
+    };
+    const some: Accessor['some'] = path.scope === 'profile' ? (s, _i, visit) => each(s.profile, visit) : (s, i, visit) => each(s.events[i], visit);
+    return {
+      one: undefined,
+      keys: undefined,
+      scope: path.scope,
+      some,
+      all: (s, i) => {
+        const out: unknown[] = [];
+        some(s, i, (v) => {
+          if (v !== undefined) out.push(v);
+          return false;
+        });
+        return out;
+      },
+    };
   }
   const walk = (v: unknown, depth: number, visit: (v: unknown) => boolean): boolean => {
     const run = runs[depth];

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { compileLike, regexProblem } from './matchers.js';
-import { addMonths, parseInstant, shift } from './time.js';
+import type { Distance, TimeRelation } from './ast.js';
+import { addMonths, parseInstant, shift, startOfDay } from './time.js';
+import { compileRelation, relationBounds } from './time-relation.js';
 
 describe('time', () => {
   it('reads ISO dates and date-times in UTC, never local time', () => {
@@ -63,5 +65,40 @@ describe('matchers', () => {
     assert.match(regexProblem('(a*)*') ?? '', /nested/);
     assert.match(regexProblem('((a|b)+c)+') ?? '', /nested/);
     assert.match(regexProblem('(?:x+){2,}') ?? '', /nested/);
+  });
+
+  it('relation cut-offs cached per anchor agree with the exact interval, near month ends too', () => {
+    const unit = fc.constantFrom('seconds', 'minutes', 'hours', 'days', 'weeks', 'months', 'years' as const);
+    const op = fc.constantFrom('<', '<=', '>', '>=', '=', '!=' as const);
+    const distance: fc.Arbitrary<Distance> = fc.oneof(
+      fc.record({ kind: fc.constant('compare' as const), op, amount: fc.integer({ min: 0, max: 40 }), unit }),
+      fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 40 }), unit).map(([a, b, u]) => ({ kind: 'between' as const, low: Math.min(a, b), high: Math.max(a, b), unit: u })),
+    );
+    const relation: fc.Arbitrary<TimeRelation> = fc.record({ distance, direction: fc.constantFrom('before', 'after' as const), anchor: fc.constantFrom('now', 'today' as const) });
+    const base = Date.UTC(2024, 0, 31, 23, 0);
+    const instant = fc.oneof(
+      fc.integer({ min: -4e12, max: 4e12 }),
+      fc.integer({ min: -2000, max: 2000 }).map((k) => base + k * 3_600_000),
+      fc.integer({ min: -40 * 366, max: 40 * 366 }).map((k) => base + k * 86_400_000 + (k % 7) * 1000),
+      fc.constantFrom(NaN, 1e300, -1e300, 0.5),
+    );
+    fc.assert(
+      fc.property(relation, fc.array(instant, { minLength: 1, maxLength: 30 }), fc.integer({ min: 0, max: 2 }), (rel, ts, nowPick) => {
+        const test = compileRelation(rel);
+        const bounds = relationBounds(rel);
+        for (const now of [base, base + nowPick * 86_400_000 + 12_345]) {
+          const today = startOfDay(now);
+          const a = rel.anchor === 'today' ? today : now;
+          const d = rel.distance;
+          const amounts = d.kind === 'between' ? [d.low, d.high, d.high + 1] : [d.amount, d.amount + 1];
+          const near = amounts.flatMap((k) => [k, -k]).flatMap((k) => [-86_400_000, -3_600_001, -1, 0, 1, 86_399_999].map((dt) => shift(a, k, d.unit) + dt));
+          for (const t of [...ts, ...near, ...ts.map((x) => shift(x, 1, d.unit)), ...ts.map((x) => x + 1)]) {
+            const b = bounds(t);
+            assert.equal(test.holds(t, now, today), b.lo <= a && a < b.hi, `${JSON.stringify(rel)} t=${t} now=${now}`);
+          }
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
