@@ -16,7 +16,7 @@ import { machineInfo } from './lib/machine.js';
 import type { BenchEntry, Results } from './lib/results.js';
 import type { BatchDone, PerProfileDone, RunDelivery } from './delivery/audient-process.js';
 import type { ReceiverReady } from './delivery/receiver-process.js';
-import { benchPgUrl, createScratchSchema, postgresUnavailable } from './lib/postgres.js';
+import { withBenchStore } from './lib/postgres.js';
 
 const SEED = 7;
 const ID = { batch: 'delivery.batch.sqlite', batchPg: 'delivery.batch.postgres', perProfile: 'delivery.per-profile.sqlite' } as const;
@@ -43,22 +43,11 @@ async function withReceiver<T extends BatchDone | PerProfileDone>(env: RunEnv, r
 
 async function batch(env: RunEnv, store: 'sqlite' | 'postgres'): Promise<Results> {
   const id = store === 'sqlite' ? ID.batch : ID.batchPg;
-  const dir = join(env.tmp, `delivery-batch-${store}`);
-  mkdirSync(dir, { recursive: true });
-  let scratch: Awaited<ReturnType<typeof createScratchSchema>> | undefined;
-  try {
-    if (store === 'postgres') {
-      const why = await postgresUnavailable(benchPgUrl());
-      if (why) {
-        env.log(`  PostgreSQL at ${benchPgUrl()} is unavailable (${why}); ${id} is skipped`);
-        return {};
-      }
-      scratch = await createScratchSchema(benchPgUrl());
-    }
+  return (await withBenchStore(env, id, store, `delivery-batch-${store}`, async ({ dir, databaseUrl }) => {
     const exports = Math.round(100_000 * env.scale);
     const load = loadavg()[0]!;
     const d = await withReceiver<BatchDone>(
-      env, { mode: 'batch', dir, exports, rate: 0, seconds: 0, seed: SEED, ...(scratch ? { databaseUrl: scratch.url } : {}) }, 'batch-done', `delivery-batch-${store}`,
+      env, { mode: 'batch', dir, exports, rate: 0, seconds: 0, seed: SEED, ...(databaseUrl ? { databaseUrl } : {}) }, 'batch-done', `delivery-batch-${store}`,
     );
     env.log(`${id}: ${JSON.stringify(d)}`);
     if (d.users !== d.exports) throw new Error(`the receiver counted ${d.users} users for ${d.exports} exports`);
@@ -82,10 +71,7 @@ async function batch(env: RunEnv, store: 'sqlite' | 'postgres'): Promise<Results
         },
       },
     };
-  } finally {
-    await scratch?.drop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  })) ?? {};
 }
 
 async function perProfile(env: RunEnv): Promise<Results> {

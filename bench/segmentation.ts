@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { beside, forkTs } from './lib/child.js';
 import { commandFor, type Family, type RunEnv } from './lib/family.js';
 import { machineInfo } from './lib/machine.js';
-import { benchPgUrl, createScratchSchema, postgresUnavailable } from './lib/postgres.js';
+import { withBenchStore } from './lib/postgres.js';
 import type { BenchEntry, Results } from './lib/results.js';
 import type { BatchDone, RunBatch } from './segmentation/batch-process.js';
 import type { EvaluatorDone, QueryFigures, RunEvaluator } from './segmentation/evaluator-process.js';
@@ -87,21 +87,10 @@ async function evaluator(selected: ReadonlySet<string>, env: RunEnv): Promise<Re
 
 async function batch(env: RunEnv, profiles: number, store: 'sqlite' | 'postgres'): Promise<Results> {
   const id = store === 'sqlite' ? ID.batch : ID.batchPg;
-  const dir = join(env.tmp, `segmentation-batch-${store}`);
-  mkdirSync(dir, { recursive: true });
-  let scratch: Awaited<ReturnType<typeof createScratchSchema>> | undefined;
-  try {
-    if (store === 'postgres') {
-      const why = await postgresUnavailable(benchPgUrl());
-      if (why) {
-        env.log(`  PostgreSQL at ${benchPgUrl()} is unavailable (${why}); ${id} is skipped`);
-        return {};
-      }
-      scratch = await createScratchSchema(benchPgUrl());
-    }
+  return (await withBenchStore(env, id, store, `segmentation-batch-${store}`, async ({ dir, databaseUrl }) => {
     const child = forkTs<RunBatch, BatchDone>(beside(import.meta.url, './segmentation/batch-process.ts'), { nodeArgs: prof(env, `segmentation-batch-${store}`) });
     const n = Math.round(profiles * env.scale);
-    child.send({ type: 'run', dir, profiles: n, audiences: 100, seed: SEED, changed: Math.max(1, Math.round(n / 100)), ...(scratch ? { databaseUrl: scratch.url } : {}) });
+    child.send({ type: 'run', dir, profiles: n, audiences: 100, seed: SEED, changed: Math.max(1, Math.round(n / 100)), ...(databaseUrl ? { databaseUrl } : {}) });
     const load = loadavg()[0]!;
     const d = await child.receive('done', 3_600_000);
     await child.exited(60_000);
@@ -126,10 +115,7 @@ async function batch(env: RunEnv, profiles: number, store: 'sqlite' | 'postgres'
         },
       },
     };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    await scratch?.drop();
-  }
+  })) ?? {};
 }
 
 async function streaming(env: RunEnv, records: number): Promise<Results> {

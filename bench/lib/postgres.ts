@@ -4,6 +4,8 @@
  * dropped afterwards. Schemas left by crashed runs are swept after an hour.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { withClient } from '@audient/storage/testing';
 
 const PREFIX = 'audient_bench_';
@@ -51,4 +53,35 @@ export async function createScratchSchema(url: string): Promise<ScratchSchema> {
     url: u.toString(),
     drop: () => withClient(url, (c) => c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)).then(() => undefined),
   };
+}
+
+/**
+ * Runs `fn` on a fresh data directory `<tmp>/<name>` and, for PostgreSQL, a scratch schema (its URL
+ * passed as `databaseUrl`); both are removed afterwards. When PostgreSQL is unreachable it logs why
+ * benchmark `id` is skipped and resolves undefined.
+ */
+export async function withBenchStore<T>(
+  env: { tmp: string; log: (line: string) => void },
+  id: string,
+  store: 'sqlite' | 'postgres',
+  name: string,
+  fn: (where: { dir: string; databaseUrl?: string }) => Promise<T>,
+): Promise<T | undefined> {
+  const dir = join(env.tmp, name);
+  mkdirSync(dir, { recursive: true });
+  let scratch: ScratchSchema | undefined;
+  try {
+    if (store === 'postgres') {
+      const why = await postgresUnavailable(benchPgUrl());
+      if (why) {
+        env.log(`  PostgreSQL at ${benchPgUrl()} is unavailable (${why}); ${id} is skipped`);
+        return undefined;
+      }
+      scratch = await createScratchSchema(benchPgUrl());
+    }
+    return await fn(scratch ? { dir, databaseUrl: scratch.url } : { dir });
+  } finally {
+    await scratch?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
