@@ -33,6 +33,7 @@ import type { Dataflow, Dataflows } from './dataflows.js';
 import { mappedIdentities } from './dataflows.js';
 import { authHeadersForDryRun } from './delivery.js';
 import { pushTo } from '../collections.js';
+import { SandboxCache } from '../sandbox-cache.js';
 
 const PAGE = 500;
 const HOUR = 3_600_000;
@@ -114,11 +115,6 @@ class LogTail<T extends { seq: number }> {
   }
 }
 
-interface CacheEntry<T> {
-  at: number;
-  value: Promise<T>;
-}
-
 /** The profile as exports see it. */
 interface ProfileSnapshot {
   profileId: string;
@@ -157,9 +153,9 @@ export class ActivationService {
   private readonly members = new LogTail<MembershipEventRow>();
   private readonly changes = new LogTail<SeqChange>();
   /** Active dataflows per sandbox (dropped when a dataflow changes, rebuilt after CONTEXT_TTL_MS). */
-  private readonly flowCache = new Map<string, CacheEntry<Dataflow[]>>();
+  private readonly flowCache = new SandboxCache<Dataflow[]>(CONTEXT_TTL_MS);
   /** Audience names per sandbox (dropped when an audience changes, rebuilt after CONTEXT_TTL_MS). */
-  private readonly nameCache = new Map<string, CacheEntry<Map<string, string>>>();
+  private readonly nameCache = new SandboxCache<Map<string, string>>(CONTEXT_TTL_MS);
 
   constructor(
     private readonly deps: {
@@ -174,8 +170,8 @@ export class ActivationService {
       now: () => number;
     },
   ) {
-    deps.dataflows.onChanged((sandboxId) => this.flowCache.delete(sandboxId));
-    deps.audiences.onChanged((sandboxId) => this.nameCache.delete(sandboxId));
+    deps.dataflows.onChanged((sandboxId) => this.flowCache.drop(sandboxId));
+    deps.audiences.onChanged((sandboxId) => this.nameCache.drop(sandboxId));
     // Starting the backfill job (not waiting for it) is part of saving the dataflow.
     deps.dataflows.onSaved(async (sandboxId, flow, added) => {
       if (added.length && flow.status === 'active') await this.backfill(sandboxId, flow, added);
@@ -255,21 +251,8 @@ export class ActivationService {
     while (this.draining) await this.draining;
   }
 
-  /** A per-sandbox cache read: kept until invalidated or CONTEXT_TTL_MS old; a failed build is not kept. */
-  private cached<T>(cache: Map<string, CacheEntry<T>>, sandboxId: string, build: () => Promise<T>): Promise<T> {
-    const now = Date.now();
-    const hit = cache.get(sandboxId);
-    if (hit && now - hit.at < CONTEXT_TTL_MS) return hit.value;
-    const entry: CacheEntry<T> = { at: now, value: build() };
-    cache.set(sandboxId, entry);
-    entry.value.catch(() => {
-      if (cache.get(sandboxId) === entry) cache.delete(sandboxId);
-    });
-    return entry.value;
-  }
-
   private activeFlows(sandboxId: string): Promise<Dataflow[]> {
-    return this.cached(this.flowCache, sandboxId, async () => (await this.deps.dataflows.list(sandboxId)).filter((f) => f.status === 'active'));
+    return this.flowCache.get(sandboxId, async () => (await this.deps.dataflows.list(sandboxId)).filter((f) => f.status === 'active'));
   }
 
   private async loadProfile(sandboxId: string, profileId: string, enabled: ReadonlySet<string>): Promise<ProfileSnapshot | undefined> {
@@ -312,7 +295,7 @@ export class ActivationService {
   }
 
   private audienceNames(sandboxId: string): Promise<Map<string, string>> {
-    return this.cached(this.nameCache, sandboxId, async () => new Map((await this.deps.audiences.list(sandboxId)).map((a) => [a.id, a.name])));
+    return this.nameCache.get(sandboxId, async () => new Map((await this.deps.audiences.list(sandboxId)).map((a) => [a.id, a.name])));
   }
 
   private async enabledDatasets(sandboxId: string): Promise<Set<string>> {

@@ -13,6 +13,7 @@ import type { EvaluationMethod } from '@audient/core';
 import type { Connections } from '../activation/connections.js';
 import type { Dataflows } from '../activation/dataflows.js';
 import type { AudienceService, CompiledEntry } from '../services/audiences.js';
+import { SandboxCache } from '../sandbox-cache.js';
 
 /** The destination whose connections answer profile lookups. */
 export const PROFILE_LOOKUP_DESTINATION = 'custom-personalization';
@@ -32,16 +33,11 @@ export interface SandboxEdgeConfig {
   edgeAudiences: readonly CompiledEntry[];
 }
 
-interface Entry {
-  at: number;
-  config: Promise<SandboxEdgeConfig>;
-}
-
 const EDGE: EvaluationMethod = 'edge';
 
 /** Per-sandbox edge configuration, cached with invalidation. */
 export class EdgeConfigCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: SandboxCache<SandboxEdgeConfig>;
   /** The edge audiences last filtered from each compiled set: the same array while the set is the same. */
   private readonly edgeOf = new WeakMap<readonly CompiledEntry[], readonly CompiledEntry[]>();
 
@@ -54,29 +50,18 @@ export class EdgeConfigCache {
       clock?: () => number;
       ttlMs?: number;
     },
-  ) {}
-
-  private clock(): number {
-    return this.deps.clock?.() ?? Date.now();
+  ) {
+    this.entries = new SandboxCache(deps.ttlMs ?? 5_000, deps.clock ?? Date.now);
   }
 
   /** The sandbox's edge configuration (built once, then served from memory). */
   get(sandboxId: string): Promise<SandboxEdgeConfig> {
-    const now = this.clock();
-    const hit = this.entries.get(sandboxId);
-    if (hit && now - hit.at < (this.deps.ttlMs ?? 5_000)) return hit.config;
-    const config = this.build(sandboxId);
-    const entry: Entry = { at: now, config };
-    this.entries.set(sandboxId, entry);
-    config.catch(() => {
-      if (this.entries.get(sandboxId) === entry) this.entries.delete(sandboxId);
-    });
-    return config;
+    return this.entries.get(sandboxId, () => this.build(sandboxId));
   }
 
   /** Forgets the sandbox's configuration: the next request rebuilds it (a build under way is not kept). */
   invalidate(sandboxId: string): void {
-    this.entries.delete(sandboxId);
+    this.entries.drop(sandboxId);
   }
 
   private async build(sandboxId: string): Promise<SandboxEdgeConfig> {

@@ -16,6 +16,7 @@ import {
   type SchemaDef,
 } from '@audient/core';
 import type { Store } from '@audient/storage';
+import { SandboxCache } from '../sandbox-cache.js';
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -32,7 +33,7 @@ export class Catalog {
   private readonly resolved = new Map<string, Map<string, ResolvedSchema>>();
   private readonly registries = new Map<string, NamespaceRegistry>();
   /** Datasets per sandbox; read on every ingestion and evaluation, so kept for a few seconds. */
-  private readonly datasets = new Map<string, { at: number; list: Promise<DatasetDef[]> }>();
+  private readonly datasets = new SandboxCache<DatasetDef[]>();
 
   private readonly listeners: Array<(sandboxId: string) => void> = [];
 
@@ -95,7 +96,7 @@ export class Catalog {
     if (await this.store.getDataset(sandboxId, input.id)) throw new AudientError('CONFLICT', `dataset ${input.id} already exists`);
     await this.getSchema(sandboxId, input.schemaId);
     await this.store.putDataset(sandboxId, input);
-    this.datasets.delete(sandboxId);
+    this.datasets.drop(sandboxId);
     return input;
   }
 
@@ -104,7 +105,7 @@ export class Catalog {
     const d = await this.getDataset(sandboxId, id);
     const next = { ...d, ...patch };
     await this.store.putDataset(sandboxId, next);
-    this.datasets.delete(sandboxId);
+    this.datasets.drop(sandboxId);
     return next;
   }
 
@@ -116,12 +117,7 @@ export class Catalog {
 
   /** Datasets of a sandbox (cached for 5 s; writes through this service refresh it at once). */
   listDatasets(sandboxId: string): Promise<DatasetDef[]> {
-    const hit = this.datasets.get(sandboxId);
-    if (hit && Date.now() - hit.at < 5000) return hit.list;
-    const list = this.store.listDatasets(sandboxId);
-    this.datasets.set(sandboxId, { at: Date.now(), list });
-    list.catch(() => this.datasets.delete(sandboxId));
-    return list;
+    return this.datasets.get(sandboxId, () => this.store.listDatasets(sandboxId));
   }
 
   /** Adds a custom namespace; standard codes and duplicates are refused. */

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Bus } from '../bus/port.js';
 import { sortableId } from '../ids.js';
 import type { SecretBox } from '../secrets.js';
+import { SandboxCache } from '../sandbox-cache.js';
 
 const KIND = 'membership-webhook';
 const BATCH = 100;
@@ -64,7 +65,7 @@ export class MembershipWebhooks {
    * Dropped on every write through this service; rebuilt after LIST_TTL_MS in any case (writes by
    * another process over the same store).
    */
-  private readonly subsCache = new Map<string, { at: number; subs: Promise<StoredWebhook[]> }>();
+  private readonly subsCache = new SandboxCache<StoredWebhook[]>(LIST_TTL_MS);
 
   constructor(private readonly deps: { store: Store; bus: Bus; secrets: SecretBox; log: Logger; now?: () => number }) {}
 
@@ -93,24 +94,16 @@ export class MembershipWebhooks {
 
   /** The sandbox's subscriptions, from memory while fresh. */
   private subscriptions(sandboxId: string): Promise<StoredWebhook[]> {
-    const now = Date.now();
-    const hit = this.subsCache.get(sandboxId);
-    if (hit && now - hit.at < LIST_TTL_MS) return hit.subs;
-    const entry = { at: now, subs: this.deps.store.listDocs<StoredWebhook>(sandboxId, KIND) };
-    this.subsCache.set(sandboxId, entry);
-    entry.subs.catch(() => {
-      if (this.subsCache.get(sandboxId) === entry) this.subsCache.delete(sandboxId);
-    });
-    return entry.subs;
+    return this.subsCache.get(sandboxId, () => this.deps.store.listDocs<StoredWebhook>(sandboxId, KIND));
   }
 
   /** Writes a subscription and drops the sandbox's cached list. */
   private async save(sandboxId: string, w: StoredWebhook): Promise<void> {
-    this.subsCache.delete(sandboxId);
+    this.subsCache.drop(sandboxId);
     try {
       await this.deps.store.putDoc(sandboxId, KIND, w.id, w);
     } finally {
-      this.subsCache.delete(sandboxId);
+      this.subsCache.drop(sandboxId);
     }
   }
 
@@ -154,9 +147,9 @@ export class MembershipWebhooks {
   }
 
   async delete(sandboxId: string, id: string): Promise<void> {
-    this.subsCache.delete(sandboxId);
+    this.subsCache.drop(sandboxId);
     const deleted = await this.deps.store.deleteDoc(sandboxId, KIND, id);
-    this.subsCache.delete(sandboxId);
+    this.subsCache.drop(sandboxId);
     if (!deleted) throw new AudientError('NOT_FOUND', `no webhook ${id} in this sandbox`);
   }
 
