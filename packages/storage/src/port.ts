@@ -125,6 +125,39 @@ export interface MembershipEventRow {
   at: number;
 }
 
+/**
+ * A run of consecutive profiles of a batch page: their ids, their snapshot texts as one JSON
+ * array text (each element what `decodeSnapshot` reads), and their current memberships as one
+ * JSON array text (per profile `[[audienceId, status, lastQualificationTime]…]`), the three in
+ * the same order (not necessarily id order); `last` is the chunk's greatest id. A page comes as
+ * a few large texts rather than strings per profile: the job's thread only hands them to its
+ * workers, and V8 does not copy large strings in its young-generation collections.
+ */
+export interface BatchProfileChunk {
+  profileIds: string[];
+  snapshots: string;
+  memberships: string;
+  last: string;
+}
+
+/** One page of a batch run's membership writes (see `Store.writeBatchMemberships`). */
+export interface BatchMembershipPage {
+  /** Memberships entered (`realized`) or left (`exited`) at `now`, each logged as an event, in this order; one per profile and audience. */
+  changes: ReadonlyArray<{ profileId: string; audienceId: string; status: 'realized' | 'exited' }>;
+  /**
+   * Confirmations (realized → existing, lastQualificationTime kept), set-based: every membership
+   * of `profileIds` in `audienceIds` still `realized` becomes `existing`, except the pairs in
+   * `changes` and in `unconfirmed` (not evaluated).
+   */
+  confirm: {
+    profileIds: readonly string[];
+    audienceIds: readonly string[];
+    unconfirmed: ReadonlyArray<{ profileId: string; audienceId: string }>;
+  };
+  /** Re-evaluations to ask for, as `scheduleReevaluations`. */
+  schedule: ReadonlyArray<{ profileId: string; dueAt: number }>;
+}
+
 /** A profile as the batch evaluator reads it from its snapshot: fragments, and events oldest first. */
 export interface ProfileSnapshot {
   profileId: string;
@@ -308,6 +341,12 @@ export interface Store {
   countProfiles(sandboxId: string): Promise<number>;
   /** Profile ids of a sandbox in id order, after `after`. */
   listProfileIds(sandboxId: string, after: string | undefined, limit: number): Promise<string[]>;
+  /**
+   * Events (at or after `eventsSince`, oldest first) of many profiles at once, as loadProfiles
+   * reads them, for evaluators that hold the fragments already. Optional: without it,
+   * loadProfiles is used.
+   */
+  loadEvents?(sandboxId: string, profileIds: readonly string[], eventsSince: number): Promise<Map<string, EventRow[]>>;
   /** Fragments and events (at or after `eventsSince`, oldest first) of many profiles at once. */
   loadProfiles(
     sandboxId: string,
@@ -329,8 +368,17 @@ export interface Store {
   refreshProfileSnapshots(sandboxId: string, profileIds: readonly string[] | undefined, eventsSince: number): Promise<{ written: number; removed: number }>;
   /** Snapshots in profile id order after `after`; events at or after `eventsSince`, oldest first. */
   scanProfileSnapshots(sandboxId: string, after: string | undefined, limit: number, eventsSince: number): Promise<ProfileSnapshot[]>;
-  /** The same rows undecoded (`decodeSnapshot` reads them), for decoding off the main thread. */
-  scanProfileSnapshotTexts(sandboxId: string, after: string | undefined, limit: number): Promise<Array<{ profileId: string; body: string }>>;
+
+  /**
+   * The next `limit` snapshots after `after` in profile id order, with the profiles' memberships,
+   * in chunks of up to `chunk` consecutive profiles (the batch job's read).
+   */
+  scanBatchProfiles(sandboxId: string, after: string | undefined, limit: number, chunk: number): Promise<BatchProfileChunk[]>;
+  /**
+   * Writes a page of a batch run atomically: confirmations, changes with their events, and
+   * re-evaluations, each as one set-based statement. Returns the events logged, in order.
+   */
+  writeBatchMemberships(sandboxId: string, page: BatchMembershipPage, now: number): Promise<MembershipEventRow[]>;
 
   /** Asks for profiles to be re-evaluated at their `dueAt` (per profile, the earliest request wins). */
   scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void>;

@@ -11,9 +11,12 @@ import type { EventRow, ProfileSnapshot } from './port.js';
 type FragmentTuple = [string, string, string, number, Record<string, unknown>];
 type EventTuple = [string, string, number, Record<string, unknown>];
 
-/** Decodes a snapshot text; events before `eventsSince` are left out. */
-export function decodeSnapshot(profileId: string, body: string, eventsSince: number): ProfileSnapshot {
-  const raw = JSON.parse(body) as { f: FragmentTuple[]; e: EventTuple[] };
+/**
+ * Decodes a snapshot text, or the value it parses to (a batch page parses many snapshots with
+ * one JSON.parse); events before `eventsSince` are left out.
+ */
+export function decodeSnapshot(profileId: string, body: string | object, eventsSince: number): ProfileSnapshot {
+  const raw = (typeof body === 'string' ? JSON.parse(body) : body) as { f: FragmentTuple[]; e: EventTuple[] };
   const fragments: StoredFragment[] = new Array<StoredFragment>(raw.f.length);
   for (let i = 0; i < raw.f.length; i++) {
     const [datasetId, ns, id, timestamp, attributes] = raw.f[i]!;

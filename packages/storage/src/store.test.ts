@@ -257,6 +257,7 @@ await describeBackends((backend) => {
     assert.equal(seqs.length, n);
     const read = await store.readChanges(0, n);
     assert.deepEqual(read.map((c) => c.change.eventId), ids.map((_, k) => `e${k}`), 'change seqs follow the plan order');
+    assert.deepEqual(read.map((c) => c.seq), seqs, 'apply returns the seq the log gave each change');
     assert.equal((await store.profileIdentities('a', 'g3')).length, 100);
     const frag = (await store.profileFragments('a', 'g3')).find((f) => f.id === 'u3@e.com');
     assert.deepEqual(frag?.attributes, { id: 'u3@e.com', quote: `it's "u3@e.com" \\ ok` });

@@ -17,7 +17,7 @@ import {
 import pg from 'pg';
 import { Mutex } from '../mutex.js';
 import type {
-  ApiKeyRow, AudienceRow, AudienceSizePoint, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow,
+  ApiKeyRow, AudienceRow, AudienceSizePoint, BatchMembershipPage, BatchProfileChunk, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow,
   ExportSettlement, IdSyncRow, MembershipEventRow, MembershipWrite, OutboxRow, Page, ProfileRead, ProfileSnapshot, SandboxRow, Store,
 } from '../port.js';
 import * as failed from './failed-records.js';
@@ -25,6 +25,7 @@ import { postgresIngestTx, toFragment, toIdentity, type FragmentRow, type Identi
 import { applyMigrations } from './migrations.js';
 import * as idSyncs from './id-syncs.js';
 import * as outbox from './outbox.js';
+import * as batch from './batch-memberships.js';
 import * as seg from './segmentation.js';
 
 /** Options of the PostgreSQL store. */
@@ -437,6 +438,9 @@ export class PostgresStore implements Store {
   ): Promise<Map<string, { fragments: StoredFragment[]; events: EventRow[] }>> {
     return seg.loadProfiles(this.pool, sandboxId, profileIds, eventsSince);
   }
+  async loadEvents(sandboxId: string, profileIds: readonly string[], eventsSince: number): Promise<Map<string, EventRow[]>> {
+    return seg.loadEvents(this.pool, sandboxId, profileIds, eventsSince);
+  }
 
   async changeHead(sandboxId: string): Promise<number> {
     // Under the sandbox's write lock: no write of it is in flight, so no lower seq of it can commit later.
@@ -448,8 +452,11 @@ export class PostgresStore implements Store {
   async scanProfileSnapshots(sandboxId: string, after: string | undefined, limit: number, eventsSince: number): Promise<ProfileSnapshot[]> {
     return seg.scanProfileSnapshots(this.pool, sandboxId, after, limit, eventsSince);
   }
-  async scanProfileSnapshotTexts(sandboxId: string, after: string | undefined, limit: number): Promise<Array<{ profileId: string; body: string }>> {
-    return seg.scanProfileSnapshotTexts(this.pool, sandboxId, after, limit);
+  async scanBatchProfiles(sandboxId: string, after: string | undefined, limit: number, chunk: number): Promise<BatchProfileChunk[]> {
+    return batch.scanBatchProfiles(this.pool, sandboxId, after, limit, chunk);
+  }
+  async writeBatchMemberships(sandboxId: string, page: BatchMembershipPage, now: number): Promise<MembershipEventRow[]> {
+    return batch.writeBatchMemberships(this.pool, sandboxId, page, now);
   }
 
   async scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {

@@ -216,6 +216,22 @@ export async function loadProfiles(db: Db, sandboxId: string, profileIds: readon
   return out;
 }
 
+const LOAD_EVENTS = prepared('load_events', `
+  SELECT e.graph_id, e.dataset_id, e.event_id, e.body, e.ts
+  FROM unnest($2::text[]) AS g(id) CROSS JOIN LATERAL (
+    SELECT * FROM events WHERE sandbox_id = $1 AND graph_id = g.id AND ts >= $3 ORDER BY ts, event_id) e`);
+
+/** Events (at or after `eventsSince`, oldest first) of many profiles, as loadProfiles reads them; every asked id is a key. */
+export async function loadEvents(db: Db, sandboxId: string, profileIds: readonly string[], eventsSince: number): Promise<Map<string, EventRow[]>> {
+  const out = new Map<string, EventRow[]>(profileIds.map((p) => [p, []]));
+  if (out.size === 0) return out;
+  const { rows } = await db.query<{ graph_id: string; dataset_id: string; event_id: string; body: Record<string, unknown>; ts: number }>({
+    ...LOAD_EVENTS, values: [sandboxId, [...out.keys()], eventsSince],
+  });
+  for (const r of rows) out.get(r.graph_id)?.push({ datasetId: r.dataset_id, eventId: r.event_id, timestamp: r.ts, body: r.body });
+  return out;
+}
+
 const SCHEDULE = prepared('schedule_reevaluations', `
   INSERT INTO reevaluations AS r (sandbox_id, profile_id, due_at)
   SELECT $1, p, MIN(d) FROM unnest($2::text[], $3::bigint[]) AS u(p, d) GROUP BY p
@@ -313,19 +329,31 @@ export async function refreshProfileSnapshots(
     [sandboxId],
   );
   removed += rowCount ?? 0;
+  // Two chunks build at once, on two pooled connections: the build is server CPU (JSONB to
+  // text, aggregation), so a second backend uses a second core.
+  const running = new Set<Promise<void>>();
+  let failure: unknown;
   let after: string | undefined;
   for (;;) {
     const ids = await listProfileIds(db, sandboxId, after, CHUNK);
     if (!ids.length) break;
-    await chunk(ids);
+    const p: Promise<void> = chunk(ids).catch((err: unknown) => void (failure ??= err)).finally(() => running.delete(p));
+    running.add(p);
+    if (running.size >= 2) await Promise.race(running);
+    if (failure !== undefined) break;
     after = ids.at(-1);
     if (ids.length < CHUNK) break;
   }
+  await Promise.all(running);
+  if (failure !== undefined) throw failure;
+  // Statistics taken before the build would make the planner scan and sort every snapshot after
+  // the cursor for each page of the batch read instead of walking the primary key.
+  await db.query('ANALYZE profile_snapshots');
   return { written, removed };
 }
 
 /** Snapshot texts in profile id order after `after` (the primary key, read in order). */
-export async function scanProfileSnapshotTexts(db: Db, sandboxId: string, after: string | undefined, limit: number): Promise<Array<{ profileId: string; body: string }>> {
+async function scanProfileSnapshotTexts(db: Db, sandboxId: string, after: string | undefined, limit: number): Promise<Array<{ profileId: string; body: string }>> {
   const { rows } = await db.query<{ profile_id: string; body: string }>({
     ...prepared('scan_snapshots', 'SELECT profile_id, body FROM profile_snapshots WHERE sandbox_id = $1 AND profile_id > $2 ORDER BY profile_id LIMIT $3'),
     values: [sandboxId, after ?? '', limit],

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import {
   eventKey,
   fragmentKey,
+  identityKey,
 
   namespaceKey,
   type DatasetDef,
@@ -25,6 +26,8 @@ import type {
   OutboxRow,
   AudienceRow,
   AudienceSizePoint,
+  BatchMembershipPage,
+  BatchProfileChunk,
   MembershipEventRow,
   MembershipWrite,
   ApiKeyRow,
@@ -41,6 +44,7 @@ import type {
 } from '../port.js';
 import { newLeaseToken } from '../lease.js';
 import { decodeSnapshot } from '../snapshot.js';
+import * as batch from './batch-memberships.js';
 import { Checkpointer } from './checkpointer.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
@@ -77,7 +81,8 @@ const toEvent = (r: Row): EventRow => ({
   timestamp: r['ts'] as number,
   body: JSON.parse(r['body'] as string) as Record<string, unknown>,
 });
-const toOutbox = (r: Row): OutboxRow => ({
+/** A claimed row with its lease token, built in one literal (claims map thousands of rows at a time). */
+const toLeased = (r: Row): OutboxRow => ({
   id: r['id'] as number,
   sandboxId: r['sandbox_id'] as string,
   dataflowId: r['dataflow_id'] as string,
@@ -89,9 +94,13 @@ const toOutbox = (r: Row): OutboxRow => ({
   nextAttemptAt: r['next_attempt_at'] as number,
   createdAt: r['created_at'] as number,
   lastError: (r['last_error'] as string | null) ?? null,
+  lease: r['lease_token'] as number,
 });
-/** A claimed row: its lease token too. */
-const toLeased = (r: Row): OutboxRow => ({ ...toOutbox(r), lease: r['lease_token'] as number });
+/** A listed row: no lease (listing is not hot). */
+const toOutbox = (r: Row): OutboxRow => {
+  const { lease: _lease, ...row } = toLeased(r);
+  return row;
+};
 const toFailed = (r: Row): FailedRecordRow => ({
   id: r['id'] as string,
   sandboxId: r['sandbox_id'] as string,
@@ -116,12 +125,28 @@ const toJob = (r: Row): JobRow => ({
   updatedAt: r['updated_at'] as string,
 });
 
+/** Most changes one INSERT appends (a power of two; 3 values a row, far under SQLite's variable limit). */
+const MAX_CHANGES_PER_STATEMENT = 256;
+
 /** The embedded store. `path` is a file, or `:memory:` for tests. */
+/** A writeMemberships call waiting for its group's transaction. */
+interface PendingMembershipWrite {
+  sandboxId: string;
+  writes: readonly MembershipWrite[];
+  now: number;
+  resolve: (events: MembershipEventRow[]) => void;
+  reject: (err: unknown) => void;
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly writers = new Mutex();
   private readonly stmtCache = new Map<string, Database.Statement>();
+  /** Ingestion's read of the graph holding an identity (raw rows). */
+  private graphMembersStmt: Database.Statement | undefined;
+  /** `appendChanges` statements, indexed by log2 of their row count. */
+  private readonly appendChangeStmts: Database.Statement[] = [];
   private readonly checkpointer: Checkpointer | undefined;
 
   constructor(path: string) {
@@ -277,15 +302,24 @@ export class SqliteStore implements Store {
   private ingestTx(sandboxId: string): IngestTx {
     return {
       graphMembersOf: async (identities) => {
-        const graphs = new Set<string>();
-        for (const i of identities) {
-          const r = this.get('SELECT graph_id FROM identities WHERE sandbox_id = ? AND ns = ? AND id = ?', sandboxId, i.ns, i.id);
-          if (r) graphs.add(r['graph_id'] as string);
-        }
+        // One lookup per identity reads its whole graph (identity → graph → members); identities
+        // already found in a graph read earlier are skipped, so a graph is read once.
+        const loaded = new Set<string>();
         const out: StoredIdentity[] = [];
-        for (const g of graphs) {
-          for (const r of this.all('SELECT * FROM identities INDEXED BY identities_graph WHERE sandbox_id = ? AND graph_id = ?', sandboxId, g)) {
-            out.push(toIdentity(r));
+        for (const i of identities) {
+          if (loaded.has(identityKey(i))) continue;
+          // Raw rows (arrays): no per-row object with column names to build and drop.
+          const stmt = (this.graphMembersStmt ??= this.db
+            .prepare(
+              `SELECT m.ns, m.id, m.graph_id, m.type, m.last_seen FROM identities AS k
+               JOIN identities AS m INDEXED BY identities_graph ON m.sandbox_id = k.sandbox_id AND m.graph_id = k.graph_id
+               WHERE k.sandbox_id = ? AND k.ns = ? AND k.id = ?`,
+            )
+            .raw(true));
+          for (const r of stmt.all(sandboxId, i.ns, i.id) as unknown[][]) {
+            const m: StoredIdentity = { ns: r[0] as string, id: r[1] as string, graphId: r[2] as string, type: r[3] as NamespaceType, lastSeen: r[4] as number };
+            loaded.add(identityKey(m));
+            out.push(m);
           }
         }
         return out;
@@ -328,6 +362,8 @@ export class SqliteStore implements Store {
     for (const e of plan.evictedIdentities) {
       this.run('DELETE FROM identities WHERE sandbox_id = ? AND ns = ? AND id = ?', sandboxId, e.ns, e.id);
     }
+    // Rows go in one statement each: multi-row VALUES measured slower here for these tables
+    // (the B-tree work per row dominates, and VALUES rows are copied once more).
     for (const i of plan.newIdentities) {
       this.run(
         'INSERT INTO identities (sandbox_id, ns, id, graph_id, type, last_seen) VALUES (?, ?, ?, ?, ?, ?)',
@@ -350,9 +386,37 @@ export class SqliteStore implements Store {
         sandboxId, e.datasetId, e.eventId, e.graphId, e.timestamp, e.bodyJson ?? JSON.stringify(e.body),
       );
     }
-    return plan.changes.map(
-      (c) => Number(this.run('INSERT INTO changes (sandbox_id, body, at) VALUES (?, ?, ?)', sandboxId, JSON.stringify(c), now).lastInsertRowid),
-    );
+    return this.appendChanges(sandboxId, plan.changes, now);
+  }
+
+  /**
+   * Appends changes to the log with multi-row INSERTs of power-of-two sizes (few statements to
+   * prepare); returns their seqs in order. Small appended rows are where a statement per row costs
+   * most. `changes.seq` is AUTOINCREMENT and this connection is the only writer inside the
+   * transaction, so the rows of one statement get consecutive seqs ending at its last rowid.
+   */
+  private appendChanges(sandboxId: string, changes: WritePlan['changes'], now: number): number[] {
+    const seqs: number[] = new Array(changes.length);
+    for (let at = 0; at < changes.length; ) {
+      let n = MAX_CHANGES_PER_STATEMENT;
+      while (n > changes.length - at) n >>= 1;
+      const log = 31 - Math.clz32(n);
+      let stmt = this.appendChangeStmts[log];
+      if (!stmt) {
+        stmt = this.db.prepare(`INSERT INTO changes (sandbox_id, body, at) VALUES ${new Array<string>(n).fill('(?, ?, ?)').join(', ')}`);
+        this.appendChangeStmts[log] = stmt;
+      }
+      const v: unknown[] = new Array(n * 3);
+      for (let k = 0; k < n; k++) {
+        v[k * 3] = sandboxId;
+        v[k * 3 + 1] = JSON.stringify(changes[at + k]);
+        v[k * 3 + 2] = now;
+      }
+      const last = Number(stmt.run(v).lastInsertRowid);
+      for (let k = 0; k < n; k++) seqs[at + k] = last - n + 1 + k;
+      at += n;
+    }
+    return seqs;
   }
 
   /**
@@ -556,31 +620,89 @@ export class SqliteStore implements Store {
     return out;
   }
 
+  /**
+   * Group commit: the writes of every call made in one turn of the event loop (concurrent edge
+   * requests, each evaluating its visitor) are committed in one transaction, in call order, so
+   * the outcome equals committing the calls one after another; each call resolves once that
+   * transaction committed. A commit writes every index page the writes touch, whatever their
+   * number, so one commit per request cost more than the rest of the write. If a group fails,
+   * its calls are retried one by one: a failing call never costs the others.
+   */
   async writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
-    return this.db.transaction(() => {
-      const events: MembershipEventRow[] = [];
-      for (const w of writes) {
-        if (w.membership === null) {
-          this.run('DELETE FROM memberships WHERE sandbox_id = ? AND profile_id = ? AND audience_id = ?', sandboxId, w.profileId, w.audienceId);
-        } else {
-          this.run(
-            `INSERT INTO memberships (sandbox_id, profile_id, audience_id, status, last_qualification_time) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (sandbox_id, profile_id, audience_id) DO UPDATE SET status = excluded.status, last_qualification_time = excluded.last_qualification_time`,
-            sandboxId, w.profileId, w.audienceId, w.membership.status, w.membership.lastQualificationTime,
-          );
-        }
-        if (w.event) {
-          const seq = Number(
-            this.run(
-              'INSERT INTO membership_events (sandbox_id, audience_id, profile_id, status, at) VALUES (?, ?, ?, ?, ?)',
-              sandboxId, w.audienceId, w.profileId, w.event, now,
-            ).lastInsertRowid,
-          );
-          events.push({ seq, sandboxId, audienceId: w.audienceId, profileId: w.profileId, status: w.event, at: now });
+    if (writes.length === 0) return [];
+    return new Promise((resolve, reject) => {
+      this.membershipQueue.push({ sandboxId, writes, now, resolve, reject });
+      if (this.membershipQueue.length === 1) void this.flushMemberships();
+    });
+  }
+
+  private membershipQueue: PendingMembershipWrite[] = [];
+
+  private async flushMemberships(): Promise<void> {
+    // Taken between ingestion transactions (the writers' mutex): this connection's open
+    // ingestion transaction would otherwise take these writes in as a savepoint, and their
+    // events could be published before (or without) the commit. Queued for the mutex at once
+    // (a close() after the call waits for it), then one turn for the calls of this turn to join.
+    await this.writers.run(async () => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const group = this.membershipQueue;
+      this.membershipQueue = [];
+      try {
+        const results = this.db.transaction(() => group.map((g) => this.applyMembershipWrites(g)))();
+        group.forEach((g, i) => g.resolve(results[i]!));
+      } catch (err) {
+        if (group.length === 1) group[0]!.reject(err);
+        else {
+          for (const g of group) {
+            try {
+              g.resolve(this.db.transaction(() => this.applyMembershipWrites(g))());
+            } catch (e) {
+              g.reject(e);
+            }
+          }
         }
       }
-      return events;
-    })();
+    });
+  }
+
+  /**
+   * One call's writes, in three statements whatever their number (upserts, deletes, events),
+   * each reading its rows from one JSON array. Writes apply as if one by one: the last write of
+   * a key decides its row.
+   */
+  private applyMembershipWrites({ sandboxId, writes, now }: PendingMembershipWrite): MembershipEventRow[] {
+    const last = new Map<string, MembershipWrite>();
+    for (const w of writes) last.set(`${w.profileId}\u0000${w.audienceId}`, w);
+    const puts: Array<[string, string, string, number]> = [];
+    const dels: Array<[string, string]> = [];
+    for (const w of last.values()) {
+      if (w.membership) puts.push([w.profileId, w.audienceId, w.membership.status, w.membership.lastQualificationTime]);
+      else dels.push([w.profileId, w.audienceId]);
+    }
+    if (puts.length) {
+      this.run(
+        `INSERT INTO memberships (sandbox_id, profile_id, audience_id, status, last_qualification_time)
+         SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
+         ON CONFLICT (sandbox_id, profile_id, audience_id) DO UPDATE SET status = excluded.status, last_qualification_time = excluded.last_qualification_time`,
+        sandboxId, JSON.stringify(puts),
+      );
+    }
+    if (dels.length) {
+      this.run(
+        'DELETE FROM memberships WHERE sandbox_id = ? AND (profile_id, audience_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))',
+        sandboxId, JSON.stringify(dels),
+      );
+    }
+    const logged = writes.filter((w): w is MembershipWrite & { event: 'realized' | 'exited' } => w.event !== undefined);
+    if (!logged.length) return [];
+    // Rows are inserted in array order, so AUTOINCREMENT seqs follow the input order;
+    // RETURNING's row order is not promised, hence the sort.
+    const seqs = this.all(
+      `INSERT INTO membership_events (sandbox_id, audience_id, profile_id, status, at)
+       SELECT ?, value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?) ORDER BY key RETURNING seq`,
+      sandboxId, now, JSON.stringify(logged.map((w) => [w.audienceId, w.profileId, w.event])),
+    ).map((r) => r['seq'] as number).sort((x, y) => x - y);
+    return logged.map((w, i): MembershipEventRow => ({ seq: seqs[i]!, sandboxId, audienceId: w.audienceId, profileId: w.profileId, status: w.event, at: now }));
   }
 
   async listMembers(
@@ -654,12 +776,29 @@ export class SqliteStore implements Store {
     )) {
       out.get(r['graph_id'] as string)?.fragments.push(toFragment(r));
     }
+    for (const [id, events] of this.profileEventRows(sandboxId, ids, eventsSince)) {
+      const p = out.get(id);
+      if (p) p.events = events;
+    }
+    return out;
+  }
+
+  async loadEvents(sandboxId: string, profileIds: readonly string[], eventsSince: number): Promise<Map<string, EventRow[]>> {
+    return this.profileEventRows(sandboxId, JSON.stringify(profileIds), eventsSince);
+  }
+
+  /** Events of the profiles (ids as a JSON array) at or after `eventsSince`, oldest first; only profiles with events are keys. */
+  private profileEventRows(sandboxId: string, ids: string, eventsSince: number): Map<string, EventRow[]> {
+    const out = new Map<string, EventRow[]>();
     for (const r of this.all(
       `SELECT graph_id, dataset_id, event_id, ts, body FROM events INDEXED BY events_graph
        WHERE sandbox_id = ? AND graph_id IN (SELECT value FROM json_each(?)) AND ts >= ? ORDER BY graph_id, ts, event_id`,
       sandboxId, ids, eventsSince,
     )) {
-      out.get(r['graph_id'] as string)?.events.push(toEvent(r));
+      const id = r['graph_id'] as string;
+      let list = out.get(id);
+      if (!list) out.set(id, (list = []));
+      list.push(toEvent(r));
     }
     return out;
   }
@@ -721,26 +860,35 @@ export class SqliteStore implements Store {
   }
 
   async scanProfileSnapshots(sandboxId: string, after: string | undefined, limit: number, eventsSince: number): Promise<ProfileSnapshot[]> {
-    return (await this.scanProfileSnapshotTexts(sandboxId, after, limit)).map((r) => decodeSnapshot(r.profileId, r.body, eventsSince));
-  }
-
-  async scanProfileSnapshotTexts(sandboxId: string, after: string | undefined, limit: number): Promise<Array<{ profileId: string; body: string }>> {
     return this.all('SELECT profile_id, body FROM profile_snapshots WHERE sandbox_id = ? AND profile_id > ? ORDER BY profile_id LIMIT ?', sandboxId, after ?? '', limit).map(
-      (r) => ({ profileId: r['profile_id'] as string, body: r['body'] as string }),
+      (r) => decodeSnapshot(r['profile_id'] as string, r['body'] as string, eventsSince),
     );
   }
 
-  /** Per profile the earliest request wins; an equal or later one leaves the row unwritten. */
+  async scanBatchProfiles(sandboxId: string, after: string | undefined, limit: number, chunk: number): Promise<BatchProfileChunk[]> {
+    return batch.scanBatchProfiles(this.db, sandboxId, after, limit, chunk);
+  }
+
+  /** Between ingestion transactions (the writers' mutex), as writeMemberships. */
+  async writeBatchMemberships(sandboxId: string, page: BatchMembershipPage, now: number): Promise<MembershipEventRow[]> {
+    return this.writers.run(async () => batch.writeBatchMemberships(this.db, sandboxId, page, now));
+  }
+
+  /**
+   * Per profile the earliest request wins; an equal or later one leaves the row unwritten. One
+   * statement, between ingestion transactions (see writeMemberships).
+   */
   async scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
-    this.db.transaction(() => {
-      for (const { profileId, dueAt } of items) {
-        this.run(
-          `INSERT INTO reevaluations (sandbox_id, profile_id, due_at) VALUES (?, ?, ?)
-           ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = excluded.due_at WHERE excluded.due_at < due_at`,
-          sandboxId, profileId, dueAt,
-        );
-      }
-    })();
+    if (!items.length) return;
+    const rows = JSON.stringify(items.map((i) => [i.profileId, i.dueAt]));
+    await this.writers.run(async () => {
+      this.run(
+        `INSERT INTO reevaluations (sandbox_id, profile_id, due_at)
+         SELECT ?, value ->> 0, MIN(value ->> 1) FROM json_each(?) GROUP BY value ->> 0
+         ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = excluded.due_at WHERE excluded.due_at < due_at`,
+        sandboxId, rows,
+      );
+    });
   }
 
   async takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>> {
