@@ -37,7 +37,7 @@ function suiteRate(qs: readonly QueryFigures[], rate: (q: QueryFigures) => numbe
 
 async function evaluator(selected: ReadonlySet<string>, env: RunEnv): Promise<Results> {
   const child = forkTs<RunEvaluator, EvaluatorDone>(beside(import.meta.url, './segmentation/evaluator-process.ts'), {
-    nodeArgs: ['--max-old-space-size=8192', ...prof(env, 'segmentation-evaluator')],
+    nodeArgs: ['--max-old-space-size=8192', '--expose-gc', ...prof(env, 'segmentation-evaluator')],
   });
   child.send({ type: 'run', profiles: Math.round(1_000_000 * env.scale), eventPool: Math.round(50_000 * env.scale), jreSample: Math.round(20_000 * env.scale), seed: SEED });
   const load = loadavg()[0]!;
@@ -52,7 +52,7 @@ async function evaluator(selected: ReadonlySet<string>, env: RunEnv): Promise<Re
   const jre = suiteRate(qs, (q) => q.jrePerSec);
   const mism = (k: 'mismatchHand' | 'mismatchSift' | 'mismatchJre'): number => qs.reduce((s, q) => s + q[k], 0);
   const perQuery = (fmt: (q: QueryFigures) => string): Record<string, string> => Object.fromEntries(qs.map((q) => [q.name, fmt(q)]));
-  const common = `${d.profiles.toLocaleString('en-US')} profiles (attribute objects generated per profile; ${d.eventPool.toLocaleString('en-US')} distinct event arrays of 0–20 events shared round-robin, ${d.totalEvents.toLocaleString('en-US')} event references in all), one context per profile reused across queries, eventTimes precomputed once per event array. Suite rate = queries / Σ(1/rate). Load average (1 min) at start: ${round(load, 2)}.`;
+  const common = `${d.profiles.toLocaleString('en-US')} profiles (attribute objects generated per profile and passed through JSON as a store hands them over; ${d.eventPool.toLocaleString('en-US')} distinct event arrays of 0–20 events shared round-robin, ${d.totalEvents.toLocaleString('en-US')} event references in all), one context per profile reused across queries, eventTimes precomputed once per event array; a full GC before each timed pass, ours and hand-written take turns at going first. Suite rate = queries / Σ(1/rate). Load average (1 min) at start: ${round(load, 2)}.`;
   const out: Results = {};
   const firsts = qs.filter((q) => q.firstMismatch).map((q) => `${q.name}: ${q.firstMismatch!.slice(0, 300)}`).join(' | ');
   if (selected.has(ID.hand)) {

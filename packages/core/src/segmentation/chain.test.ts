@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileQuery } from './compile.js';
 import { explain } from './explain.js';
-import { HOUR, MINUTE, SCHEMAS, ago, ctx, ev } from './test-fixtures.js';
+import { DAY, HOUR, MINUTE, NOW, SCHEMAS, ago, ctx, ev } from './test-fixtures.js';
+import { shift as shiftBy } from './time.js';
 
 const VIEW_THEN_CART = 'chain(xEvent, timestamp, [A: WHAT(eventType = "view"), B: WHAT(eventType = "cart") WHEN(< 1 hour after A)])';
 
@@ -64,5 +65,72 @@ describe('chain sequences', () => {
       { step: 'B', eventId: events[1]?.['_id'] },
     ]);
     assert.deepEqual(node.values['eventsMatchingEachStep'], [{ step: 'A', count: 1 }, { step: 'B', count: 1 }]);
+  });
+
+  it('agrees with an exhaustive search over random histories (the single forward pass and the backtracking search)', () => {
+    // Each step: an event type, and optionally a gap after an earlier step or a window on now.
+    type StepSpec = { type: string; gap?: { after: number; op: '<' | '<=' | '>' | 'between'; amount: number; high?: number; unit: 'hours' | 'months' }; recent?: boolean };
+    let seed = 7;
+    const rand = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648);
+    const pickOf = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+    const holdsGap = (g: NonNullable<StepSpec['gap']>, ta: number, tb: number): boolean => {
+      if (!(tb >= ta)) return false;
+      const shift = (n: number): number => shiftBy(ta, n, g.unit);
+      if (g.op === '<') return tb < shift(g.amount);
+      if (g.op === '<=') return tb <= shift(g.amount);
+      if (g.op === '>') return tb > shift(g.amount);
+      return tb >= shift(g.amount) && tb <= shift(g.high ?? g.amount);
+    };
+    const reference = (steps: StepSpec[], events: Array<{ type: string; t: number }>): boolean => {
+      const chosen: number[] = [];
+      const go = (step: number, from: number): boolean => {
+        const st = steps[step];
+        if (!st) return true;
+        for (let i = from; i < events.length; i++) {
+          const e = events[i]!;
+          if (e.type !== st.type) continue;
+          if (st.recent && !(e.t <= NOW && NOW < e.t + DAY)) continue;
+          if (st.gap && !holdsGap(st.gap, events[chosen[st.gap.after]!]!.t, e.t)) continue;
+          chosen[step] = i;
+          if (go(step + 1, i + 1)) return true;
+        }
+        return false;
+      };
+      return go(0, 0);
+    };
+    const labels = ['A', 'B', 'C'];
+    for (let round = 0; round < 400; round++) {
+      const k = 2 + Math.floor(rand() * 2);
+      const steps: StepSpec[] = [];
+      for (let j = 0; j < k; j++) {
+        const st: StepSpec = { type: pickOf(['a', 'b', 'c']) };
+        const r = rand();
+        if (j > 0 && r < 0.7) {
+          const op = r < 0.4 ? pickOf(['<', '<='] as const) : pickOf(['<', '<=', '>', 'between'] as const);
+          const amount = 1 + Math.floor(rand() * 3);
+          st.gap = { after: r < 0.55 ? j - 1 : Math.floor(rand() * j), op, amount, unit: rand() < 0.85 ? 'hours' : 'months', ...(op === 'between' ? { high: amount + 2 } : {}) };
+        } else if (r > 0.85) st.recent = true;
+        steps.push(st);
+      }
+      const text = `chain(xEvent, timestamp, [${steps
+        .map((st, j) => {
+          const g = st.gap;
+          const when = g
+            ? ` WHEN(${g.op === 'between' ? `between ${g.amount} and ${g.high}` : `${g.op} ${g.amount}`} ${g.unit} after ${labels[g.after]})`
+            : st.recent
+              ? ' WHEN(< 1 day before now)'
+              : '';
+          return `${labels[j]}: WHAT(eventType = "${st.type}")${when}`;
+        })
+        .join(', ')}])`;
+      const q = compileQuery(text, SCHEMAS);
+      const count = Math.floor(rand() * 9);
+      const events = Array.from({ length: count }, () => ({ type: pickOf(['a', 'b', 'c']), t: NOW - Math.floor(rand() * 12) * (rand() < 0.2 ? 20 * DAY : HOUR / 2) }));
+      events.sort((x, y) => x.t - y.t);
+      const expected = reference(steps, events);
+      const built = events.map((x) => ev(x.type, new Date(x.t).toISOString()));
+      assert.equal(q.evaluate(ctx({}, built)), expected, `${text} on ${JSON.stringify(events)}`);
+      assert.equal(explain(q, ctx({}, built)).result, expected, `explain: ${text}`);
+    }
   });
 });

@@ -1,13 +1,13 @@
 /**
  * Compiles event clauses: `select X from xEvent where …` (existence), `xEvent[…].count()/sum()…`
- * (aggregates) and `chain(…)` (ordered sequences). Windows on `timestamp` are used to skip old
- * events by binary search when events are sorted, and counts stop as soon as the answer is known.
+ * (aggregates) and `chain(…)` (ordered sequences). Windows on `timestamp` are used to skip the
+ * leading old events, and counts stop as soon as the answer is known.
  */
 import type { AggregateExpr, ChainExpr, CompareOp, Distance, Expr, SelectExpr } from './ast.js';
 import type { LeafEnv } from './compile-leaves.js';
 import { NEVER, type CompileExpr, type Program, type Test } from './program.js';
 import { accessorFor, readKey, type EvalState } from './runtime.js';
-import { maxUnitMs, shift } from './time.js';
+import { maxUnitMs, shift as shiftBy } from './time.js';
 import { compileRelation, earliest, type TimeTest } from './time-relation.js';
 
 const MAX_LISTED_IDS = 20;
@@ -38,11 +38,25 @@ function windowStart(e: Expr | undefined): ((s: EvalState) => number) | undefine
   return (s) => anchor(s) - reach - 1;
 }
 
+/**
+ * First event index worth testing: skips the leading events that are older than the window's
+ * lower bound. Sorted events (known without a pass when the times come from `eventTimesOf`) are
+ * walked back from the newest, touching only the window; otherwise the leading old events are
+ * skipped one by one, which holds whatever the order (each skipped event is itself too old).
+ */
 function firstIndex(start: ((s: EvalState) => number) | undefined, s: EvalState): number {
-  if (!start || s.events.length === 0) return 0;
+  if (!start) return 0;
+  const n = s.events.length;
+  if (n === 0) return 0;
   const t0 = start(s);
-  s.time(0);
-  return s.sorted ? s.firstAtOrAfter(t0) : 0;
+  if (s.sorted) {
+    let i = n;
+    while (i > 0 && s.time(i - 1) >= t0) i--;
+    return i;
+  }
+  let i = 0;
+  while (i < n && s.time(i) < t0) i++;
+  return i;
 }
 
 function eventId(s: EvalState, i: number): unknown {
@@ -161,6 +175,19 @@ export function compileAggregate(env: LeafEnv, compile: CompileExpr, e: Aggregat
       for (let i = firstIndex(start, s); i < n && c < stopAt; i++) if (keep(s, i)) c++;
       return cmp(op, c, target);
     };
+  } else if (e.fn === 'sum' && acc?.one) {
+    // The common sum of one plain field: no stats record, no visitor call per event.
+    const one = acc.one;
+    test = (s) => {
+      let sum = 0;
+      const n = s.events.length;
+      for (let i = firstIndex(start, s); i < n; i++) {
+        if (!keep(s, i)) continue;
+        const v = one(s, i);
+        if (typeof v === 'number' && Number.isFinite(v)) sum += v;
+      }
+      return cmp(op, sum, target);
+    };
   } else {
     test = (s) => {
       const v = valueOf(collect(s));
@@ -191,6 +218,9 @@ interface AfterTest {
 
 function afterTest(step: number, d: Distance): AfterTest {
   const u = d.unit;
+  // Fixed units: one addition instead of the unit dispatch of `shift` on every pair of events.
+  const unitMs = u === 'months' || u === 'years' ? 0 : maxUnitMs(u);
+  const shift: typeof shiftBy = unitMs > 0 ? (t, amount) => t + amount * unitMs : shiftBy;
   if (d.kind === 'between') {
     return { step, holds: (ta, tb) => tb >= shift(ta, d.low, u) && tb <= shift(ta, d.high, u), beyond: (ta, tb) => tb > shift(ta, d.high, u) };
   }
@@ -271,7 +301,6 @@ export function compileChain(compile: CompileExpr, e: ChainExpr): Program {
   const run = (s: EvalState): boolean => {
     n = s.events.length;
     if (n === 0) return false;
-    s.time(0);
     const size = k * n;
     if (whatMemo.length < size) {
       whatMemo = new Int8Array(size * 2);
@@ -281,6 +310,60 @@ export function compileChain(compile: CompileExpr, e: ChainExpr): Program {
       failMemo.fill(0, 0, size);
     }
     return search(s, 0, -1);
+  };
+
+  // One forward pass when every WHEN is an upper bound on the gap after the previous step in fixed
+  // units (or absent) and events are sorted: a later completion of the previous steps is then
+  // always at least as good as an earlier one, so keeping the latest per step suffices. O(k·n), no memo.
+  const linear = e.steps.every((st, idx) =>
+    idx === 0
+      ? st.when?.kind !== 'afterStep'
+      : st.when?.kind !== 'afterStep' ||
+        (labels.indexOf(st.when.label) === idx - 1 && st.when.distance.kind === 'compare' && (st.when.distance.op === '<' || st.when.distance.op === '<=') && st.when.distance.unit !== 'months' && st.when.distance.unit !== 'years'),
+  );
+  const latest = new Float64Array(k);
+  const forward = (s: EvalState): boolean => {
+    latest.fill(NaN);
+    for (let i = 0; i < n; i++) {
+      const t = s.time(i);
+      for (let step = k - 1; step >= 0; step--) {
+        const st = steps[step] as Step;
+        if (step > 0) {
+          const ta = latest[step - 1] as number;
+          if (ta !== ta || (st.after && !st.after.holds(ta, t))) continue;
+        }
+        if (st.rel && !st.rel.holds(t, s.now, s.today)) continue;
+        if (!st.what.test(s, i)) continue;
+        if (step === k - 1) return true;
+        latest[step] = t;
+      }
+    }
+    return false;
+  };
+  // The two-step chain people write most (`A then B within …`), unrolled: no step records per event.
+  const [first, second] = steps;
+  const pair =
+    k === 2 && first && second
+      ? (s: EvalState): boolean => {
+          const what0 = first.what.test;
+          const what1 = second.what.test;
+          const rel0 = first.rel;
+          const rel1 = second.rel;
+          const gap = second.after;
+          let ta = NaN;
+          for (let i = 0; i < n; i++) {
+            const t = s.time(i);
+            if (ta === ta && (!gap || gap.holds(ta, t)) && (!rel1 || rel1.holds(t, s.now, s.today)) && what1(s, i)) return true;
+            if ((!rel0 || rel0.holds(t, s.now, s.today)) && what0(s, i)) ta = t;
+          }
+          return false;
+        }
+      : forward;
+  const test = (s: EvalState): boolean => {
+    if (!linear) return run(s);
+    n = s.events.length;
+    if (n === 0 || k === 0) return k === 0 ? run(s) : false;
+    return s.sorted ? pair(s) : run(s);
   };
 
   const next = (s: EvalState): number | undefined => {
@@ -305,7 +388,7 @@ export function compileChain(compile: CompileExpr, e: ChainExpr): Program {
 
   return {
     expr: e,
-    test: run,
+    test,
     next,
     details: (s) => {
       const matched = run(s);

@@ -5,8 +5,8 @@
  */
 import type { BetweenExpr, CompareExpr, CompareOp, InListExpr, LikeExpr, LiteralExpr, OccursExpr, PathExpr, StringFnExpr } from './ast.js';
 import type { CheckedAudience } from './check.js';
-import { Check, hotLeaf } from './hot-leaves.js';
-import { compileLike, compileRegex, type StringTest } from './matchers.js';
+import { Check, hotArrayLeaf, hotLeaf } from './hot-leaves.js';
+import { compileLike, compileRegex, likeShapeOf, type StringTest } from './matchers.js';
 import { NEVER, type Program, type Test } from './program.js';
 import { accessorFor, internalize, type Accessor, type EvalState } from './runtime.js';
 import type { ResolvedPath } from './schema-paths.js';
@@ -31,10 +31,18 @@ function accessor(env: LeafEnv, p: PathExpr): { acc: Accessor; type: ResolvedPat
   return { acc: accessorFor(p, r), type: r.type };
 }
 
+/** A fused hot leaf (see hot-leaves.ts) for plain paths and paths crossing one array, or undefined. */
+function hot(acc: Accessor, code: Check, lit: unknown, fn?: ValueTest): Test | undefined {
+  const event = acc.scope === 'event';
+  if (acc.keys) return hotLeaf(acc.keys, event, code, lit, fn);
+  if (acc.arrayKeys) return hotArrayLeaf(acc.arrayKeys.before, acc.arrayKeys.after, event, code, lit, fn);
+  return undefined;
+}
+
 /** A leaf's test from a value test: one read on plain paths, "any element" across arrays. */
 function lift(acc: Accessor, test: ValueTest): Test {
-  const hot = acc.keys ? hotLeaf(acc.keys, acc.scope === 'event', Check.Custom, undefined, test) : undefined;
-  if (hot) return hot;
+  const fused = hot(acc, Check.Custom, undefined, test);
+  if (fused) return fused;
   const one = acc.one;
   if (one) return (s, i) => test(one(s, i));
   return (s, i) => acc.some(s, i, test);
@@ -73,9 +81,10 @@ function cmp(op: CompareOp, a: number | string, b: number | string): boolean {
   }
 }
 
-/** A fused hot leaf for plain paths (see hot-leaves.ts), or undefined. */
+/** A fused leaf testing the value against a literal (`Check.NeNumber` only on plain paths), or undefined. */
 function fusedLiteral(acc: Accessor, code: Check, lit: number | string): Test | undefined {
-  return acc.keys ? hotLeaf(acc.keys, acc.scope === 'event', code, lit) : undefined;
+  if (code === Check.NeNumber && !acc.keys) return undefined;
+  return hot(acc, code, lit);
 }
 
 const CHECKS: Record<Exclude<CompareOp, '!='>, Check> = { '=': Check.Eq, '<': Check.Lt, '<=': Check.Le, '>': Check.Gt, '>=': Check.Ge };
@@ -96,7 +105,7 @@ function literalTest(op: CompareOp, lit: string | number | boolean, type: Resolv
 }
 
 function existsTest(acc: Accessor): Test {
-  return lift(acc, (v) => v !== undefined && v !== null);
+  return hot(acc, Check.Exists, undefined) ?? lift(acc, (v) => v !== undefined && v !== null);
 }
 
 /** `a OP b` where at least one side is a path. `!=` means "exists and not equal". */
@@ -123,9 +132,10 @@ export function compileCompare(env: LeafEnv, e: CompareExpr): Program {
     }
     if (op === '!=') {
       const ne = type === 'number' && typeof lit === 'number' ? fusedLiteral(acc, Check.NeNumber, lit) : undefined;
+      if (ne) return leaf(e, ne, valueDetails(acc));
       const eq = lift(acc, literalTest('=', lit, type));
       const exists = existsTest(acc);
-      return leaf(e, ne ?? ((s, i) => exists(s, i) && !eq(s, i)), valueDetails(acc));
+      return leaf(e, (s, i) => exists(s, i) && !eq(s, i), valueDetails(acc));
     }
     const fusable = (type === 'number' && typeof lit === 'number') || (type === 'string' && typeof lit === 'string' && op === '=');
     const fused = fusable && typeof lit !== 'boolean' ? fusedLiteral(acc, CHECKS[op], lit) : undefined;
@@ -160,20 +170,28 @@ export function compileIn(env: LeafEnv, e: InListExpr): Program {
             return false;
           }
         : (v) => set.has(v);
-  const isIn = lift(acc, member);
+  // Short lists on plain paths: the loop is written out in the hot leaf (no call per value).
+  const inline = type !== 'date' && values.length <= 6 && acc.keys ? hotLeaf(acc.keys, acc.scope === 'event', Check.In, values) : undefined;
+  const isIn = inline ?? lift(acc, member);
   if (!e.negated) return leaf(e, isIn, valueDetails(acc));
   const exists = existsTest(acc);
   return leaf(e, (s, i) => exists(s, i) && !isIn(s, i), valueDetails(acc));
 }
 
-function stringLeaf(env: LeafEnv, expr: Program['expr'], target: PathExpr, m: StringTest): Program {
+/** A string leaf; `code`/`text` give the same test as `m` as a hot-leaf check, for plain paths. */
+function stringLeaf(env: LeafEnv, expr: Program['expr'], target: PathExpr, m: StringTest, code?: Check, text?: string): Program {
   const { acc } = accessor(env, target);
-  return leaf(expr, lift(acc, (v) => typeof v === 'string' && m(v)), valueDetails(acc));
+  const inline = code !== undefined && acc.keys ? hotLeaf(acc.keys, acc.scope === 'event', code, text) : undefined;
+  return leaf(expr, inline ?? lift(acc, (v) => typeof v === 'string' && m(v)), valueDetails(acc));
 }
+
+const LIKE_CHECKS = { equals: Check.Eq, includes: Check.Includes, startsWith: Check.StartsWith, endsWith: Check.EndsWith } as const;
 
 /** `x like "%a_b%"`. */
 export function compileLikeExpr(env: LeafEnv, e: LikeExpr): Program {
-  return stringLeaf(env, e, e.target, compileLike(String(e.pattern.value)));
+  const pattern = String(e.pattern.value);
+  const shape = likeShapeOf(pattern);
+  return stringLeaf(env, e, e.target, compileLike(pattern), shape && LIKE_CHECKS[shape.kind], shape?.text);
 }
 
 /** `x.startsWith(..)`, `x.endsWith(..)`, `x.contains(.., caseSensitive)`, `x.matches(..)`. */
@@ -181,21 +199,27 @@ export function compileStringFn(env: LeafEnv, e: StringFnExpr): Program {
   const arg = String(e.argument.value);
   const lower = arg.toLowerCase();
   let m: StringTest;
+  let code: Check | undefined;
+  let text = arg;
   switch (e.fn) {
     case 'startsWith':
       m = (v) => v.startsWith(arg);
+      code = Check.StartsWith;
       break;
     case 'endsWith':
       m = (v) => v.endsWith(arg);
+      code = Check.EndsWith;
       break;
     case 'contains':
       m = e.caseSensitive ? (v) => v.includes(arg) : (v) => v.toLowerCase().includes(lower);
+      code = e.caseSensitive ? Check.Includes : Check.IncludesLower;
+      text = e.caseSensitive ? arg : lower;
       break;
     case 'matches':
       m = compileRegex(arg);
       break;
   }
-  return stringLeaf(env, e, e.target, m);
+  return stringLeaf(env, e, e.target, m, code, text);
 }
 
 /** `x exists`. */

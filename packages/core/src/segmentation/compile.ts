@@ -155,29 +155,29 @@ export interface CompiledAudience {
 export function compileAudience(checked: CheckedAudience): CompiledAudience {
   const program = compileProgram(checked);
   const test = program.test;
-  const state = new EvalState();
-  let busy = false;
+  let spare: EvalState | undefined = new EvalState();
   const withState = <T>(ctx: AudienceContext, fn: (s: EvalState) => T): T => {
-    if (busy) return fn(new EvalState().bind(ctx));
-    busy = true;
+    const s = spare ?? new EvalState();
+    spare = undefined;
     try {
-      return fn(state.bind(ctx));
+      return fn(s.bind(ctx));
     } finally {
-      busy = false;
+      spare = s;
     }
   };
   return {
     ast: checked.ast,
     checked,
     program,
+    // No try/finally on the hot path (it kept this closure out of the caller's optimised code): the
+    // state is taken out while in use, so a re-entrant call or one after a throw gets a fresh state,
+    // and the next evaluation that completes puts its state back.
     evaluate: (ctx) => {
-      if (busy) return test(new EvalState().bind(ctx), -1);
-      busy = true;
-      try {
-        return test(state.bind(ctx), -1);
-      } finally {
-        busy = false;
-      }
+      const s = spare ?? new EvalState();
+      spare = undefined;
+      const r = test(s.bind(ctx), -1);
+      spare = s;
+      return r;
     },
     withState,
   };

@@ -69,6 +69,40 @@ describe('evaluation: profile attributes', () => {
     { name: 'string functions', profile: paris, expected: true },
   ]);
   table('person.name.lastName.contains("RT")', [{ name: 'case-sensitive by default', profile: paris, expected: false }]);
+  // Each string test and short list is written out in the hot leaf: values of other types, missing
+  // steps and arrays on the way never match, as with the general value tests.
+  for (const [query, hit] of [
+    ['person.name.lastName like "Mar%"', 'Martin'],
+    ['person.name.lastName like "%tin"', 'Martin'],
+    ['person.name.lastName like "%art%"', 'Martin'],
+    ['person.name.lastName like "Martin"', 'Martin'],
+    ['person.name.lastName.startsWith("Mar")', 'Martin'],
+    ['person.name.lastName.endsWith("tin")', 'Martin'],
+    ['person.name.lastName.contains("rti")', 'Martin'],
+    ['person.name.lastName.contains("RTI", false)', 'MaRTin'],
+    ['person.name.lastName in ["Martin", "Dubois"]', 'Dubois'],
+  ] as const) {
+    table(query, [
+      { name: 'hit', profile: { person: { name: { lastName: hit } } }, expected: true },
+      { name: 'other string', profile: { person: { name: { lastName: 'Okafor' } } }, expected: false },
+      { name: 'number', profile: { person: { name: { lastName: 5 } } }, expected: false },
+      { name: 'array of the hit', profile: { person: { name: { lastName: [hit] } } }, expected: false },
+      { name: 'missing', profile: { person: { name: {} } }, expected: false },
+      { name: 'step is a string', profile: { person: { name: hit } }, expected: false },
+      { name: 'step is an array', profile: { person: [{ name: { lastName: hit } }] }, expected: false },
+    ]);
+  }
+  table('loyalty.points in [5, 7] and not (loyalty.points in [6])', [
+    { name: 'number in list', profile: { loyalty: { points: 7 } }, expected: true },
+    { name: 'string is not the number', profile: { loyalty: { points: '7' } }, expected: false },
+  ]);
+  table('tags = "vip" or subscriptions.plan.startsWith("pro") or subscriptions.price > 10', [
+    { name: 'array element equals', profile: { tags: ['a', 'vip'] }, expected: true },
+    { name: 'element of an object array', profile: { subscriptions: [{ plan: 'basic' }, { plan: 'pro-year' }] }, expected: true },
+    { name: 'number in an object array', profile: { subscriptions: [{ price: 3 }, { price: 12 }] }, expected: true },
+    { name: 'no element matches', profile: { tags: ['a'], subscriptions: [{ plan: 'basic', price: 10 }, null, 'pro'] }, expected: false },
+    { name: 'not an array', profile: { tags: 'vip', subscriptions: { plan: 'pro' } }, expected: false },
+  ]);
   table('personalEmail.address.matches("^[a-z]+@example\\\\.com$")', [
     { name: 'regex match', profile: { personalEmail: { address: 'bob@example.com' } }, expected: true },
     { name: 'regex miss', profile: { personalEmail: { address: 'bob@example.org' } }, expected: false },
@@ -161,4 +195,57 @@ describe('evaluation: events', () => {
       expected: true,
     },
   ]);
+});
+
+describe('event order', () => {
+  // The contract says events come sorted; out-of-order input must still give the right answer,
+  // with or without precomputed times (which record whether they are sorted).
+  // [query, answer on the shuffled array, answer once sorted]: a chain follows array positions.
+  const queries: Array<[string, boolean, boolean]> = [
+    ['xEvent[eventType = "view" and timestamp occurs < 1 day before now].count() >= 2', true, true],
+    ['select X from xEvent where X.eventType = "cart" and X.timestamp occurs < 2 hours before now', true, true],
+    ['xEvent[timestamp occurs < 1 day before now].sum(commerce.order.priceTotal) > 15', true, true],
+    ['chain(xEvent, timestamp, [A: WHAT(eventType = "view"), B: WHAT(eventType = "cart") WHEN(< 1 hour after A)])', false, true],
+    ['chain(xEvent, timestamp, [A: WHAT(eventType = "cart"), B: WHAT(eventType = "view") WHEN(< 1 hour after A)])', false, false],
+  ];
+  const shuffled = [
+    ev('view', ago(3 * HOUR), { commerce: { order: { priceTotal: 10 } } }),
+    ev('old', ago(3 * DAY), { commerce: { order: { priceTotal: 100 } } }),
+    ev('cart', ago(1 * HOUR), { commerce: { order: { priceTotal: 10 } } }),
+    ev('view', ago(90 * 60_000)),
+  ];
+  for (const [query, unsorted, sortedAnswer] of queries) {
+    it(query, () => {
+      const q = compileQuery(query, SCHEMAS);
+      const c = { profile: {}, events: shuffled, now: NOW, inSegment: () => false };
+      assert.equal(q.evaluate(c), unsorted, 'unsorted');
+      assert.equal(q.evaluate({ ...c, eventTimes: eventTimesOf(shuffled) }), unsorted, 'unsorted, precomputed times');
+      const sorted = ctx({}, shuffled);
+      assert.equal(q.evaluate(sorted), sortedAnswer, 'sorted');
+      assert.equal(q.evaluate({ ...sorted, eventTimes: eventTimesOf(sorted.events) }), sortedAnswer, 'sorted, precomputed times');
+      assert.equal(q.evaluate({ ...sorted, eventTimes: Float64Array.from(eventTimesOf(sorted.events)) }), sortedAnswer, 'sorted, plain times');
+    });
+  }
+});
+
+describe('evaluation state', () => {
+  it('is safe against re-entry and recovers after a throw', () => {
+    const q = compileQuery('inSegment("other") and loyalty.points > 10 and xEvent[eventType = "view"].count() >= 1', SCHEMAS);
+    const inner = ctx({ loyalty: { points: 5 } }, [ev('view', ago(HOUR))], NOW, ['other']);
+    let innerResult: boolean | undefined;
+    // The callback evaluates the same audience on another profile while the outer evaluation runs.
+    const outer = {
+      ...ctx({ loyalty: { points: 20 } }, [ev('view', ago(HOUR))]),
+      inSegment: () => {
+        innerResult = q.evaluate(inner);
+        return true;
+      },
+    };
+    assert.equal(q.evaluate(outer), true);
+    assert.equal(innerResult, false);
+    const throwing = { ...outer, inSegment: (): boolean => { throw new Error('boom'); } };
+    assert.throws(() => q.evaluate(throwing), /boom/);
+    assert.equal(q.evaluate(inner), false);
+    assert.equal(q.evaluate({ ...inner, profile: { loyalty: { points: 11 } } }), true);
+  });
 });

@@ -14,8 +14,34 @@ export type StringTest = (value: string) => boolean;
 
 /** Compiles a `like` pattern: `%` any run, `_` one character, `\` escapes the next character. */
 export function compileLike(pattern: string): StringTest {
+  const { chars, kinds } = likeTokens(pattern);
+  const shape = likeShape(chars, kinds);
+  if (shape) {
+    const text = shape.text;
+    switch (shape.kind) {
+      case 'equals':
+        return (v) => v === text;
+      case 'includes':
+        return (v) => v.includes(text);
+      case 'startsWith':
+        return (v) => v.startsWith(text);
+      case 'endsWith':
+        return (v) => v.endsWith(text);
+    }
+  }
+  return (v) => wildcardMatch(v, chars, kinds);
+}
+
+/** A `like` pattern that is one plain string test (the shapes people write most), or undefined. */
+export interface LikeShape {
+  kind: 'equals' | 'includes' | 'startsWith' | 'endsWith';
+  text: string;
+}
+
+/** The pattern as characters and kinds: 0 literal, 1 '_', 2 '%' (runs of '%' merged). */
+function likeTokens(pattern: string): { chars: string[]; kinds: number[] } {
   const chars: string[] = [];
-  const kinds: number[] = []; // 0 literal, 1 '_', 2 '%'
+  const kinds: number[] = [];
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern.charAt(i);
     if (c === '\\' && i + 1 < pattern.length) {
@@ -31,24 +57,22 @@ export function compileLike(pattern: string): StringTest {
       kinds.push(c === '_' ? 1 : 0);
     }
   }
-  const literal = chars.join('');
-  const innerLiteral = kinds.slice(1, -1).every((k) => k === 0);
+  return { chars, kinds };
+}
+
+/** The plain string test a `like` pattern amounts to, if it is one. */
+export function likeShapeOf(pattern: string): LikeShape | undefined {
+  const { chars, kinds } = likeTokens(pattern);
+  return likeShape(chars, kinds);
+}
+
+function likeShape(chars: readonly string[], kinds: readonly number[]): LikeShape | undefined {
   const n = kinds.length;
-  // Fast paths for the shapes people write most.
-  if (kinds.every((k) => k === 0)) return (v) => v === literal;
-  if (n >= 2 && kinds[0] === 2 && kinds[n - 1] === 2 && innerLiteral) {
-    const mid = chars.slice(1, -1).join('');
-    return (v) => v.includes(mid);
-  }
-  if (kinds[n - 1] === 2 && kinds.slice(0, -1).every((k) => k === 0)) {
-    const head = chars.slice(0, -1).join('');
-    return (v) => v.startsWith(head);
-  }
-  if (kinds[0] === 2 && kinds.slice(1).every((k) => k === 0)) {
-    const tail = chars.slice(1).join('');
-    return (v) => v.endsWith(tail);
-  }
-  return (v) => wildcardMatch(v, chars, kinds);
+  if (kinds.every((k) => k === 0)) return { kind: 'equals', text: chars.join('') };
+  if (n >= 2 && kinds[0] === 2 && kinds[n - 1] === 2 && kinds.slice(1, -1).every((k) => k === 0)) return { kind: 'includes', text: chars.slice(1, -1).join('') };
+  if (kinds[n - 1] === 2 && kinds.slice(0, -1).every((k) => k === 0)) return { kind: 'startsWith', text: chars.slice(0, -1).join('') };
+  if (kinds[0] === 2 && kinds.slice(1).every((k) => k === 0)) return { kind: 'endsWith', text: chars.slice(1).join('') };
+  return undefined;
 }
 
 /** Greedy wildcard match with single backtrack point: O(|v| · |pattern|) worst case. */

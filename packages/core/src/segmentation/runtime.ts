@@ -5,6 +5,7 @@
  */
 import type { PathExpr } from './ast.js';
 import type { ResolvedPath } from './schema-paths.js';
+import { hotRead } from './hot-leaves.js';
 import { parseInstant, startOfDay } from './time.js';
 
 /** Everything an audience is evaluated against. Pure data plus one callback; no clock but `now`. */
@@ -21,85 +22,123 @@ export interface AudienceContext {
   eventTimes?: Float64Array;
 }
 
+/**
+ * What `eventTimesOf` returns: the times plus whether they are non-decreasing, found once here
+ * rather than by every audience on every evaluation. Treat it as read-only.
+ */
+class EventTimes extends Float64Array {
+  sorted = false;
+}
+
 /** Parses every event's `timestamp` once; pass the result as `eventTimes` when evaluating many audiences. */
 export function eventTimesOf(events: ReadonlyArray<Readonly<Record<string, unknown>>>): Float64Array {
-  const out = new Float64Array(events.length);
+  const out = new EventTimes(events.length);
+  let sorted = true;
+  let prev = -Infinity;
   for (let i = 0; i < events.length; i++) {
     const e = events[i];
-    out[i] = e !== undefined && Object.prototype.hasOwnProperty.call(e, 'timestamp') ? parseInstant(e['timestamp']) : NaN;
+    const t = e !== undefined && Object.prototype.hasOwnProperty.call(e, 'timestamp') ? parseInstant(e['timestamp']) : NaN;
+    out[i] = t;
+    if (!(t >= prev)) sorted = false;
+    prev = t;
   }
+  out.sorted = sorted;
   return out;
+}
+
+const enum Times {
+  Unknown,
+  Parsed,
+  Given,
 }
 
 /** Mutable evaluation state, reused across evaluations of one compiled audience. */
 export class EvalState {
-  profile: unknown = undefined;
-  events: ReadonlyArray<unknown> = [];
+  // Binding keeps the context itself and looks at nothing else: the events and their times are
+  // checked on first use, so attribute-only audiences never touch them (each is a likely cache
+  // miss per profile). One pointer store per evaluation instead of five, too (stores into this
+  // long-lived object pay the GC write barrier); numbers and flags are stored in place.
+  private ctx: AudienceContext = UNBOUND;
+  /** Whether `ctx.events` is an array: 0 not yet checked, 1 yes, 2 no. */
+  private eventsOk = 0;
   now = 0;
   /** Start of the UTC day of `now`. */
   today = 0;
-  inSegment: (audienceId: string) => boolean = () => false;
-  /** True when event times are non-decreasing (enables binary search of windows). */
-  sorted = true;
-  private times: Float64Array | undefined;
-  private given: Float64Array | undefined;
+  /** Where event times come from: the context's `eventTimes` (when long enough) or `scratch`; decided on first use. */
+  private timesFrom = Times.Unknown;
+  /** Whether event times are non-decreasing: 0 not yet known, 1 yes, 2 no. Checked only when asked. */
+  private order = 0;
   private scratch = new Float64Array(16);
 
   bind(ctx: AudienceContext): this {
-    this.profile = ctx.profile;
-    this.events = Array.isArray(ctx.events) ? ctx.events : [];
+    this.ctx = ctx;
+    this.eventsOk = 0;
     this.now = ctx.now;
     this.today = startOfDay(ctx.now);
-    this.inSegment = ctx.inSegment;
-    this.given = ctx.eventTimes;
-    this.times = undefined;
+    this.timesFrom = Times.Unknown;
+    this.order = 0;
     return this;
+  }
+
+  get profile(): unknown {
+    return this.ctx.profile;
+  }
+
+  /** The context's events, or none when they are not an array. */
+  get events(): ReadonlyArray<unknown> {
+    if (this.eventsOk === 0) this.eventsOk = Array.isArray(this.ctx.events) ? 1 : 2;
+    return this.eventsOk === 1 ? this.ctx.events : NO_EVENTS;
+  }
+
+  get inSegment(): (audienceId: string) => boolean {
+    return this.ctx.inSegment;
   }
 
   /** Epoch ms of event `i`'s timestamp, NaN when missing or malformed. */
   time(i: number): number {
-    const t = this.times ?? this.loadTimes();
-    return t[i] ?? NaN;
+    if (this.timesFrom === Times.Unknown) this.loadTimes();
+    if (this.timesFrom === Times.Given) return (this.ctx.eventTimes as Float64Array)[i] ?? NaN;
+    return this.scratch[i] ?? NaN;
   }
 
-  /** First event index whose time is >= `t` (events assumed sorted; callers check `sorted`). */
-  firstAtOrAfter(t: number): number {
-    this.times ?? this.loadTimes();
-    let lo = 0;
-    let hi = this.events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.time(mid) < t) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+  /** True when event times are non-decreasing (no NaN): later events never come earlier. */
+  get sorted(): boolean {
+    if (this.order === 0) this.order = this.checkOrder();
+    return this.order === 1;
   }
 
-  private loadTimes(): Float64Array {
+  private checkOrder(): number {
+    if (this.timesFrom === Times.Unknown) this.loadTimes();
+    const given = this.ctx.eventTimes;
+    if (this.timesFrom === Times.Given && given instanceof EventTimes && given.length === this.events.length) return given.sorted ? 1 : 2;
     const n = this.events.length;
-    let times: Float64Array;
-    if (this.given !== undefined && this.given.length >= n) {
-      times = this.given;
-    } else {
-      if (this.scratch.length < n) this.scratch = new Float64Array(Math.max(n, this.scratch.length * 2));
-      times = this.scratch;
-      for (let i = 0; i < n; i++) times[i] = parseInstant(readKey(this.events[i], 'timestamp'));
-    }
-    let sorted = true;
     let prev = -Infinity;
     for (let i = 0; i < n; i++) {
-      const t = times[i] ?? NaN;
-      if (!(t >= prev)) {
-        sorted = false;
-        break;
-      }
+      const t = this.time(i);
+      if (!(t >= prev)) return 2;
       prev = t;
     }
-    this.sorted = sorted;
-    this.times = times;
-    return times;
+    return 1;
+  }
+
+  /** Uses the context's times when long enough, else parses every event's timestamp into the reusable scratch array. */
+  private loadTimes(): void {
+    const events = this.events;
+    const n = events.length;
+    const given = this.ctx.eventTimes;
+    if (given !== undefined && given.length >= n) {
+      this.timesFrom = Times.Given;
+      return;
+    }
+    if (this.scratch.length < n) this.scratch = new Float64Array(Math.max(n, this.scratch.length * 2));
+    const times = this.scratch;
+    for (let i = 0; i < n; i++) times[i] = parseInstant(readKey(events[i], 'timestamp'));
+    this.timesFrom = Times.Parsed;
   }
 }
+
+const NO_EVENTS: ReadonlyArray<unknown> = Object.freeze([]);
+const UNBOUND: AudienceContext = { profile: {}, events: NO_EVENTS as AudienceContext['events'], now: 0, inSegment: () => false };
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
@@ -131,6 +170,8 @@ export interface Accessor {
   one: ReadOne | undefined;
   /** For plain paths of one to three safe keys: the keys, so leaves can inline the reads. */
   keys: readonly string[] | undefined;
+  /** For paths crossing one array, all keys safe: the keys to the array (1–2) and inside each element (0–2). */
+  arrayKeys?: { before: readonly string[]; after: readonly string[] } | undefined;
   scope: PathExpr['scope'];
   /** Calls `visit` on each leaf value (arrays flattened); true as soon as one visit returns true. */
   some: (s: EvalState, i: number, visit: (v: unknown) => boolean) => boolean;
@@ -204,12 +245,19 @@ export function accessorFor(path0: PathExpr, resolved: ResolvedPath): Accessor {
   const lastRun = from === path.segments.length ? (o: unknown) => o : plainReader(path.segments.slice(from));
   if (runs.length === 0) {
     const read = lastRun;
-    const one: ReadOne = path.scope === 'profile' ? (s) => read(s.profile) : (s, i) => read(s.events[i]);
     const keys = path.segments.length <= 3 && path.segments.every(isSafeKey) ? path.segments : undefined;
+    // A read of its own per path where possible (a shared reader's key loads go megamorphic).
+    const one: ReadOne =
+      (keys && hotRead(keys, path.scope === 'event')) ?? (path.scope === 'profile' ? (s) => read(s.profile) : (s, i) => read(s.events[i]));
     return { one, keys, scope: path.scope, some: (s, i, visit) => visit(one(s, i)), all: (s, i) => [one(s, i)] };
   }
   const [run0] = runs;
   if (runs.length === 1 && run0) {
+    const cut = resolved.arrayAfter[0] ?? 0;
+    const before = path.segments.slice(0, cut);
+    const after = path.segments.slice(cut);
+    const arrayKeys =
+      before.length >= 1 && before.length <= 2 && after.length <= 2 && path.segments.every(isSafeKey) ? { before, after } : undefined;
     // One array crossing (`productListItems.SKU`), the usual shape: a flat loop, no recursion.
     const each = (o: unknown, visit: (v: unknown) => boolean): boolean => {
       const arr = run0(o);
@@ -221,6 +269,7 @@ export function accessorFor(path0: PathExpr, resolved: ResolvedPath): Accessor {
     return {
       one: undefined,
       keys: undefined,
+      arrayKeys,
       scope: path.scope,
       some,
       all: (s, i) => {
