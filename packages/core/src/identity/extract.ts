@@ -39,8 +39,11 @@ export function extractIdentities(
   const seen = new Map<string, IdentityRef>();
   let primary: IdentityRef | undefined;
   let firstMapPrimary: IdentityRef | undefined;
+  /** The identity `add` last added (undefined when it added none). */
+  let added: IdentityRef | undefined;
 
   const add = (code: string, raw: unknown, path: string, isPrimary: boolean): void => {
+    added = undefined;
     const ns = registry.get(code);
     if (!ns) {
       errors.push({
@@ -62,8 +65,8 @@ export function extractIdentities(
     }
     const ref: IdentityRef = { ns: namespaceKey(ns.code), id: result.id };
     const key = `${ref.ns}\u0000${ref.id}`;
-    const known = seen.get(key) ?? ref;
-    seen.set(key, known);
+    let known = seen.get(key);
+    if (!known) seen.set(key, (known = added = ref));
     if (isPrimary && !primary) primary = known;
   };
 
@@ -75,15 +78,13 @@ export function extractIdentities(
   if (typeof map === 'object' && map !== null && !Array.isArray(map)) {
     for (const [code, list] of Object.entries(map as Record<string, unknown>)) {
       if (!Array.isArray(list)) continue; // the schema validator reports the shape
-      list.forEach((entry, i) => {
-        if (typeof entry !== 'object' || entry === null) return;
+      for (let i = 0; i < list.length; i++) {
+        const entry: unknown = list[i];
+        if (typeof entry !== 'object' || entry === null) continue;
         const e = entry as Record<string, unknown>;
-        const before = seen.size;
         add(code, e['id'], `identityMap.${code}[${i}].id`, false);
-        if (e['primary'] === true && !firstMapPrimary && seen.size > before) {
-          firstMapPrimary = [...seen.values()].at(-1);
-        }
-      });
+        if (e['primary'] === true && !firstMapPrimary && added) firstMapPrimary = added;
+      }
     }
   }
   const identities = [...seen.values()];
@@ -97,6 +98,6 @@ export function extractIdentities(
     });
   }
   primary = primary ?? firstMapPrimary ?? identities[0];
-  if (primary) identities.sort((a, b) => (a === primary ? -1 : b === primary ? 1 : 0));
+  if (primary && identities[0] !== primary) identities.sort((a, b) => (a === primary ? -1 : b === primary ? 1 : 0));
   return { identities, primary, errors };
 }

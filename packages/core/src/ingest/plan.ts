@@ -98,6 +98,13 @@ export interface PlanOptions {
   maxGraphSize: number;
   namespaceType: (ns: string) => NamespaceType;
   newId: () => string;
+  /**
+   * A known identity's last-seen time is refreshed only when it is at least this much older than
+   * `now` (0, the default: always). Each refresh rewrites a row on a random page of the identity
+   * index, so a coarser time saves most of those writes for identities seen again and again;
+   * eviction then orders identities seen within this window of each other by the stored time.
+   */
+  lastSeenResolutionMs?: number;
 }
 
 /** Decides every write for `records` given what storage knew. */
@@ -105,10 +112,11 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
   const graphOf = new Map<string, string>();
   const membersOf = new Map<string, Map<string, StoredIdentity>>();
   for (const m of snapshot.members) {
-    graphOf.set(identityKey(m), m.graphId);
+    const k = identityKey(m);
+    graphOf.set(k, m.graphId);
     let g = membersOf.get(m.graphId);
     if (!g) membersOf.set(m.graphId, (g = new Map()));
-    g.set(identityKey(m), { ...m });
+    g.set(k, { ...m });
   }
   const fragments = new Map(snapshot.fragments);
   const seenEvents = new Set(snapshot.existingEvents);
@@ -118,23 +126,30 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
   };
   const newKeys = new Set<string>();
   const touched = new Map<string, { ns: string; id: string; lastSeen: number }>();
+  const resolution = opts.lastSeenResolutionMs ?? 0;
 
   for (const { datasetId, prepared } of records) {
     const now = opts.now;
-    if (prepared.kind === 'event' && seenEvents.has(eventKey(datasetId, prepared.eventId))) {
+    const evKey = prepared.kind === 'event' ? eventKey(datasetId, prepared.eventId) : '';
+    if (prepared.kind === 'event' && seenEvents.has(evKey)) {
       const known = graphOf.get(identityKey(prepared.primary));
       plan.results.push({ profileId: known ?? '', duplicate: true });
       continue;
     }
     // 1. Which graphs do this record's identities already belong to?
-    const graphs = [...new Set(prepared.identities.map((i) => graphOf.get(identityKey(i))).filter((g): g is string => !!g))];
+    const keys = prepared.identities.map(identityKey);
+    const graphs: string[] = [];
+    for (const k of keys) {
+      const g = graphOf.get(k);
+      if (g && !graphs.includes(g)) graphs.push(g);
+    }
     let graphId: string;
     const mergedFrom: string[] = [];
     if (graphs.length === 0) {
       graphId = opts.newId();
       membersOf.set(graphId, new Map());
     } else {
-      graphs.sort((a, b) => (membersOf.get(b)?.size ?? 0) - (membersOf.get(a)?.size ?? 0) || a.localeCompare(b));
+      if (graphs.length > 1) graphs.sort((a, b) => (membersOf.get(b)?.size ?? 0) - (membersOf.get(a)?.size ?? 0) || a.localeCompare(b));
       graphId = graphs[0]!;
       for (const loser of graphs.slice(1)) {
         const target = membersOf.get(graphId)!;
@@ -151,10 +166,12 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
     // 2. Link new identities, refresh known ones, evict past the limit.
     const members = membersOf.get(graphId)!;
     const added: IdentityRef[] = [];
-    for (const i of prepared.identities) {
-      const k = identityKey(i);
+    for (let n = 0; n < keys.length; n++) {
+      const i = prepared.identities[n]!;
+      const k = keys[n]!;
       const existing = members.get(k);
       if (existing) {
+        if (resolution > 0 && now - existing.lastSeen < resolution) continue;
         existing.lastSeen = now;
         if (!newKeys.has(k)) touched.set(k, { ns: i.ns, id: i.id, lastSeen: now });
       } else {
@@ -165,7 +182,8 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
         added.push({ ns: i.ns, id: i.id });
       }
     }
-    const evicted = planEviction([...members.values()], opts.maxGraphSize, new Set(prepared.identities.map(identityKey)));
+    // Eviction only once the graph is past its limit (the common case builds nothing).
+    const evicted = members.size > opts.maxGraphSize ? planEviction([...members.values()], opts.maxGraphSize, new Set(keys)) : [];
     for (const e of evicted) {
       const k = identityKey(e);
       members.delete(k);
@@ -180,7 +198,7 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
     if (evicted.length) change.identitiesEvicted = evicted.map((e) => ({ ns: e.ns, id: e.id }));
     if (mergedFrom.length) plan.changes.push({ profileId: graphId, type: 'merge', mergedFrom });
     if (prepared.kind === 'event') {
-      seenEvents.add(eventKey(datasetId, prepared.eventId));
+      seenEvents.add(evKey);
       plan.events.push({ datasetId, eventId: prepared.eventId, graphId, timestamp: prepared.timestamp, body: prepared.body, bodyJson: prepared.bodyJson });
       change.eventId = prepared.eventId;
       change.eventTime = prepared.timestamp;

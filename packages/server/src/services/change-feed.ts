@@ -59,14 +59,20 @@ export class ChangeFeed {
 
   /**
    * Publishes changes that were just committed, with the seqs the log gave them (in order).
-   * Call only after the commit: they are published as they are, without reading the log.
+   * Call only after the commit: they are published as they are, without reading the log. The
+   * feed takes the change objects over (they become the messages), so the caller must not
+   * reuse them.
    */
   committed(sandboxId: string, changes: readonly ProfileChange[], seqs: readonly number[], at: number): void {
     if (this.stopped) return;
     if (this.pending.length + changes.length > MAX_PENDING) this.pending = [];
     else {
       for (let i = 0; i < changes.length; i++) {
-        this.pending.push({ ...changes[i]!, seq: Number(seqs[i]), sandboxId, at });
+        const msg = changes[i] as ChangeMessage;
+        msg.seq = Number(seqs[i]);
+        msg.sandboxId = sandboxId;
+        msg.at = at;
+        this.pending.push(msg);
       }
     }
     this.poke();
@@ -101,14 +107,15 @@ export class ChangeFeed {
         } else {
           this.pending = this.pending.slice(from);
           const rows = await store.readChanges(cursor, PAGE);
-          msgs = rows.map((row) => ({ ...row.change, seq: row.seq, sandboxId: row.sandboxId, at: row.at }));
+          msgs = rows.map((row) => Object.assign(row.change, { seq: row.seq, sandboxId: row.sandboxId, at: row.at }));
           more = rows.length === PAGE || this.pending.length > 0;
         }
         if (msgs.length === 0) break;
-        for (const msg of msgs) {
-          await bus.publish(changeSubject(msg.sandboxId), msg.profileId, msg);
-          cursor = msg.seq;
-        }
+        // Published in order, one page at a time, without waiting for each message in turn (a
+        // wait per message let ingestion outrun the feed until its backlog spilled to the log).
+        // The cursor moves only when the whole page is out, so a failure republishes the page.
+        await Promise.all(msgs.map((msg) => bus.publish(changeSubject(msg.sandboxId), msg.profileId, msg)));
+        cursor = msgs[msgs.length - 1]!.seq;
         await store.setCursor(CURSOR, cursor);
         this.cursor = cursor;
         metrics.changesPublished.inc(msgs.length);
