@@ -10,6 +10,11 @@
  * profile is in now — memberships from streaming and batch evaluation included (next-page).
  * URL and cookie syncs come back as `activation:push` entries that the Web SDK fires.
  *
+ * Hot visitors are answered from memory: the segmentation engine keeps, per recently seen
+ * profile, which profile an ECID resolves to, its fragments (consent included) and its
+ * memberships, coherent with the change feed (see ProfileView in services/segmentation.ts);
+ * the request then reads only the profile's events and commits its own (group commit).
+ *
  * Protocol details the Adobe Web SDK relies on: `state:store` cookies it writes itself
  * (`kndctr_<org>_identity`, `_consent`, `_cluster`), `locationHint:result` (the region path it
  * uses next, `/ee/<region>/v1/…`), `identity/acquire` (getIdentity) and `privacy/set-consent`
@@ -25,7 +30,7 @@ import { newUuid } from '../ids.js';
 import type { AudienceService } from '../services/audiences.js';
 import type { Catalog } from '../services/catalog.js';
 import type { IngestionService } from '../services/ingestion.js';
-import type { SegmentationEngine } from '../services/segmentation.js';
+import { eventChangeKey, type SegmentationEngine } from '../services/segmentation.js';
 import { ECID_PLACEHOLDER, type Datastream, type Datastreams } from './datastreams.js';
 import { EdgeConfigCache, type LookupConnection } from './edge-cache.js';
 import { consentCookieRefuses, consentCookieValue, consentOfProfile, parseConsentRequest, type ConsentEntry, type XdmConsents } from './consent.js';
@@ -39,6 +44,12 @@ const IDENTITY_COOKIE_MAX_AGE = 34_128_000;
 export const DEFAULT_LOCATION_HINT = 'aud1';
 /** How long the browser keeps the location hint (the cluster cookie), seconds (as Adobe's edge). */
 const LOCATION_HINT_TTL = 1_800;
+
+/** What ingesting a request's events stored: the profile of the first accepted one, and the change keys of its events. */
+interface IngestedEvents {
+  profileId: string;
+  keys: string[];
+}
 
 /** One event of a request: XDM (with identityMap) and free-form data that is not ingested. */
 export interface EdgeEvent {
@@ -142,15 +153,17 @@ export class EdgeService {
     const ecid = this.settleEcid(datastream, body);
     const warnings: EdgeWarning[] = [];
     // Consent first: what the profile stored (set-consent), and the consent cookie the page sent.
-    const known = ecid.minted ? undefined : await this.deps.store.findProfileId(sandboxId, { ns: namespaceKey('ECID'), id: ecid.id });
+    const known = ecid.minted ? undefined : await this.deps.segmentation.profileIdOf(sandboxId, { ns: namespaceKey('ECID'), id: ecid.id });
     const consent = known ? await this.consentOf(sandboxId, known) : { collect: true, personalize: true };
     const consentCookie = body.meta?.state?.entries?.find((e) => e.key === namespacedCookieName(datastream.orgId, 'consent'));
     if (consentCookie && consentCookieRefuses(consentCookie.value)) consent.collect = false;
     let profileId = known;
+    let stored: IngestedEvents | undefined;
     if (!consent.collect && body.events.length) {
       warnings.push({ code: 'COLLECT_CONSENT_REFUSED', title: 'Events not stored', detail: 'the visitor refused collection (consents.collect)', report: {} });
     } else if (body.events.length) {
-      profileId = (await this.ingest(sandboxId, datastream, body.events, ecid.id, warnings)) ?? known;
+      stored = await this.ingest(sandboxId, datastream, body.events, ecid.id, warnings);
+      profileId = stored?.profileId ?? known;
       profileId ??= await this.deps.store.findProfileId(sandboxId, { ns: namespaceKey('ECID'), id: ecid.id });
     }
     if (opts.mode === 'collect') return { requestId: opts.requestId, handle: [] };
@@ -159,11 +172,14 @@ export class EdgeService {
     }
 
     const config = await this.config.get(sandboxId);
-    // Same page: the edge audiences on the profile with these events. `reuse`: the streaming
-    // engine does not evaluate them again when this request's change reaches it (same state).
+    // Same page: the edge audiences on the profile with these events. `reuse` and `includes`:
+    // when this request's changes reach the streaming engine, it does not evaluate them again.
     let memberships: readonly Membership[] | undefined;
     if (profileId) {
-      const report = await this.deps.segmentation.evaluate(sandboxId, [profileId], { methods: EDGE_ONLY, audiences: config.edgeAudiences, reuse: true, withMemberships: true });
+      const includes = stored?.profileId === profileId && stored.keys.length ? new Map([[profileId, stored.keys]]) : undefined;
+      const report = await this.deps.segmentation.evaluate(sandboxId, [profileId], {
+        methods: EDGE_ONLY, audiences: config.edgeAudiences, reuse: true, hot: true, withMemberships: true, ...(includes ? { includes } : {}),
+      });
       memberships = report.memberships?.get(profileId);
     }
     const handle = this.identityHandles(datastream, ecid.id, opts.region);
@@ -229,6 +245,8 @@ export class EdgeService {
     }
     map['ECID'] = [{ id: ecid, primary: true }];
     const [result] = await this.deps.ingestion.ingest(sandboxId, datastream.profileDatasetId, [{ identityMap: map, consents }], 'edge');
+    // The next request of this visitor must read the new consent, not wait for the change feed.
+    if (result?.status === 'accepted' && result.profileId) this.deps.segmentation.forget(sandboxId, result.profileId);
     if (result && result.status !== 'accepted') {
       throw new EdgeError('MALFORMED_REQUEST', `consent not stored: ${result.message}`, result.details.map((d) => ({ path: d.path, message: d.message })));
     }
@@ -251,9 +269,13 @@ export class EdgeService {
     ];
   }
 
-  /** What the profile's stored consents allow (merged over its profile-enabled datasets). */
+  /**
+   * What the profile's stored consents allow (merged over its profile-enabled datasets). The
+   * fragments come from the segmentation engine's view of the profile when it holds them
+   * (dropped by any profile write the change feed brings, and by set-consent at once).
+   */
   private async consentOf(sandboxId: string, profileId: string): Promise<{ collect: boolean; personalize: boolean }> {
-    const [fragments, datasets] = await Promise.all([this.deps.store.profileFragments(sandboxId, profileId), this.deps.catalog.listDatasets(sandboxId)]);
+    const [fragments, datasets] = await Promise.all([this.deps.segmentation.fragmentsOf(sandboxId, profileId), this.deps.catalog.listDatasets(sandboxId)]);
     const enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
     // Only `consents` is read: merging just the fragments that carry it gives the same value.
     const withConsents = fragments.filter((f) => enabled.has(f.datasetId) && f.attributes['consents'] !== undefined);
@@ -290,7 +312,8 @@ export class EdgeService {
 
   /**
    * Ingests the events (ECID added to identityMap, `_id` and `timestamp` defaulted) into the
-   * datastream's event dataset; returns the profile of the first accepted event.
+   * datastream's event dataset; returns the profile of the first accepted event and the change
+   * keys of the events stored in it (committed when this returns).
    */
   private async ingest(
     sandboxId: string,
@@ -298,8 +321,9 @@ export class EdgeService {
     events: readonly EdgeEvent[],
     ecid: string,
     warnings: EdgeWarning[],
-  ): Promise<string | undefined> {
-    if (!datastream.eventDatasetId || !events.length) return undefined;
+  ): Promise<IngestedEvents | undefined> {
+    const datasetId = datastream.eventDatasetId;
+    if (!datasetId || !events.length) return undefined;
     const timestamp = new Date(this.deps.now()).toISOString();
     const records = events.map((e) => {
       const map = { ...((e.xdm['identityMap'] as Record<string, unknown> | undefined) ?? {}) };
@@ -308,7 +332,7 @@ export class EdgeService {
     });
     let results;
     try {
-      results = await this.deps.ingestion.ingest(sandboxId, datastream.eventDatasetId, records, 'edge');
+      results = await this.deps.ingestion.ingest(sandboxId, datasetId, records, 'edge');
     } catch (err) {
       // A datastream whose dataset was removed still answers lookups; the owner sees the warning.
       this.deps.log.warn({ err, sandboxId, datastreamId: datastream.id }, 'edge ingestion failed');
@@ -316,9 +340,13 @@ export class EdgeService {
       return undefined;
     }
     let profileId: string | undefined;
+    const keys: string[] = [];
     for (const r of results) {
-      if (r.status === 'accepted') profileId ??= r.profileId;
-      else {
+      if (r.status === 'accepted') {
+        profileId ??= r.profileId;
+        const id = records[r.index]?._id;
+        if (r.profileId === profileId && !r.duplicate && typeof id === 'string') keys.push(eventChangeKey(datasetId, id));
+      } else {
         warnings.push({
           code: 'EVENT_REJECTED',
           title: 'Event not stored',
@@ -327,7 +355,7 @@ export class EdgeService {
         });
       }
     }
-    return profileId;
+    return profileId === undefined ? undefined : { profileId, keys };
   }
 
   /** Seed 000's entries: per profile-lookup connection of the datastream, its mapped audiences the profile is in. */

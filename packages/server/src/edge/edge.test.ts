@@ -252,6 +252,63 @@ await describeBackends((backend) => {
       assert.equal((await statusOf(profileId))['gold'], 'realized');
       assert.deepEqual(await realizedOf(profileId), { viewers: 1, 'unmapped-viewers': 1, gold: 1 });
     });
+    // The edge answers from the segmentation engine's view of hot profiles (fragments and
+    // memberships in memory): whatever changes a visited profile must show in the next answer.
+    it('after a visit, a CRM write is seen by the next answer (attributes and consent)', async () => {
+      const ecid = ecidOf(50);
+      const first = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      assert.deepEqual(segmentsByAlias(first), { personalizationAlias: [], adServerAlias: ['viewers'] });
+      await settle();
+      await ok(h, 'POST', '/v1/datasets/crm/records', { ...withEcid(ecid), loyalty: { tier: 'gold' } });
+      await settle();
+      const second = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      assert.deepEqual(segmentsByAlias(second), { personalizationAlias: ['gold'], adServerAlias: ['gold', 'viewers'] });
+      await ok(h, 'POST', '/v1/datasets/crm/records', { ...withEcid(ecid), consents: { personalize: { content: { val: 'n' } } } });
+      await settle();
+      const third = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      assert.deepEqual(segmentsByAlias(third), { personalizationAlias: [], adServerAlias: [] }, 'personalization refused');
+    });
+
+    it('after a visit, a merge is seen by the next answer', async () => {
+      const a = ecidOf(51);
+      const b = ecidOf(52);
+      // A's graph is the larger one, so A's profile survives the merge and takes B's refusal of personalization.
+      await ok(h, 'POST', '/v1/datasets/crm/records', { identityMap: { ECID: [{ id: a, primary: true }], Email: [{ id: 'merge-a1@example.com' }, { id: 'merge-a2@example.com' }] } });
+      await ok(h, 'POST', '/v1/datasets/crm/records', { identityMap: { ECID: [{ id: b, primary: true }], Email: [{ id: 'merge-b@example.com' }] }, consents: { personalize: { content: { val: 'n' } } } });
+      await settle();
+      const pa = await h.ctx.store.findProfileId('prod', { ns: 'ecid', id: a });
+      const before = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(a) } }] });
+      assert.deepEqual(segmentsByAlias(before), { personalizationAlias: [], adServerAlias: ['viewers'] });
+      await settle();
+      // An event that carries both identities joins the two profiles (a merge and an event change).
+      const joining = { ...pageView(), _id: 'merge-evt-1', timestamp: new Date(clock).toISOString(), identityMap: { ECID: [{ id: a, primary: true }], Email: [{ id: 'merge-b@example.com' }] } };
+      await ok(h, 'POST', '/v1/datasets/web/records', joining);
+      await settle();
+      assert.equal(await h.ctx.store.findProfileId('prod', { ns: 'ecid', id: b }), pa, "A's profile absorbed B's");
+      const after = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(a) } }] });
+      assert.deepEqual(segmentsByAlias(after), { personalizationAlias: [], adServerAlias: [] }, 'personalization refused');
+    });
+
+    it('after a visit, a privacy delete is seen by the next answer and leaves no membership behind', async () => {
+      const ecid = ecidOf(53);
+      await ok(h, 'POST', '/v1/datasets/crm/records', { ...withEcid(ecid), loyalty: { tier: 'gold' } });
+      await settle();
+      const first = await interact(prod.datastreamId, { events: [{ xdm: { ...purchase(), ...withEcid(ecid) } }] });
+      assert.deepEqual(segmentsByAlias(first), { personalizationAlias: ['buyers', 'gold'], adServerAlias: ['gold'] });
+      const gone = await h.ctx.store.findProfileId('prod', { ns: 'ecid', id: ecid });
+      assert.ok(gone);
+      // The visit's change may still be on its way to the streaming engine when the delete runs.
+      const del = await h.call('POST', '/v1/privacy/deletes', { ns: 'ecid', id: ecid });
+      assert.equal(del.statusCode, 202, del.body);
+      await h.ctx.jobs.idle();
+      await settle();
+      assert.deepEqual((await h.ctx.store.memberships('prod', [gone])).get(gone), []);
+      const next = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+      assert.deepEqual(segmentsByAlias(next), { personalizationAlias: [], adServerAlias: ['viewers'] }, 'a new profile: only this visit');
+      await settle();
+      assert.deepEqual((await h.ctx.store.memberships('prod', [gone])).get(gone), []);
+    });
+
     it('collect stores the event and answers 204', async () => {
       const ecid = ecidOf(5);
       const r = await edge(h, `/ee/v1/collect?configId=${prod.datastreamId}`, { events: [{ xdm: { ...purchase(), ...withEcid(ecid) } }] }, { origin: ORIGIN });

@@ -233,6 +233,114 @@ await describeBackends((backend) => {
     });
   });
 
+  describe('membership writes of concurrent evaluations', () => {
+    let h: Harness;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => T0 });
+    });
+    after(() => h.close());
+
+    // Calls of one turn may share a transaction (SQLite): each must still get exactly its own
+    // events, in its order, and a failing call must cost no other.
+    it('each call gets its own events; a failing call costs no other', async () => {
+      const m = (audienceId: string) => ({ audienceId, status: 'realized' as const, lastQualificationTime: T0 });
+      const write = (profileId: string, audiences: string[]) =>
+        h.ctx.store.writeMemberships('prod', audiences.map((a) => ({ profileId, audienceId: a, membership: m(a), event: 'realized' as const })), T0);
+      const bad = h.ctx.store.writeMemberships('prod', [
+        { profileId: 'p-bad', audienceId: 'x', membership: m('x'), event: 'realized' },
+        { profileId: 'p-bad', audienceId: 'y', membership: { audienceId: 'y', status: null as unknown as 'realized', lastQualificationTime: T0 }, event: 'realized' },
+      ], T0);
+      const [a, b, failed, c] = await Promise.allSettled([write('p-a', ['x', 'y']), write('p-b', ['x']), bad, write('p-c', ['z'])]);
+      assert.equal(failed?.status, 'rejected');
+      const events = [a, b, c].map((r) => (r?.status === 'fulfilled' ? r.value : []));
+      assert.deepEqual(events.map((list) => list.map((e) => `${e.profileId}/${e.audienceId}`)), [['p-a/x', 'p-a/y'], ['p-b/x'], ['p-c/z']]);
+      for (const list of events) assert.deepEqual(list.map((e) => e.seq), list.map((e) => e.seq).sort((x, y) => x - y), "seqs follow each call's order");
+      const logged = await h.ctx.store.readMembershipEvents('prod', 0, 100);
+      const bySeq = events.flat().sort((x, y) => x.seq - y.seq);
+      assert.deepEqual(logged.map((e) => [e.seq, e.profileId, e.audienceId]), bySeq.map((e) => [e.seq, e.profileId, e.audienceId]), 'the log holds exactly those');
+      const stored = await h.ctx.store.memberships('prod', ['p-a', 'p-b', 'p-bad', 'p-c']);
+      assert.deepEqual([...stored].map(([p, list]) => [p, list.length]), [['p-a', 2], ['p-b', 1], ['p-bad', 0], ['p-c', 1]]);
+    });
+  });
+
+  describe('re-evaluations on time', () => {
+    let h: Harness;
+    let clock = T0;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
+      await setup(h);
+      const r = await h.call('POST', '/v1/audiences', { id: 'viewed-1h', name: 'viewed-1h', query: 'select X from xEvent where X.eventType = "web.webpagedetails.pageViews" and X.timestamp occurs < 1 hour before now' });
+      assert.equal(r.statusCode, 201, r.body);
+      const old = await h.call('POST', '/v1/audiences', { id: 'viewed-1h-ago', name: 'viewed-1h-ago', query: 'select X from xEvent where X.eventType = "web.webpagedetails.pageViews" and X.timestamp occurs > 1 hour before now' });
+      assert.equal(old.statusCode, 201, old.body);
+    });
+    after(() => h.close());
+
+    // A later view moves the exit later; the re-evaluation already scheduled (earlier) stands and,
+    // when it runs, schedules the next one: the exit comes when the last view leaves the window.
+    it('an audience window closes after the last event, however many events came in between', async () => {
+      const inside = async (): Promise<boolean> => {
+        await h.ctx.feed.flush();
+        await h.ctx.bus.drain();
+        await h.ctx.segmentation.tick();
+        const status = (await membersOf(h, 'win@x.io'))['viewed-1h']?.status;
+        return status === 'realized' || status === 'existing';
+      };
+      const send = async (at: number) => {
+        clock = T0 + at;
+        assert.equal((await h.call('POST', '/v1/datasets/web/records', view('win@x.io', at).record)).statusCode, 200);
+      };
+      await send(0);
+      assert.equal(await inside(), true);
+      await send(30 * 60_000);
+      await send(40 * 60_000);
+      assert.equal(await inside(), true);
+      clock = T0 + HOUR;
+      assert.equal(await inside(), true, 'the first view left the window, not the others');
+      clock = T0 + HOUR + 35 * 60_000;
+      assert.equal(await inside(), true, 'the second view left the window, not the third');
+      clock = T0 + HOUR + 40 * 60_000;
+      assert.equal(await inside(), false, 'the last view left the window');
+    });
+
+    it('a change that brings a flip earlier reschedules it earlier', async () => {
+      const adult = async (): Promise<boolean> => {
+        await h.ctx.feed.flush();
+        await h.ctx.bus.drain();
+        await h.ctx.segmentation.tick();
+        const status = (await membersOf(h, 'teen@x.io'))['adults']?.status;
+        return status === 'realized' || status === 'existing';
+      };
+      clock = T0;
+      // 18 on 2025-03-11, then corrected: 18 on 2025-03-05 (T0 is 2025-03-01).
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', person('teen@x.io', { person: { birthDate: '2007-03-11' } }).record)).statusCode, 200);
+      assert.equal(await adult(), false);
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', person('teen@x.io', { person: { birthDate: '2007-03-05' } }).record)).statusCode, 200);
+      assert.equal(await adult(), false);
+      clock = Date.parse('2025-03-06T00:00:00Z');
+      assert.equal(await adult(), true, 'on time for the corrected birth date');
+    });
+
+    it('an event that brings a flip earlier reschedules it earlier', async () => {
+      const inside = async (): Promise<boolean> => {
+        await h.ctx.feed.flush();
+        await h.ctx.bus.drain();
+        await h.ctx.segmentation.tick();
+        const status = (await membersOf(h, 'late@x.io'))['viewed-1h-ago']?.status;
+        return status === 'realized' || status === 'existing';
+      };
+      const base = 30 * DAY;
+      clock = T0 + base;
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', view('late@x.io', base).record)).statusCode, 200);
+      assert.equal(await inside(), false, 'enters in an hour');
+      // A view sent late, from 50 minutes ago: the profile enters 10 minutes from now.
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', view('late@x.io', base - 50 * 60_000).record)).statusCode, 200);
+      assert.equal(await inside(), false);
+      clock = T0 + base + 11 * 60_000;
+      assert.equal(await inside(), true, 'entered on time for the late view');
+    });
+  });
+
   describe('streaming and batch agree', () => {
     let clock = T0;
     const emails = ['p0@x.io', 'p1@x.io', 'p2@x.io', 'p3@x.io'];

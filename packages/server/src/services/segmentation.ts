@@ -8,7 +8,6 @@
  * Membership changes are written with their events in one transaction and published on the bus
  * (`memberships.<sandbox>`). A failure on one profile is recorded and never stops the rest.
  */
-import { createHash } from 'node:crypto';
 import {
   eventTimesOf,
   mergeFragments,
@@ -18,6 +17,7 @@ import {
   type AudienceContext,
   type DatasetDef,
   type EvaluationMethod,
+  type IdentityRef,
   type Membership,
   type MergePolicy,
   type StoredFragment,
@@ -48,16 +48,61 @@ export interface EvaluationReport {
 
 /**
  * What a reusing evaluation (the edge's, the streaming engine's) last did for a profile: the
- * audiences it evaluated on exactly this profile state (fragments, events in the window) and
- * these memberships. The next reusing evaluation of the same state skips them: an edge visit is
- * evaluated by the request and then not again when its change arrives from the change feed.
+ * audiences it evaluated, the memberships it left, and which changes the profile state it read
+ * held. When the changes that cause the next reusing evaluation are all known to be held (the
+ * edge's own event reaching the streaming engine, or the edge's request whose change the
+ * streaming engine evaluated first), the audiences evaluated are not evaluated again if the
+ * memberships are still as left. No digest of the data is needed: every write of profile data
+ * goes through the change feed, whose order is commit order, so a change the state did not hold
+ * shows up as a change key the state does not list.
  */
 interface EvaluatedState {
-  data: string;
-  members: string;
+  members: ReadonlyMap<string, Membership>;
   /** The compiled audiences evaluated (the plan's own set when it was all of them). */
   evaluated: ReadonlySet<unknown>;
+  /** Keys (changeKey) of changes the state held that the feed has not delivered yet. */
+  pending: Set<string>;
+  /** Keys of the latest delivered changes the state held (at most MAX_HELD). */
+  held: Set<string>;
 }
+
+/**
+ * A hot profile as this engine last saw it, in memory while the engine runs (it is fed by the
+ * change feed): what the edge answers from, besides the events it reads fresh. Coherence:
+ * - `fragments` as last read by a `hot` evaluation (the edge's, the streaming engine's);
+ *   dropped when the change feed brings a change of the profile other than an event (a CRM
+ *   write, a merge, a privacy delete). Events are always read from the store (the edge's own
+ *   just committed). An evaluation racing a privacy delete may write memberships after it
+ *   (as it could before, from a read just ahead of the delete): the delete change removes them;
+ * - `members` as this engine last read or committed them; dropped on a delete, a merge, a
+ *   membership event this engine did not write (a batch run) and any audience change.
+ * A read fills a view only if the view was not dropped meanwhile (the same object is still in
+ * the map), so an invalidation racing a read is never overwritten by the older data.
+ * One process: changes and membership events of other processes' writes reach this engine
+ * through the change feed and the bus of this process only.
+ */
+interface ProfileView {
+  fragments?: StoredFragment[];
+  members?: ReadonlyMap<string, Membership>;
+  /** The re-evaluation this engine last scheduled (kept while it is still ahead). */
+  dueAt?: number;
+}
+
+/** Hot profiles kept (the least recently used are forgotten first). */
+const MAX_VIEWS = 50_000;
+/** Identities whose profile is kept (see profileIdOf). */
+const MAX_IDENTITIES = 100_000;
+
+/** Delivered change keys remembered per profile (an edge request is answered well within a few changes). */
+const MAX_HELD = 16;
+
+/** Key of a change that a reusing evaluation can know it read: an event's (none for others). */
+export function changeKey(c: { type: string; datasetId?: string | undefined; eventId?: string | undefined }): string | undefined {
+  return c.type === 'event' && c.datasetId !== undefined && c.eventId !== undefined ? eventChangeKey(c.datasetId, c.eventId) : undefined;
+}
+
+/** changeKey of the change an accepted, not duplicate, event record makes. */
+export const eventChangeKey = (datasetId: string, eventId: string): string => `${datasetId}\u0000${eventId}`;
 
 /** A profile as evaluators see it. */
 export interface LoadedProfile {
@@ -69,20 +114,15 @@ const MAX_REPORTED_ERRORS = 100;
 /** Profiles whose last evaluated state is remembered (the oldest are forgotten first). */
 const MAX_REMEMBERED_STATES = 50_000;
 
-/** A digest of a profile's data as evaluation reads it (any change of fragment or event changes it). */
-function dataKey(profile: LoadedProfile): string {
-  const parts: string[] = [];
-  for (const f of profile.fragments) parts.push(`f\u0000${f.datasetId}\u0000${f.ns}\u0000${f.id}\u0000${f.graphId}\u0000${f.timestamp}\u0000${JSON.stringify(f.attributes)}`);
-  for (const e of profile.events) parts.push(`e\u0000${e.datasetId}\u0000${e.eventId}\u0000${e.timestamp}\u0000${JSON.stringify(e.body)}`);
-  parts.sort();
-  return createHash('sha1').update(parts.join('\n')).digest('base64');
-}
-
-/** A digest of a profile's memberships (in any order). */
-function membersKey(list: Iterable<Membership>): string {
-  const parts: string[] = [];
-  for (const m of list) parts.push(`${m.audienceId}\u0000${m.status}\u0000${m.lastQualificationTime}`);
-  return createHash('sha1').update(parts.sort().join('\n')).digest('base64');
+/** Whether the stored memberships are exactly the ones an evaluation left. */
+function sameMembers(left: ReadonlyMap<string, Membership>, stored: readonly Membership[] | undefined): boolean {
+  const list = stored ?? [];
+  if (list.length !== left.size) return false;
+  for (const m of list) {
+    const l = left.get(m.audienceId);
+    if (!l || l.status !== m.status || l.lastQualificationTime !== m.lastQualificationTime) return false;
+  }
+  return true;
 }
 
 /** Builds the evaluation context of one profile (merged attributes per policy, events oldest first). */
@@ -113,6 +153,22 @@ export class SegmentationEngine {
   private readonly enabled = new WeakMap<readonly DatasetDef[], ReadonlySet<string>>();
   /** Per `sandbox\0profile`: what the last reusing evaluation saw and evaluated (see EvaluatedState). */
   private readonly states = new Map<string, EvaluatedState>();
+  /** Per `sandbox\0profile`: the hot profile view (see ProfileView); only while started. */
+  private readonly views = new Map<string, ProfileView>();
+  private viewsOn = false;
+  /** Seqs of membership events this engine wrote and published, until they come back from the bus. */
+  private readonly ownEvents = new Set<number>();
+  private unsubscribeViews: Array<() => void> = [];
+  /**
+   * Per `sandbox\0ns\0id`: the profile an identity resolved to, while started. An identity
+   * changes profile only by a merge (the absorbed profile's identities), an eviction or a
+   * delete; each drops the entries concerned when the change feed brings it.
+   */
+  private readonly identities = new Map<string, { profileId: string; of: string }>();
+  /** Per `sandbox\0profile`: the keys of `identities` resolving to it. */
+  private readonly identitiesOf = new Map<string, Set<string>>();
+  /** Counts identity invalidations: a lookup that raced one does not fill the map. */
+  private identityEpoch = 0;
   /** Per `sandbox\0profile`: the evaluation in progress (evaluations of one profile run one at a time). */
   private readonly inFlight = new Map<string, Promise<void>>();
 
@@ -127,7 +183,13 @@ export class SegmentationEngine {
       metrics: Metrics;
       now?: () => number;
     },
-  ) {}
+  ) {
+    // A removed audience's memberships are deleted by the store: views of the sandbox are void.
+    deps.audiences.onChanged((sandboxId) => {
+      const prefix = stateId(sandboxId, '');
+      for (const id of this.views.keys()) if (id.startsWith(prefix)) this.views.delete(id);
+    });
+  }
 
   private now(): number {
     return this.deps.now?.() ?? Date.now();
@@ -144,6 +206,25 @@ export class SegmentationEngine {
       // the cost of a commit grows with the audiences, not the changes: small batches are dear.
       await new Promise<void>((resolve) => setImmediate(resolve));
     });
+    // The views' invalidations, as soon as each message is published (not batched behind evaluations).
+    this.unsubscribeViews.push(
+      this.deps.bus.subscribe<ChangeMessage>('changes.*', 'segmentation-views', async ({ payload: c }) => {
+        if (c.type !== 'event' || c.identitiesEvicted?.length) this.views.delete(stateId(c.sandboxId, c.profileId));
+        for (const a of c.mergedFrom ?? []) this.views.delete(stateId(c.sandboxId, a));
+        if (c.type === 'delete') this.dropIdentities(c.sandboxId, c.profileId);
+        for (const a of c.mergedFrom ?? []) this.dropIdentities(c.sandboxId, a);
+        for (const i of c.identitiesEvicted ?? []) {
+          this.identityEpoch++;
+          const key = identityId(c.sandboxId, i);
+          this.identities.delete(key);
+          this.identitiesOf.get(stateId(c.sandboxId, c.profileId))?.delete(key);
+        }
+      }),
+      this.deps.bus.subscribe<MembershipEventRow>('memberships.*', 'segmentation-views', async ({ payload: e }) => {
+        if (!this.ownEvents.delete(e.seq)) this.views.delete(stateId(e.sandboxId, e.profileId));
+      }),
+    );
+    this.viewsOn = true;
     if (this.deps.config.tickMs > 0) {
       this.timer = setInterval(() => void this.tick(), this.deps.config.tickMs);
       this.timer.unref();
@@ -152,6 +233,12 @@ export class SegmentationEngine {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    for (const u of this.unsubscribeViews) u();
+    this.unsubscribeViews = [];
+    this.viewsOn = false;
+    this.views.clear();
+    this.identities.clear();
+    this.identitiesOf.clear();
     if (this.timer) clearInterval(this.timer);
     await this.ticking;
   }
@@ -162,25 +249,46 @@ export class SegmentationEngine {
    * order would leave; memberships of profiles absorbed by a merge are dropped first.
    */
   async onChanges(changes: readonly ChangeMessage[]): Promise<void> {
-    const bySandbox = new Map<string, { absorbed: string[]; profiles: Set<string> }>();
+    const bySandbox = new Map<string, { gone: string[]; profiles: Map<string, Array<string | undefined>> }>();
     for (const c of changes) {
       let s = bySandbox.get(c.sandboxId);
-      if (!s) bySandbox.set(c.sandboxId, (s = { absorbed: [], profiles: new Set() }));
-      if (c.type === 'merge') s.absorbed.push(...(c.mergedFrom ?? []));
-      else if (c.type !== 'delete') s.profiles.add(c.profileId); // a delete removed its memberships
+      if (!s) bySandbox.set(c.sandboxId, (s = { gone: [], profiles: new Map() }));
+      // Also done on publication (start()): here too, so that no evaluation below reads a view
+      // older than the changes it evaluates, whichever subscriber the bus served first.
+      if (c.type !== 'event' || c.identitiesEvicted?.length) this.views.delete(stateId(c.sandboxId, c.profileId));
+      if (c.type === 'merge') s.gone.push(...(c.mergedFrom ?? []));
+      if (c.type === 'delete') {
+        // What was evaluated for it is void; the delete removed its memberships, and what an
+        // evaluation racing it may have written since is removed below.
+        s.profiles.delete(c.profileId);
+        s.gone.push(c.profileId);
+      } else {
+        let keys = s.profiles.get(c.profileId);
+        if (!keys) s.profiles.set(c.profileId, (keys = []));
+        keys.push(changeKey(c));
+      }
     }
-    for (const [sandboxId, { absorbed, profiles }] of bySandbox) {
-      if (absorbed.length) {
-        const current = await this.deps.store.memberships(sandboxId, absorbed);
-        const writes: MembershipWrite[] = [];
-        for (const [pid, list] of current) for (const m of list) writes.push({ profileId: pid, audienceId: m.audienceId, membership: null });
-        if (writes.length) await this.deps.store.writeMemberships(sandboxId, writes, this.now());
-        for (const a of absorbed) {
+    for (const [sandboxId, { gone, profiles }] of bySandbox) {
+      if (gone.length) {
+        // Profiles absorbed by a merge or deleted: their memberships go, once any evaluation
+        // of them under way has written (it may have read the profile before it went).
+        for (const a of gone) {
           profiles.delete(a);
           this.states.delete(stateId(sandboxId, a));
+          this.views.delete(stateId(sandboxId, a));
+        }
+        const ids = [...new Set(gone)];
+        const release = await this.hold(sandboxId, ids);
+        try {
+          const current = await this.deps.store.memberships(sandboxId, ids);
+          const writes: MembershipWrite[] = [];
+          for (const [pid, list] of current) for (const m of list) writes.push({ profileId: pid, audienceId: m.audienceId, membership: null });
+          if (writes.length) await this.deps.store.writeMemberships(sandboxId, writes, this.now());
+        } finally {
+          release();
         }
       }
-      if (profiles.size) await this.evaluate(sandboxId, [...profiles], { methods: STREAMING_METHODS, reuse: true });
+      if (profiles.size) await this.evaluate(sandboxId, [...profiles.keys()], { methods: STREAMING_METHODS, reuse: true, hot: true, arrived: profiles });
     }
   }
 
@@ -194,7 +302,12 @@ export class SegmentationEngine {
           const due = await this.deps.store.takeDueReevaluations(now, 500);
           if (!due.length) break;
           const bySandbox = new Map<string, string[]>();
-          for (const d of due) pushTo(bySandbox, d.sandboxId, d.profileId);
+          for (const d of due) {
+            pushTo(bySandbox, d.sandboxId, d.profileId);
+            // Its row is gone: the evaluation below schedules the next one.
+            const v = this.views.get(stateId(d.sandboxId, d.profileId));
+            if (v) v.dueAt = undefined;
+          }
           for (const [sandboxId, ids] of bySandbox) await this.evaluate(sandboxId, ids, { methods: ALL_METHODS });
           if (due.length < 500) break;
         }
@@ -301,6 +414,39 @@ export class SegmentationEngine {
     }
   }
 
+  /** The profile's view (created empty, and made the most recently used), or undefined while stopped. */
+  private view(id: string): ProfileView | undefined {
+    if (!this.viewsOn) return undefined;
+    let v = this.views.get(id);
+    if (v) this.views.delete(id);
+    else v = {};
+    this.views.set(id, v);
+    if (this.views.size > MAX_VIEWS) {
+      const oldest = this.views.keys().next();
+      if (!oldest.done) this.views.delete(oldest.value);
+    }
+    return v;
+  }
+
+  /** Whether `v` is still the profile's view (not dropped since it was taken): only then may a read fill it. */
+  private current(id: string, v: ProfileView | undefined): v is ProfileView {
+    return v !== undefined && this.views.get(id) === v;
+  }
+
+  /**
+   * A profile's fragments, from its view when it holds them (the edge reads consent there),
+   * else from the store (and kept in the view).
+   */
+  async fragmentsOf(sandboxId: string, profileId: string): Promise<StoredFragment[]> {
+    const id = stateId(sandboxId, profileId);
+    const v = this.view(id);
+    if (v?.fragments) return v.fragments;
+    // No events wanted: the events read of loadProfiles finds none after the end of time.
+    const fragments = (await this.deps.store.loadProfiles(sandboxId, [profileId], Number.MAX_SAFE_INTEGER)).get(profileId)?.fragments ?? [];
+    if (this.current(id, v)) v.fragments = fragments;
+    return fragments;
+  }
+
   /**
    * Evaluates the audiences of `methods` for `profileIds`, writes membership transitions and
    * publishes their events, and schedules the next time-driven re-evaluation of each profile.
@@ -308,15 +454,31 @@ export class SegmentationEngine {
    * to the store in one call each (none when nothing changed).
    *
    * `reuse` (the edge's and the streaming engine's evaluations, which follow profile changes):
-   * an audience already evaluated by a reusing evaluation on exactly the same profile data and
-   * memberships is not evaluated again (nothing it reads changed; a time window flipping since
-   * is handled by the re-evaluation that evaluation scheduled), unless a membership changed
-   * earlier in the same pass. Re-evaluations on time and batch runs never skip.
+   * `arrived` lists, per profile, the keys (changeKey) of the feed changes that caused this
+   * evaluation; when every one of them was already held by the state the last reusing
+   * evaluation read, and the memberships are still the ones it left, the audiences it evaluated
+   * are not evaluated again (nothing they read changed; a time window flipping since is handled
+   * by the re-evaluation that evaluation scheduled), unless a membership changed earlier in the
+   * same pass; a profile with nothing left to evaluate is not even read. `includes` lists, per
+   * profile, changes committed before this call (the edge's own events): their arrival on the
+   * feed then costs nothing. Re-evaluations on time and batch runs never skip.
+   *
+   * Views (while started): reusing evaluations take memberships from the profiles' views; `hot`
+   * ones (the edge's and the streaming engine's) take fragments there too and read only events.
+   * Every evaluation leaves in the views the memberships it committed.
    */
   async evaluate(
     sandboxId: string,
     profileIds: readonly string[],
-    opts: { methods: ReadonlySet<EvaluationMethod>; audiences?: readonly CompiledEntry[]; reuse?: boolean; withMemberships?: boolean },
+    opts: {
+      methods: ReadonlySet<EvaluationMethod>;
+      audiences?: readonly CompiledEntry[];
+      reuse?: boolean;
+      arrived?: ReadonlyMap<string, ReadonlyArray<string | undefined>>;
+      includes?: ReadonlyMap<string, readonly string[]>;
+      hot?: boolean;
+      withMemberships?: boolean;
+    },
   ): Promise<EvaluationReport> {
     const { audiences } = this.deps;
     const report: EvaluationReport = { profiles: profileIds.length, evaluations: 0, realized: 0, exited: 0, errors: [] };
@@ -330,30 +492,181 @@ export class SegmentationEngine {
       release();
     }
     const subject = membershipSubject(sandboxId);
+    if (this.viewsOn) {
+      // Bounded even if the bus lost some: past the bound, views are dropped by our own events.
+      if (this.ownEvents.size > 100_000) this.ownEvents.clear();
+      for (const e of events) this.ownEvents.add(e.seq);
+    }
     for (const e of events) await this.deps.bus.publish(subject, e.profileId, e);
     return report;
+  }
+
+  /**
+   * The remembered states of profiles whose data is what their last reusing evaluation read
+   * (see evaluate): every arrived change was pending in it (it moves to `held`), every included
+   * one is held by it.
+   */
+  private unchangedStates(
+    sandboxId: string,
+    profileIds: readonly string[],
+    arrived: ReadonlyMap<string, ReadonlyArray<string | undefined>> | undefined,
+    includes: ReadonlyMap<string, readonly string[]> | undefined,
+  ): Map<string, EvaluatedState> {
+    const out = new Map<string, EvaluatedState>();
+    if (!arrived && !includes) return out;
+    for (const profileId of profileIds) {
+      const seen = this.states.get(stateId(sandboxId, profileId));
+      const came = arrived?.get(profileId);
+      const known = includes?.get(profileId);
+      if (!seen || (!came && !known)) continue;
+      let same = true;
+      // Arrived keys are consumed whatever the outcome: a change is awaited only once.
+      for (const k of came ?? []) {
+        if (k !== undefined && seen.pending.delete(k)) hold(seen.held, k);
+        else same = false;
+      }
+      for (const k of known ?? []) if (!seen.held.has(k)) same = false;
+      if (same) out.set(profileId, seen);
+    }
+    return out;
+  }
+
+  /** Memberships of the profiles: from their views when `useViews`, the rest from the store (kept in the views). */
+  private async loadMembers(sandboxId: string, profileIds: readonly string[], views: ReadonlyMap<string, ProfileView>, useViews: boolean | undefined): Promise<Map<string, Membership[]>> {
+    const out = new Map<string, Membership[]>();
+    const missing: string[] = [];
+    for (const p of profileIds) {
+      const m = useViews ? views.get(p)?.members : undefined;
+      if (m) out.set(p, [...m.values()]);
+      else missing.push(p);
+    }
+    if (!missing.length) return out;
+    const read = await this.deps.store.memberships(sandboxId, missing);
+    for (const p of missing) {
+      const list = read.get(p) ?? [];
+      out.set(p, list);
+      const v = views.get(p);
+      if (this.current(stateId(sandboxId, p), v)) v.members = new Map(list.map((m) => [m.audienceId, m]));
+    }
+    return out;
+  }
+
+  /**
+   * Fragments and events of the profiles: with `hot`, fragments held by a view are not read
+   * again (only events are), and fragments read are kept in the views.
+   */
+  private async loadData(
+    sandboxId: string,
+    profileIds: readonly string[],
+    since: number,
+    views: ReadonlyMap<string, ProfileView>,
+    hot: boolean | undefined,
+  ): Promise<Map<string, LoadedProfile>> {
+    const { store } = this.deps;
+    const held: string[] = [];
+    const cold: string[] = [];
+    for (const p of profileIds) (hot && store.loadEvents && views.get(p)?.fragments ? held : cold).push(p);
+    const [out, events] = await Promise.all([
+      cold.length ? store.loadProfiles(sandboxId, cold, since) : new Map<string, LoadedProfile>(),
+      held.length ? store.loadEvents!(sandboxId, held, since) : new Map<string, EventRow[]>(),
+    ]);
+    if (hot) for (const p of cold) {
+      const v = views.get(p);
+      const loaded = out.get(p);
+      if (loaded && this.current(stateId(sandboxId, p), v)) v.fragments = loaded.fragments;
+    }
+    for (const p of held) out.set(p, { fragments: views.get(p)!.fragments!, events: events.get(p) ?? [] });
+    return out;
+  }
+
+  /**
+   * The profile an identity belongs to: from memory when a lookup found it before and no
+   * merge, eviction or delete concerning it has come through the change feed since, else from
+   * the store. A change committed and not yet published can make the answer briefly stale
+   * (the profile absorbed by a merge), as any read racing a write.
+   */
+  async profileIdOf(sandboxId: string, identity: IdentityRef): Promise<string | undefined> {
+    const key = identityId(sandboxId, identity);
+    const hit = this.viewsOn ? this.identities.get(key) : undefined;
+    if (hit !== undefined) {
+      this.identities.delete(key);
+      this.identities.set(key, hit);
+      return hit.profileId;
+    }
+    const epoch = this.identityEpoch;
+    const profileId = await this.deps.store.findProfileId(sandboxId, identity);
+    if (profileId === undefined || !this.viewsOn || epoch !== this.identityEpoch) return profileId;
+    const of = stateId(sandboxId, profileId);
+    this.identities.set(key, { profileId, of });
+    let keys = this.identitiesOf.get(of);
+    if (!keys) this.identitiesOf.set(of, (keys = new Set()));
+    keys.add(key);
+    if (this.identities.size > MAX_IDENTITIES) {
+      const [oldest, entry] = this.identities.entries().next().value as [string, { of: string }];
+      this.identities.delete(oldest);
+      const left = this.identitiesOf.get(entry.of);
+      left?.delete(oldest);
+      if (left?.size === 0) this.identitiesOf.delete(entry.of);
+    }
+    return profileId;
+  }
+
+  /** Forgets which identities resolve to a profile (it was absorbed or deleted). */
+  private dropIdentities(sandboxId: string, profileId: string): void {
+    this.identityEpoch++;
+    const of = stateId(sandboxId, profileId);
+    for (const k of this.identitiesOf.get(of) ?? []) this.identities.delete(k);
+    this.identitiesOf.delete(of);
+  }
+
+  /** Forgets what is held about a profile (its view and last evaluation): for writers that change it outside the change feed's pace. */
+  forget(sandboxId: string, profileId: string): void {
+    const id = stateId(sandboxId, profileId);
+    this.views.delete(id);
+    this.states.delete(id);
   }
 
   /** evaluate() while the profiles are held: returns the membership events written. */
   private async evaluateHeld(
     sandboxId: string,
-    profileIds: readonly string[],
+    allIds: readonly string[],
     { targets, policies, compiled: planned }: EvaluationPlan,
-    opts: { reuse?: boolean; withMemberships?: boolean },
+    opts: { reuse?: boolean; arrived?: ReadonlyMap<string, ReadonlyArray<string | undefined>>; includes?: ReadonlyMap<string, readonly string[]>; hot?: boolean; withMemberships?: boolean },
     report: EvaluationReport,
   ): Promise<MembershipEventRow[]> {
-    const { store, catalog, config } = this.deps;
+    const { catalog, config } = this.deps;
     const now = this.now();
+    const since = now - config.eventRetentionMs;
     if (opts.withMemberships) report.memberships = new Map();
-    const [loaded, current, datasets] = await Promise.all([
-      store.loadProfiles(sandboxId, profileIds, now - config.eventRetentionMs),
-      store.memberships(sandboxId, profileIds),
-      catalog.listDatasets(sandboxId),
-    ]);
-    const enabled = this.enabledDatasets(datasets);
+    const unchanged = opts.reuse ? this.unchangedStates(sandboxId, allIds, opts.arrived, opts.includes) : new Map<string, EvaluatedState>();
+    const views = new Map<string, ProfileView>();
+    if (this.viewsOn) for (const p of allIds) views.set(p, this.view(stateId(sandboxId, p))!);
+    let profileIds = allIds;
+    let loaded: Map<string, LoadedProfile>;
+    let current: Map<string, Membership[]>;
+    if (unchanged.size === 0) {
+      [loaded, current] = await Promise.all([this.loadData(sandboxId, profileIds, since, views, opts.hot), this.loadMembers(sandboxId, profileIds, views, opts.reuse)]);
+    } else {
+      // Memberships first: a profile unchanged since an evaluation of every target is not read.
+      current = await this.loadMembers(sandboxId, profileIds, views, opts.reuse);
+      profileIds = profileIds.filter((profileId) => {
+        const seen = unchanged.get(profileId);
+        if (!seen) return true;
+        if (!sameMembers(seen.members, current.get(profileId))) {
+          unchanged.delete(profileId);
+          return true;
+        }
+        if (seen.evaluated !== planned && !targets.every((t) => seen.evaluated.has(t.compiled))) return true;
+        report.memberships?.set(profileId, [...seen.members.values()]);
+        return false;
+      });
+      loaded = profileIds.length ? await this.loadData(sandboxId, profileIds, since, views, opts.hot) : new Map();
+    }
+    const enabled = this.enabledDatasets(await catalog.listDatasets(sandboxId));
     const writes: MembershipWrite[] = [];
     const schedule: Array<{ profileId: string; dueAt: number }> = [];
     const remembered: Array<[string, EvaluatedState]> = [];
+    const left = new Map<string, ReadonlyMap<string, Membership>>();
     const contexts: Array<AudienceContext | undefined> = new Array<AudienceContext | undefined>(policies.length);
     for (const profileId of profileIds) {
       const profile = loaded.get(profileId);
@@ -367,10 +680,7 @@ export class SegmentationEngine {
       };
       // What a reusing evaluation of this very state already evaluated (skipped unless a
       // membership changes earlier in this pass: targets are in dependency order).
-      const id = stateId(sandboxId, profileId);
-      const data = opts.reuse ? dataKey(profile) : '';
-      const seen = opts.reuse ? this.states.get(id) : undefined;
-      const done = seen && seen.data === data && seen.members === membersKey(list ?? []) ? seen.evaluated : undefined;
+      const done = unchanged.get(profileId)?.evaluated;
       const evaluated = new Set<unknown>();
       let changed = false;
       contexts.fill(undefined);
@@ -407,17 +717,48 @@ export class SegmentationEngine {
         if (t.event === 'realized') report.realized++;
         if (t.event === 'exited') report.exited++;
       }
-      if (next !== Infinity) schedule.push({ profileId, dueAt: next });
-      if (opts.reuse) remembered.push([id, { data, members: membersKey(members.values()), evaluated: evaluated.size === planned.size ? planned : evaluated }]);
+      // Earliest wins: a re-evaluation this engine scheduled, still ahead and not later, stands.
+      const due = views.get(profileId)?.dueAt;
+      if (next !== Infinity && !(due !== undefined && due > now && due <= next)) schedule.push({ profileId, dueAt: next });
+      if (opts.reuse) {
+        const id = stateId(sandboxId, profileId);
+        // Whatever the last state held was committed before this read too.
+        const last = this.states.get(id);
+        const pending = new Set(last?.pending);
+        const held = new Set(last?.held);
+        for (const k of opts.arrived?.get(profileId) ?? []) if (k !== undefined) hold(held, k);
+        for (const k of opts.includes?.get(profileId) ?? []) if (!held.has(k)) pending.add(k);
+        remembered.push([id, { members, evaluated: evaluated.size === planned.size ? planned : evaluated, pending, held }]);
+      }
       report.memberships?.set(profileId, [...members.values()]);
+      left.set(profileId, members);
     }
     let events: MembershipEventRow[] = [];
-    if (writes.length) events = await store.writeMemberships(sandboxId, writes, now);
-    if (schedule.length) await store.scheduleReevaluations(sandboxId, schedule);
+    if (writes.length) events = await this.deps.store.writeMemberships(sandboxId, writes, now);
+    if (schedule.length) await this.deps.store.scheduleReevaluations(sandboxId, schedule);
     // Only once written: a failed write leaves nothing remembered, so the next pass evaluates again.
     for (const [id, state] of remembered) this.remember(id, state);
+    for (const [profileId, members] of left) {
+      const v = views.get(profileId);
+      if (this.current(stateId(sandboxId, profileId), v)) v.members = members;
+    }
+    for (const { profileId, dueAt } of schedule) {
+      const v = views.get(profileId);
+      if (this.current(stateId(sandboxId, profileId), v)) v.dueAt = v.dueAt !== undefined && v.dueAt > now ? Math.min(v.dueAt, dueAt) : dueAt;
+    }
     return events;
   }
+}
+
+/** Adds a delivered change key to a state's `held` (the oldest forgotten past MAX_HELD). */
+function hold(held: Set<string>, key: string): void {
+  held.add(key);
+  if (held.size > MAX_HELD) held.delete(held.values().next().value as string);
+}
+
+/** Key of an identity in the engine's identity map. */
+function identityId(sandboxId: string, i: IdentityRef): string {
+  return `${sandboxId}\u0000${i.ns}\u0000${i.id}`;
 }
 
 /** Key of a profile in the engine's per-profile maps. */
