@@ -1,8 +1,14 @@
 /**
  * The batch job's evaluation of one page of profiles, with no I/O, so that it runs the same on
- * the main thread and in the job's worker threads: every target audience (in dependency order,
- * so inSegment sees this pass's results) on each profile, the streaming engine's rules for
- * membership transitions and time-driven re-evaluation, and the audience sizes of the page.
+ * the main thread and in the job's worker threads: the page's snapshot and membership texts are
+ * decoded here, every target audience (in dependency order, so inSegment sees this pass's
+ * results) is evaluated on each profile with the streaming engine's rules for membership
+ * transitions and time-driven re-evaluation, and the audience sizes of the page are counted.
+ *
+ * The result is compact (typed arrays of profile and target indexes), so that a worker's answer
+ * crosses threads without cloning an object per membership. Realized → existing confirmations
+ * are not listed: the store applies them set-based to the profiles evaluated (see
+ * Store.writeBatchMemberships), leaving out the pairs whose evaluation failed.
  */
 import {
   nextChange,
@@ -13,7 +19,7 @@ import {
   type Membership,
   type MergePolicy,
 } from '@audient/core';
-import type { MembershipWrite, ProfileSnapshot } from '@audient/storage';
+import { decodeSnapshot } from '@audient/storage';
 import { profileContext } from './segmentation.js';
 
 /** An audience of the run. */
@@ -27,10 +33,30 @@ export interface BatchTarget {
   timed: boolean;
 }
 
-/** What evaluating a page produced. */
+/**
+ * A page as read (Store.scanBatchProfiles): the profile ids, and per chunk of consecutive
+ * profiles one JSON array text of their snapshots and one of their memberships.
+ */
+export interface PageInput {
+  ids: string[];
+  snapshots: string[];
+  memberships: string[];
+}
+
+/** Change kinds in `PageResult.changes`. */
+export const REALIZED = 1;
+export const EXITED = 2;
+
+/** What evaluating a page produced; profile and target indexes refer to the page and the targets. */
 export interface PageResult {
-  writes: MembershipWrite[];
-  schedule: Array<{ profileId: string; dueAt: number }>;
+  /** Memberships entered or left, in evaluation order: (profile, target, REALIZED | EXITED) triples. */
+  changes: Int32Array;
+  /** 1 for each profile that was evaluated (a profile with no data is not). */
+  evaluated: Uint8Array;
+  /** Evaluations that failed: (profile, target) pairs; their memberships are left as they are. */
+  failed: Int32Array;
+  /** Re-evaluations: (profile, due at) pairs. */
+  schedule: Float64Array;
   /** Per target (same order): members (realized or existing) among the page's profiles after the pass. */
   sizes: number[];
   evaluations: number;
@@ -41,6 +67,10 @@ export interface PageResult {
   failures: number;
 }
 
+/** The buffers of a result, to transfer rather than copy it across threads. */
+export const resultBuffers = (r: PageResult): ArrayBuffer[] =>
+  [r.changes.buffer, r.evaluated.buffer, r.failed.buffer, r.schedule.buffer] as ArrayBuffer[];
+
 /** Builds the targets of a run from compiled audiences (in dependency order). */
 export function batchTargets(audiences: ReadonlyArray<{ id: string; compiled: CompiledAudience; mergePolicy: MergePolicy }>): BatchTarget[] {
   return audiences.map((a) => ({
@@ -48,21 +78,48 @@ export function batchTargets(audiences: ReadonlyArray<{ id: string; compiled: Co
   }));
 }
 
+type MembershipTuple = [string, Membership['status'], number];
+
+/** A profile's memberships (`[[audienceId, status, lastQualificationTime]…]`) by audience. */
+function membershipMap(tuples: readonly MembershipTuple[]): Map<string, Membership> {
+  const members = new Map<string, Membership>();
+  for (const [audienceId, status, lastQualificationTime] of tuples) members.set(audienceId, { audienceId, status, lastQualificationTime });
+  return members;
+}
+
 /** Evaluates `targets` for a page of profiles against their current memberships. */
-export function evaluateSnapshots(
-  page: readonly ProfileSnapshot[],
-  current: ReadonlyMap<string, readonly Membership[]>,
+export function evaluatePage(
+  page: PageInput,
   targets: readonly BatchTarget[],
   enabled: ReadonlySet<string>,
   now: number,
+  eventsSince: number,
   maxErrors: number,
 ): PageResult {
-  const out: PageResult = { writes: [], schedule: [], sizes: targets.map(() => 0), evaluations: 0, realized: 0, exited: 0, errors: [], failures: 0 };
-  for (const profile of page) {
-    const { profileId } = profile;
-    const members = new Map<string, Membership>();
-    for (const m of current.get(profileId) ?? []) members.set(m.audienceId, m);
+  const n = page.ids.length;
+  const changes: number[] = [];
+  const failed: number[] = [];
+  const schedule: number[] = [];
+  const evaluated = new Uint8Array(n);
+  const out: PageResult = {
+    changes: new Int32Array(0), evaluated, failed: new Int32Array(0), schedule: new Float64Array(0),
+    sizes: targets.map(() => 0), evaluations: 0, realized: 0, exited: 0, errors: [], failures: 0,
+  };
+  let snapshots: unknown[] = [];
+  let memberships: MembershipTuple[][] = [];
+  for (let i = 0, chunk = -1, base = 0; i < n; i++) {
+    if (i - base >= snapshots.length) {
+      base = i;
+      chunk++;
+      snapshots = JSON.parse(page.snapshots[chunk]!) as unknown[];
+      memberships = JSON.parse(page.memberships[chunk]!) as MembershipTuple[][];
+      if (snapshots.length === 0 || snapshots.length !== memberships.length) throw new Error(`batch page chunk ${chunk}: ${snapshots.length} snapshots, ${memberships.length} membership lists`);
+    }
+    const profileId = page.ids[i]!;
+    const profile = decodeSnapshot(profileId, snapshots[i - base] as object, eventsSince);
+    const members = membershipMap(memberships[i - base]!);
     if (profile.fragments.length > 0 || profile.events.length > 0) {
+      evaluated[i] = 1;
       const inSegment = (id: string): boolean => {
         const m = members.get(id);
         return m !== undefined && m.status !== 'exited';
@@ -71,7 +128,8 @@ export function evaluateSnapshots(
       let ctxKey = '';
       let contexts: Map<string, AudienceContext> | undefined;
       let next = Infinity;
-      for (const t of targets) {
+      for (let k = 0; k < targets.length; k++) {
+        const t = targets[k]!;
         if (ctx === undefined) {
           ctx = profileContext(profile, enabled, t.policy, now, inSegment);
           ctxKey = t.policyKey;
@@ -86,11 +144,12 @@ export function evaluateSnapshots(
         try {
           qualifies = t.compiled.evaluate(ctx);
           if (t.timed) {
-            const n = nextChange(t.compiled, ctx);
-            if (n !== undefined && n > now && n < next) next = n;
+            const c = nextChange(t.compiled, ctx);
+            if (c !== undefined && c > now && c < next) next = c;
           }
         } catch (err) {
           out.failures++;
+          failed.push(i, k);
           if (out.errors.length < maxErrors) out.errors.push({ profileId, audienceId: t.id, message: (err as Error).message });
           continue;
         }
@@ -98,18 +157,26 @@ export function evaluateSnapshots(
         const tr = transition(t.id, members.get(t.id), qualifies, now);
         if (!tr.changed) continue;
         if (tr.next) members.set(t.id, tr.next);
-        out.writes.push({ profileId, audienceId: t.id, membership: tr.next ?? null, event: tr.event });
-        if (tr.event === 'realized') out.realized++;
-        if (tr.event === 'exited') out.exited++;
+        // A change without an event is a confirmation (realized → existing): the store's.
+        if (tr.event === 'realized') {
+          changes.push(i, k, REALIZED);
+          out.realized++;
+        } else if (tr.event === 'exited') {
+          changes.push(i, k, EXITED);
+          out.exited++;
+        }
       }
-      if (Number.isFinite(next)) out.schedule.push({ profileId, dueAt: next });
+      if (Number.isFinite(next)) schedule.push(i, next);
     }
     if (members.size > 0) {
-      for (let i = 0; i < targets.length; i++) {
-        const m = members.get(targets[i]!.id);
-        if (m !== undefined && m.status !== 'exited') out.sizes[i]!++;
+      for (let k = 0; k < targets.length; k++) {
+        const m = members.get(targets[k]!.id);
+        if (m !== undefined && m.status !== 'exited') out.sizes[k]!++;
       }
     }
   }
+  out.changes = Int32Array.from(changes);
+  out.failed = Int32Array.from(failed);
+  out.schedule = Float64Array.from(schedule);
   return out;
 }

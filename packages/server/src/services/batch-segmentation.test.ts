@@ -94,6 +94,62 @@ await describeBackends((backend) => {
     }
   });
 
+  it('realizes, then confirms (keeping the qualification time) and exits memberships, logging only entries and exits', async () => {
+    let clock = T0;
+    const h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
+    try {
+      for (const [url, body] of [
+        ['/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-person-details', 'profile-loyalty-details'], fields: {} }],
+        ['/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true }],
+      ] as const) {
+        const r = await h.call('POST', url, body);
+        assert.equal(r.statusCode, 201, r.body);
+      }
+      await send(h, [person(['ann@x.io'], 'gold'), person(['bob@x.io'], 'gold'), person(['cy@x.io'], 'silver')]);
+      // Created after the data: only the batch job evaluates them.
+      for (const a of [{ id: 'gold', query: 'loyalty.tier = "gold"' }, { id: 'silver', query: 'loyalty.tier = "silver"' }]) {
+        const r = await h.call('POST', '/v1/audiences', { ...a, name: a.id });
+        assert.equal(r.statusCode, 201, r.body);
+      }
+      const pid = async (email: string): Promise<string> => (await h.ctx.store.findProfileId('prod', { ns: 'email', id: email }))!;
+      const [ann, bob, cy] = [await pid('ann@x.io'), await pid('bob@x.io'), await pid('cy@x.io')];
+      const statuses = async (): Promise<Record<string, Record<string, [string, number]>>> => {
+        const m = await h.ctx.store.memberships('prod', [ann, bob, cy]);
+        const out: Record<string, Record<string, [string, number]>> = {};
+        for (const [name, id] of [['ann', ann], ['bob', bob], ['cy', cy]] as const) {
+          out[name] = Object.fromEntries(m.get(id)!.map((x) => [x.audienceId, [x.status, x.lastQualificationTime - T0]]));
+        }
+        return out;
+      };
+      const head0 = await h.ctx.store.membershipEventHead('prod');
+      const first = await runBatch(h);
+      assert.equal(first['realized'], 3);
+      assert.deepEqual(await statuses(), { ann: { gold: ['realized', 0] }, bob: { gold: ['realized', 0] }, cy: { silver: ['realized', 0] } });
+
+      clock = T0 + DAY;
+      const head1 = await h.ctx.store.membershipEventHead('prod');
+      await send(h, [person(['bob@x.io'], 'silver')]);
+      const second = await runBatch(h);
+      assert.deepEqual([second['realized'], second['exited']], [0, 0], 'streaming already moved bob');
+      assert.deepEqual(await statuses(), {
+        ann: { gold: ['existing', 0] }, bob: { gold: ['exited', DAY], silver: ['existing', DAY] }, cy: { silver: ['existing', 0] },
+      }, 'confirmed memberships keep the time they were realized, even one realized by streaming at the same instant');
+      const head2 = await h.ctx.store.membershipEventHead('prod');
+      const logged = await h.ctx.store.readMembershipEvents('prod', head0, 100);
+      assert.equal(logged.filter((e) => e.seq <= head1).length, 3, 'run 1 logged its three entries');
+      assert.equal(logged.filter((e) => e.seq > head1 && e.seq <= head2).length, 2, 'bob\'s exit and entry (streaming); confirmations log nothing');
+
+      clock = T0 + 2 * DAY;
+      await h.ctx.store.writeMemberships('prod', [{ profileId: cy, audienceId: 'gold', membership: { audienceId: 'gold', status: 'realized', lastQualificationTime: T0 } }], T0);
+      const third = await runBatch(h);
+      assert.deepEqual([third['realized'], third['exited']], [0, 1], 'a membership that no longer holds is exited by the batch');
+      assert.deepEqual((await statuses()).cy, { gold: ['exited', 2 * DAY], silver: ['existing', 0] });
+      assert.deepEqual(third['sizes'], { gold: 1, silver: 2 });
+    } finally {
+      await h.close();
+    }
+  });
+
   it('evaluates the same on worker threads as on the job thread', async () => {
     const clock = T0;
     const make = async (): Promise<Harness> => {

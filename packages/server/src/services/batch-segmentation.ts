@@ -4,38 +4,35 @@
  * configured UTC time.
  *
  * Data path: the profile snapshots are first brought up to date from the change log (see
- * batch-snapshots.ts), then read in profile id order, one row (one JSON.parse) per profile,
- * pages of PAGE profiles with their current memberships; every selected audience is evaluated
- * per profile (one context per merge policy; batch-evaluate.ts), and the membership changes of
- * a page are written in one transaction with their events, published on the bus, as the
- * streaming engine does. Large runs decode and evaluate pages on worker threads (one per core,
- * up to 2; batch-worker.ts) while this thread reads the next pages and writes the results, in
- * page order. Sizes are counted in the pass.
+ * batch-snapshots.ts), then read in profile id order, pages of PAGE profiles with their current
+ * memberships, as a few large JSON texts per page (decoded where they are evaluated); every
+ * selected audience is evaluated per profile (one context per merge policy; batch-evaluate.ts),
+ * and a page's writes go to the store in one transaction of set-based statements (entered and
+ * left memberships with their events, realized → existing confirmations as one UPDATE over the
+ * page's profiles, re-evaluations); the events are published on the bus, as the streaming
+ * engine does. Large runs decode and evaluate pages on worker threads (one per core besides
+ * this thread's, up to 2; batch-worker.ts) while this thread reads the next pages and writes
+ * the results, in page order. Sizes are counted in the pass.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { Membership } from '@audient/core';
-import { decodeSnapshot, type JobRow, type MembershipEventRow, type Store } from '@audient/storage';
+import type { BatchMembershipPage, JobRow, Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/port.js';
 import type { SegmentationConfig } from '../config.js';
 import type { AudienceService } from './audiences.js';
-import { batchTargets, evaluateSnapshots, type PageResult } from './batch-evaluate.js';
-import { refreshSnapshots } from './batch-snapshots.js';
+import { batchTargets, evaluatePage, REALIZED, type PageInput, type PageResult } from './batch-evaluate.js';
+import { refreshSnapshots, type SnapshotRefresh } from './batch-snapshots.js';
 import type { BatchWorkerInit, BatchWorkerRequest, BatchWorkerResponse } from './batch-worker.js';
 import type { Jobs } from './jobs.js';
 import { membershipSubject, type EvaluationReport, type SegmentationEngine } from './segmentation.js';
 
 const PAGE = 2_000;
+/** Profiles per text of a page: large enough that V8 keeps the texts out of its young generation. */
+const CHUNK = 100;
 const MAX_REPORTED_ERRORS = 100;
 /** Below this many profiles a run evaluates on the job's thread (starting workers costs more). */
 const WORKER_MIN_PROFILES = 20_000;
-
-/** A page as read: snapshot texts and the profiles' current memberships. */
-interface RawPage {
-  rows: Array<{ profileId: string; body: string }>;
-  memberships: Map<string, Membership[]>;
-}
 
 /**
  * Starts a worker on batch-worker.js; from TypeScript sources (development, tests) the worker
@@ -79,10 +76,10 @@ class WorkerPool {
     return this.workers.length;
   }
 
-  evaluate(page: RawPage): Promise<PageResult> {
+  evaluate(page: PageInput): Promise<PageResult> {
     if (this.failed) return Promise.reject(this.failed);
     const seq = ++this.seq;
-    const req: BatchWorkerRequest = { seq, rows: page.rows, memberships: [...page.memberships] };
+    const req: BatchWorkerRequest = { seq, ids: page.ids, snapshots: page.snapshots, memberships: page.memberships };
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
       this.workers[seq % this.workers.length]!.postMessage(req);
@@ -116,7 +113,7 @@ export class BatchSegmentation {
       config: SegmentationConfig;
       log: Logger;
       now?: () => number;
-      /** Worker threads evaluating pages (default: one per core, up to 2, for runs of 20,000+ profiles; 0: none). */
+      /** Worker threads evaluating pages (default: one per core besides the job's, at least 1, up to 2, for runs of 20,000+ profiles; 0: none). */
       workers?: number;
       /** Smallest run that uses the workers (default 20,000 profiles). */
       workerMinProfiles?: number;
@@ -139,11 +136,23 @@ export class BatchSegmentation {
       const totals: EvaluationReport = { profiles: 0, evaluations: 0, realized: 0, exited: 0, errors: [] };
       const now = this.now();
       const since = now - config.eventRetentionMs;
-      const snapshot = await refreshSnapshots(store, sandboxId, since);
       const enabled = new Set((await store.listDatasets(sandboxId)).filter((d) => d.profileEnabled).map((d) => d.id));
+      // This thread is busy too (reading, writing, publishing): on 2 cores a second worker only
+      // oversubscribes them (measured: more CPU per run, longer runs).
+      const workers = this.deps.workers ?? Math.min(2, Math.max(1, availableParallelism() - 1));
+      // Started before the snapshot refresh: their start (loading modules, compiling the
+      // audiences) overlaps it.
+      const pool = selected.length && workers > 0 && total >= (this.deps.workerMinProfiles ?? WORKER_MIN_PROFILES)
+        ? new WorkerPool(workers, {
+            audiences: selected.map((c) => ({ id: c.row.id, query: c.row.query, mergePolicy: c.row.mergePolicy })),
+            schemas: await audiences.schemas(sandboxId), enabled: [...enabled], now, eventsSince: since, maxErrors: MAX_REPORTED_ERRORS,
+          })
+        : undefined;
+      let snapshot: SnapshotRefresh | undefined;
       const sizeOf = new Map<string, number>(selected.map((c) => [c.row.id, 0]));
-      const apply = async (page: RawPage, r: PageResult): Promise<void> => {
-        totals.profiles += page.rows.length;
+      const audienceIds = selected.map((c) => c.row.id);
+      const apply = async (page: PageInput, r: PageResult): Promise<void> => {
+        totals.profiles += page.ids.length;
         totals.evaluations += r.evaluations;
         totals.realized += r.realized;
         totals.exited += r.exited;
@@ -152,32 +161,28 @@ export class BatchSegmentation {
           log.warn({ sandboxId, profileId: e.profileId, audienceId: e.audienceId, message: e.message }, 'audience evaluation failed for a profile');
         }
         selected.forEach((c, i) => sizeOf.set(c.row.id, sizeOf.get(c.row.id)! + r.sizes[i]!));
-        await this.writePage(sandboxId, r, now);
+        await this.writePage(sandboxId, page, audienceIds, r, now);
         await update({ processed: totals.profiles, realized: totals.realized, exited: totals.exited, errors: totals.errors, snapshot });
       };
       let after: string | undefined;
       let last = false;
-      const read = async (): Promise<RawPage | undefined> => {
+      const read = async (): Promise<PageInput | undefined> => {
         if (last) return undefined;
-        const rows = await store.scanProfileSnapshotTexts(sandboxId, after, PAGE);
-        last = rows.length < PAGE;
-        if (!rows.length) return undefined;
-        after = rows.at(-1)!.profileId;
-        return { rows, memberships: await store.memberships(sandboxId, rows.map((r) => r.profileId)) };
+        const chunks = await store.scanBatchProfiles(sandboxId, after, PAGE, CHUNK);
+        const page: PageInput = { ids: chunks.flatMap((c) => c.profileIds), snapshots: chunks.map((c) => c.snapshots), memberships: chunks.map((c) => c.memberships) };
+        last = page.ids.length < PAGE;
+        if (!page.ids.length) return undefined;
+        after = chunks.at(-1)!.last;
+        return page;
       };
-      const workers = this.deps.workers ?? Math.min(2, availableParallelism());
-      const pool = selected.length && workers > 0 && total >= (this.deps.workerMinProfiles ?? WORKER_MIN_PROFILES)
-        ? new WorkerPool(workers, {
-            audiences: selected.map((c) => ({ id: c.row.id, query: c.row.query, mergePolicy: c.row.mergePolicy })),
-            schemas: await audiences.schemas(sandboxId), enabled: [...enabled], now, eventsSince: since, maxErrors: MAX_REPORTED_ERRORS,
-          })
-        : undefined;
       try {
+        snapshot = await refreshSnapshots(store, sandboxId, since);
         if (pool) {
-          // Pages in flight, one per worker plus one being read; results applied in page order.
-          const inFlight: Array<{ page: RawPage; result: Promise<PageResult> }> = [];
+          // Pages in flight, two per worker plus one being read, so a worker has its next page
+          // queued while this thread is busy writing; results applied in page order.
+          const inFlight: Array<{ page: PageInput; result: Promise<PageResult> }> = [];
           for (;;) {
-            while (inFlight.length <= pool.size) {
+            while (inFlight.length <= 2 * pool.size) {
               const page = await read();
               if (!page) break;
               const result = pool.evaluate(page);
@@ -191,8 +196,7 @@ export class BatchSegmentation {
         } else if (selected.length) {
           const targets = batchTargets(selected.map((c) => ({ id: c.row.id, compiled: c.compiled, mergePolicy: c.row.mergePolicy })));
           for (let page = await read(); page; page = await read()) {
-            const decoded = page.rows.map((r) => decodeSnapshot(r.profileId, r.body, since));
-            await apply(page, evaluateSnapshots(decoded, page.memberships, targets, enabled, now, MAX_REPORTED_ERRORS));
+            await apply(page, evaluatePage(page, targets, enabled, now, since, MAX_REPORTED_ERRORS));
           }
         }
       } finally {
@@ -209,14 +213,27 @@ export class BatchSegmentation {
     });
   }
 
-  /** Writes a page's membership transitions with their events, schedules re-evaluations, publishes the events. */
-  private async writePage(sandboxId: string, r: PageResult, now: number): Promise<void> {
+  /**
+   * Writes a page (changes with their events, confirmations of the profiles evaluated except the
+   * failed pairs, re-evaluations) in one store call, then publishes its events in order.
+   */
+  private async writePage(sandboxId: string, page: PageInput, audienceIds: readonly string[], r: PageResult, now: number): Promise<void> {
     const { store, bus } = this.deps;
-    let events: MembershipEventRow[] = [];
-    if (r.writes.length) events = await store.writeMemberships(sandboxId, r.writes, now);
-    if (r.schedule.length) await store.scheduleReevaluations(sandboxId, r.schedule);
+    const { ids } = page;
+    const changes: Array<BatchMembershipPage['changes'][number]> = new Array(r.changes.length / 3);
+    for (let j = 0, c = r.changes; j < changes.length; j++) {
+      changes[j] = { profileId: ids[c[3 * j]!]!, audienceId: audienceIds[c[3 * j + 1]!]!, status: c[3 * j + 2] === REALIZED ? 'realized' : 'exited' };
+    }
+    const profileIds: string[] = [];
+    for (let i = 0; i < ids.length; i++) if (r.evaluated[i]) profileIds.push(ids[i]!);
+    const unconfirmed: Array<{ profileId: string; audienceId: string }> = [];
+    for (let j = 0; j < r.failed.length; j += 2) unconfirmed.push({ profileId: ids[r.failed[j]!]!, audienceId: audienceIds[r.failed[j + 1]!]! });
+    const schedule: Array<{ profileId: string; dueAt: number }> = [];
+    for (let j = 0; j < r.schedule.length; j += 2) schedule.push({ profileId: ids[r.schedule[j]!]!, dueAt: r.schedule[j + 1]! });
+    const events = await store.writeBatchMemberships(sandboxId, { changes, confirm: { profileIds, audienceIds, unconfirmed }, schedule }, now);
+    // Published together: the in-process bus queues them in call order.
     const subject = membershipSubject(sandboxId);
-    for (const e of events) await bus.publish(subject, e.profileId, e);
+    await Promise.all(events.map((e) => bus.publish(subject, e.profileId, e)));
   }
 
   private now(): number {

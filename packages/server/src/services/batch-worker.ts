@@ -1,13 +1,13 @@
 /**
  * A batch segmentation worker thread: compiles the run's audiences once (from their query text,
  * against the sandbox's schemas, as AudienceService does), then decodes and evaluates the pages
- * of snapshot texts the job sends, and answers with the page's writes (see batch-evaluate.ts).
+ * of snapshot and membership texts the job sends, and answers with the page's changes as typed
+ * arrays, transferred rather than copied (see batch-evaluate.ts).
  * The job keeps all I/O on its own thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { checkAudience, compileAudience, parseAudience, type AudienceSchemas, type Membership, type MergePolicy } from '@audient/core';
-import { decodeSnapshot } from '@audient/storage';
-import { batchTargets, evaluateSnapshots, type PageResult } from './batch-evaluate.js';
+import { checkAudience, compileAudience, parseAudience, type AudienceSchemas, type MergePolicy } from '@audient/core';
+import { batchTargets, evaluatePage, resultBuffers, type PageInput, type PageResult } from './batch-evaluate.js';
 
 /** What a worker is started with. */
 export interface BatchWorkerInit {
@@ -19,11 +19,9 @@ export interface BatchWorkerInit {
   maxErrors: number;
 }
 
-/** A page to evaluate. */
-export interface BatchWorkerRequest {
+/** A page to evaluate: a few large strings, which cross threads as flat copies. */
+export interface BatchWorkerRequest extends PageInput {
   seq: number;
-  rows: Array<{ profileId: string; body: string }>;
-  memberships: Array<[string, Membership[]]>;
 }
 
 /** Its answer (or the error that stopped it). */
@@ -36,9 +34,8 @@ if (parentPort) {
   const enabled = new Set(init.enabled);
   port.on('message', (req: BatchWorkerRequest) => {
     try {
-      const page = req.rows.map((r) => decodeSnapshot(r.profileId, r.body, init.eventsSince));
-      const result = evaluateSnapshots(page, new Map(req.memberships), targets, enabled, init.now, init.maxErrors);
-      port.postMessage({ seq: req.seq, result } satisfies BatchWorkerResponse);
+      const result = evaluatePage(req, targets, enabled, init.now, init.eventsSince, init.maxErrors);
+      port.postMessage({ seq: req.seq, result } satisfies BatchWorkerResponse, resultBuffers(result));
     } catch (err) {
       port.postMessage({ seq: req.seq, error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies BatchWorkerResponse);
     }
