@@ -5,16 +5,19 @@
  * - `batch`: a SQLite WAL file store, a partner-push connection (micro-batches of 100 users) to
  *   the receiver, N realistic ExportRecords enqueued straight into the outbox (untimed), then the
  *   real DeliveryRuntime is timed from `poke()` (its first claim) until it is idle with the outbox
- *   empty and the receiver has counted N users. Then the peer: bare `fetch` POSTs of the same
- *   number of pre-built 100-user messages to the same receiver, with the runtime's concurrency.
+ *   empty and the receiver has counted N users. Then the peer: bare node:http POSTs (keep-alive
+ *   agent) of the same number of pre-built 100-user messages to the same receiver, with the
+ *   runtime's concurrency.
  * - `per-profile`: the full pipeline (IngestionService → change feed → segmentation → activation
  *   → outbox → delivery) to an http-api connection (OAuth2 token from the receiver), new CRM
  *   profiles handed to ingestion at a fixed rate; latency per profile = hand-off (start of its
  *   ingest call) → the receiver's first arrival of a document with that profile's email. Then the
- *   peer: bare `fetch` POSTs of http-api-shaped documents at the same rate to the same receiver.
+ *   peer: bare node:http POSTs (keep-alive agent) of http-api-shaped documents at the same rate
+ *   to the same receiver.
  *
  * Both processes read `performance.timeOrigin + performance.now()` (same machine, same clock).
  */
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import type { ExportRecord } from '@audient/core';
 import { createContext, loadConfig, type AudientContext } from '@audient/server';
@@ -91,6 +94,37 @@ export interface PerProfileDone extends Message {
 }
 
 const clock = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * The peers' transport: a bare node:http POST over a keep-alive agent (at most `maxSockets`
+ * connections, LIFO), the same kind of client the runtime's transport is, so the peer is a
+ * transport floor rather than a measure of fetch's (undici's) per-request overhead. Resolves with
+ * the status and body once the whole answer is read; rejects after `timeoutMs`.
+ */
+function post(agent: Agent, url: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        });
+      },
+    );
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
+}
+
+const peerAgent = (maxSockets: number): Agent => new Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function summarise(lat: number[]): Latency {
@@ -186,7 +220,7 @@ async function batch(run: RunDelivery): Promise<void> {
   const runtime = { peakInFlight, claims, settles };
   await ctx.close();
 
-  // Peer: the same users as pre-built 100-user messages, bare fetch, `concurrency` in flight.
+  // Peer: the same users as pre-built 100-user messages, bare node:http, `concurrency` in flight.
   const bodies: string[] = [];
   for (let from = 0; from < run.exports; from += 100) {
     const users = [];
@@ -202,20 +236,20 @@ async function batch(run: RunDelivery): Promise<void> {
   for (const concurrency of [cfg.concurrency, Math.ceil(cfg.claimBatch / 100)]) {
     await stats(run.receiverUrl, true);
     let next = 0;
+    const agent = peerAgent(concurrency);
+    const target = new URL(`${run.receiverUrl}/partner`);
     const tp = performance.now();
     const worker = async (): Promise<void> => {
       while (next < bodies.length) {
         const k = next++;
-        const res = await fetch(`${run.receiverUrl}/partner`, {
-          method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': `peer-${k}` }, body: bodies[k]!, signal: AbortSignal.timeout(3000),
-        });
-        const text = await res.text();
-        if (!res.ok) throw new Error(`peer: HTTP ${res.status} ${text.slice(0, 200)}`);
-        JSON.parse(text);
+        const res = await post(agent, target, { 'content-type': 'application/json', 'idempotency-key': `peer-${k}` }, bodies[k]!, 3000);
+        if (res.status < 200 || res.status >= 300) throw new Error(`peer: HTTP ${res.status} ${res.text.slice(0, 200)}`);
+        JSON.parse(res.text);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
     const ms = performance.now() - tp;
+    agent.destroy();
     const s = await stats(run.receiverUrl, true);
     peer.push({ concurrency, ms, users: s.users, requests: s.requests, maxConnections: s.maxConnections });
   }
@@ -329,7 +363,7 @@ async function perProfile(run: RunDelivery): Promise<void> {
   const ours = summarise(lat);
   // Per stage, for the profiles that passed both of its ends.
   const spans: Record<string, number[]> = {
-    'ingest call (hand-off → committed)': [], 'change feed (committed → change published)': [], 'segmentation (change → membership published)': [],
+    'ingest call (hand-off → committed)': [], 'change feed (ingest call returned → change published; negative when published first)': [], 'segmentation (change → membership published)': [],
     'activation (last of change/membership → outbox written)': [], 'delivery (outbox → receiver)': [],
   };
   const push = (k: string, a: number | undefined, b: number | undefined): void => {
@@ -340,7 +374,7 @@ async function perProfile(run: RunDelivery): Promise<void> {
     const ch = changeAt.get(profileId);
     const mb = membershipAt.get(profileId);
     push('ingest call (hand-off → committed)', handedOff.get(email), committed.get(email));
-    push('change feed (committed → change published)', committed.get(email), ch);
+    push('change feed (ingest call returned → change published; negative when published first)', committed.get(email), ch);
     push('segmentation (change → membership published)', ch, mb);
     push('activation (last of change/membership → outbox written)', mb !== undefined && ch !== undefined ? Math.max(ch, mb) : (ch ?? mb), outboxAt.get(profileId));
     push('delivery (outbox → receiver)', outboxAt.get(profileId), got.arrivals[email]);
@@ -351,10 +385,12 @@ async function perProfile(run: RunDelivery): Promise<void> {
   const deliveryConfig = (ctx.delivery as unknown as { deps: { config: { concurrency: number } } }).deps.config;
   await ctx.close();
 
-  // Peer: http-api-shaped documents POSTed straight to the receiver at the same rate, with node
-  // fetch and at most the runtime's concurrency in flight (unbounded fire-and-forget fetch spirals
-  // into connection churn on a loaded 2-core machine); a document's clock starts when it is due.
+  // Peer: http-api-shaped documents POSTed straight to the receiver at the same rate, with bare
+  // node:http over a keep-alive agent (the runtime's kind of transport) and at most the runtime's
+  // concurrency in flight; a document's clock starts when it is due.
   const concurrency = deliveryConfig.concurrency;
+  const agent = peerAgent(concurrency);
+  const target = new URL(`${run.receiverUrl}/profiles?source=audient`);
   const peerLat: number[] = [];
   const tp = performance.now();
   let psent = 0;
@@ -372,10 +408,7 @@ async function perProfile(run: RunDelivery): Promise<void> {
         continue;
       }
       try {
-        const r = await fetch(`${run.receiverUrl}/profiles?source=audient`, {
-          method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer peer', 'idempotency-key': item.email }, body: item.body, signal: AbortSignal.timeout(10_000),
-        });
-        await r.text();
+        await post(agent, target, { 'content-type': 'application/json', authorization: 'Bearer peer', 'idempotency-key': item.email }, item.body, 10_000);
       } catch (err) {
         peerErrors++;
         if (peerErrors <= 3) console.error(`peer request failed: ${String(err)}`);
@@ -403,6 +436,7 @@ async function perProfile(run: RunDelivery): Promise<void> {
   producing = false;
   for (const w of wakeWorkers.splice(0)) w();
   await Promise.all(workers);
+  agent.destroy();
   const pgot = await stats(run.receiverUrl, true);
   for (const [k, at] of peerSentAt) {
     const arrived = pgot.arrivals[k];

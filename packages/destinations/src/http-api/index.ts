@@ -51,10 +51,27 @@ export function httpApiBody(record: ExportRecord): Record<string, unknown> {
   return { ...attributes, segmentMembership: record.segmentMembership, identityMap: record.identityMap };
 }
 
+/** Headers of every request by custom headers text, parsed once (requests are per profile). */
+const headersByText = new Map<string, Readonly<Record<string, string>>>();
+const MAX_HEADER_TEXTS = 100;
+
+/** The headers of every request of a connection. */
+function requestHeaders(settings: SettingValues): Readonly<Record<string, string>> {
+  const raw = settings['customHeaders'];
+  const text = typeof raw === 'string' ? raw : '';
+  let headers = headersByText.get(text);
+  if (!headers) {
+    headers = { ...customHeaders(settings), 'content-type': 'application/json' };
+    if (headersByText.size >= MAX_HEADER_TEXTS) headersByText.clear();
+    headersByText.set(text, headers);
+  }
+  return headers;
+}
+
 /** One POST per profile to the endpoint URL exactly as configured (query parameters kept). */
 function toRequests(records: readonly ExportRecord[], ctx: { settings: SettingValues }): RequestDescriptor[] {
   const url = String(ctx.settings['httpEndpoint']);
-  const headers = { ...customHeaders(ctx.settings), 'content-type': 'application/json' };
+  const headers = requestHeaders(ctx.settings);
   return records.map((record, i) => ({ method: 'POST', url, headers: { ...headers }, body: JSON.stringify(httpApiBody(record)), items: [i] }));
 }
 

@@ -13,12 +13,17 @@ interface CachedToken {
   expiresAt: number;
 }
 
+/** A cached token with its header, built once (read-only: requests copy their headers). */
+interface HeldToken extends CachedToken {
+  header: Readonly<Record<string, string>>;
+}
+
 const basic = (user: string, pass: string): string => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
 const setting = (s: SettingValues, key: string): string => String(s[key] ?? '');
 
 /** Caches OAuth2 tokens per connection. */
 export class TokenCache {
-  private readonly tokens = new Map<string, CachedToken>();
+  private readonly tokens = new Map<string, HeldToken>();
   private readonly inflight = new Map<string, Promise<CachedToken>>();
   /** Tokens fetched so far (metrics, tests). */
   fetched = 0;
@@ -30,8 +35,33 @@ export class TokenCache {
     this.tokens.delete(key);
   }
 
+  /**
+   * The Authorization header when it needs no token request (static credentials, or an OAuth2
+   * token cached and not about to expire); undefined otherwise. Spares the per-request await.
+   */
+  headerNow(key: string, auth: AuthScheme, settings: SettingValues): Readonly<Record<string, string>> | undefined {
+    if (auth.kind !== 'oauth2-client-credentials' && auth.kind !== 'oauth2-password') return this.staticHeader(auth, settings);
+    const cached = this.tokens.get(key);
+    return cached && cached.expiresAt - EXPIRY_MARGIN_MS > this.now() ? cached.header : undefined;
+  }
+
   /** The Authorization header for a request, or none. */
-  async header(key: string, auth: AuthScheme, settings: SettingValues): Promise<Record<string, string>> {
+  async header(key: string, auth: AuthScheme, settings: SettingValues): Promise<Readonly<Record<string, string>>> {
+    if (auth.kind !== 'oauth2-client-credentials' && auth.kind !== 'oauth2-password') return this.staticHeader(auth, settings);
+    const cached = this.headerNow(key, auth, settings);
+    if (cached) return cached;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.fetchToken(auth, settings).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    const t = await p;
+    const held: HeldToken = { ...t, header: { authorization: `Bearer ${t.token}` } };
+    this.tokens.set(key, held);
+    return held.header;
+  }
+
+  private staticHeader(auth: Exclude<AuthScheme, { kind: 'oauth2-client-credentials' | 'oauth2-password' }>, settings: SettingValues): Record<string, string> {
     switch (auth.kind) {
       case 'none':
         return {};
@@ -39,19 +69,6 @@ export class TokenCache {
         return { authorization: basic(setting(settings, auth.username), setting(settings, auth.password)) };
       case 'bearer':
         return { authorization: `Bearer ${setting(settings, auth.token)}` };
-      case 'oauth2-client-credentials':
-      case 'oauth2-password': {
-        const cached = this.tokens.get(key);
-        if (cached && cached.expiresAt - EXPIRY_MARGIN_MS > this.now()) return { authorization: `Bearer ${cached.token}` };
-        let p = this.inflight.get(key);
-        if (!p) {
-          p = this.fetchToken(auth, settings).finally(() => this.inflight.delete(key));
-          this.inflight.set(key, p);
-        }
-        const t = await p;
-        this.tokens.set(key, t);
-        return { authorization: `Bearer ${t.token}` };
-      }
       default: {
         const never: never = auth;
         return never;

@@ -2,7 +2,8 @@
  * The delivery runtime keeps its concurrency in flight and writes outcomes in batches, on every
  * storage backend, against the real test receiver: exports queued in the outbox are sent as
  * concurrent micro-batches (the receiver answers slowly, so every request of the pass is open at
- * once), each user arrives once, and the outbox ends empty.
+ * once), each user arrives once, and the outbox ends empty; exports queued while a pass waits
+ * for a slow answer are sent without waiting for it.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -61,6 +62,35 @@ await describeBackends((backend) => {
       assert.equal(peakInFlight, 32, 'the configured concurrency was reached');
       assert.ok(claims >= n / 500, `leased in claims of claimBatch rows (${claims})`);
       assert.ok(settles < n / 100, `outcomes of several messages written together (${settles} writes for ${n / 100} messages)`);
+      const counts = await h.ctx.store.outboxCounts('prod', flow.id);
+      assert.deepEqual({ pending: counts.pending, inflight: counts.inflight, dead: counts.dead }, { pending: 0, inflight: 0, dead: 0 });
+    });
+
+    it('leases exports queued during a pass at once, without waiting for its slow requests', async () => {
+      // A receiver of its own: the first test leaves slow answers queued on the shared one.
+      const receiver = await startReceiver();
+      after(() => receiver.close());
+      const conn = (await h.call('POST', '/v1/connections', { name: 'P2', destinationId: 'partner-push', settings: { endpoint: `${receiver.url}/p`, dataSourceId: 'ds' } })).json();
+      const flow = (await h.call('POST', '/v1/dataflows', { name: 'F2', connectionId: conn.id, audienceIds: ['a'], mapping: [] })).json();
+      assert.ok(flow.id, JSON.stringify(flow));
+      await h.ctx.jobs.idle();
+      const enqueue = (i: number) =>
+        h.ctx.store.enqueueExports([{ sandboxId: 'prod', dataflowId: flow.id, profileId: `p${i}`, idempotencyKey: `late${i}`, payload: record(i, flow.id), createdAt: Date.now() }]);
+      const uidsOf = (r: { json: unknown }) => (r.json as { users: Array<{ uid: string }> }).users.map((u) => u.uid);
+      const before = receiver.requests.length;
+      receiver.slowNext(1, 2000); // under the destination's 3 s timeout
+      await enqueue(100_001);
+      h.ctx.delivery.poke();
+      // The slow message is at the receiver, its answer pending: the pass is still running.
+      for (let i = 0; i < 200 && receiver.requests.length === before; i++) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(receiver.requests.length, before + 1);
+      await enqueue(100_002);
+      h.ctx.delivery.poke(); // as activation does after queueing
+      await receiver.waitFor((rs) => rs.some((r) => r.status && uidsOf(r).includes('U-100002')), 5000);
+      const slow = receiver.requests.find((r) => uidsOf(r).includes('U-100001'))!;
+      assert.equal(slow.status, 0, 'the second export was delivered while the first was still waiting for its answer');
+      await h.ctx.delivery.idle();
+      assert.ok(receiver.accepted.some((r) => uidsOf(r).includes('U-100001')));
       const counts = await h.ctx.store.outboxCounts('prod', flow.id);
       assert.deepEqual({ pending: counts.pending, inflight: counts.inflight, dead: counts.dead }, { pending: 0, inflight: 0, dead: 0 });
     });

@@ -82,6 +82,15 @@ class RateLimiter {
 
 const MAX_BACKOFF_MS = 10 * 60_000;
 
+/**
+ * Outcomes wait up to this long to share one outbox write (per-profile delivery finishes a few
+ * requests per event-loop turn; one write per turn cost more than the requests). Delivery itself
+ * never waits for it: only the rows' release does, and they stay leased (at least once) meanwhile.
+ */
+const SETTLE_WINDOW_MS = 20;
+/** Queued outcomes that are written at once, without waiting for the window to end. */
+const SETTLE_NOW = 1000;
+
 /** The lease token a claimed row carries (every row the runtime holds came from a claim). */
 function leaseOf(row: OutboxRow): number {
   if (row.lease === undefined) throw new AudientError('INTERNAL', `outbox row ${row.id} has no lease: only claimed rows can be settled`);
@@ -113,11 +122,12 @@ export interface DeliveryStats {
 
 /**
  * The delivery runtime. A pass keeps `concurrency` requests in flight: it leases exports while
- * fewer than `concurrency` requests are ready (so leasing overlaps sending instead of alternating
- * with it), and applies outcomes to the outbox in one write per event-loop turn for every chunk
- * that finished in it. Finishing after the answer keeps delivery at least once: a crash before
- * the write leaves the rows leased, they return when the lease expires and are resent with the
- * same Idempotency-Key.
+ * few requests are ready (so leasing overlaps sending instead of alternating with it), and writes
+ * the outcomes of every chunk finished within a short window in one outbox write. A poke during
+ * a pass (exports were just queued) makes it lease again as soon as it has room, so a new export
+ * does not wait for the pass's slowest request. Finishing after the answer keeps delivery at
+ * least once: a crash before the write leaves the rows leased, they return when the lease
+ * expires and are resent with the same Idempotency-Key.
  */
 export class DeliveryRuntime {
   readonly tokens: TokenCache;
@@ -126,10 +136,15 @@ export class DeliveryRuntime {
   private readonly limiter = new RateLimiter();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private again = false;
+  /** A poke arrived while a pass ran: it leases again (or the next pass starts). */
+  private more = false;
+  /** Wakes the running pass when a request ends or a poke arrives. */
+  private wake: (() => void) | undefined;
   private stopped = false;
   private outcomes: Array<[OutboxRow, Outcome]> = [];
   private flushing: Promise<void> | undefined;
+  /** Ends the current settle window early (many outcomes queued, or stopping). */
+  private settleNow: (() => void) | undefined;
 
   constructor(
     private readonly deps: {
@@ -161,21 +176,20 @@ export class DeliveryRuntime {
     this.transport.close();
   }
 
-  /** Runs a delivery pass now (or right after the current one). */
+  /** Runs a delivery pass now, or has the running one lease again as soon as it has room. */
   poke(): void {
     if (this.stopped) return;
     if (this.running) {
-      this.again = true;
+      this.more = true;
+      this.wake?.();
       return;
     }
+    this.more = false;
     this.running = this.pass()
       .catch((err: unknown) => this.deps.log.error({ err }, 'delivery pass failed; leases will expire and exports return'))
       .finally(() => {
         this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.poke();
-        }
+        if (this.more) this.poke();
       });
   }
 
@@ -183,38 +197,79 @@ export class DeliveryRuntime {
   async idle(): Promise<void> {
     while (this.running || this.flushing) {
       if (this.running) await this.running;
-      if (this.flushing) await this.flushing;
+      await this.flushOutcomes();
     }
   }
 
-  /** One pass: lease what is due while keeping `concurrency` requests in flight, until none is left. */
+  /**
+   * One pass: lease what is due while keeping `concurrency` requests in flight, until none is
+   * left. A claim runs beside the requests (not before them), started while fewer than twice
+   * `concurrency` chunks are ready, so a slow claim (a PostgreSQL round trip over thousands of
+   * rows) overlaps sending instead of stalling it.
+   */
   async pass(): Promise<void> {
     const { store, config } = this.deps;
     const ready: Chunk[] = [];
-    const active = new Set<Promise<void>>();
+    let active = 0;
     let exhausted = false;
+    let claiming: Promise<void> | undefined;
+    let failed: { err: unknown } | undefined;
+    const ended = (): void => {
+      active--;
+      this.wake?.();
+    };
+    const sleep = (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        this.wake = () => {
+          this.wake = undefined;
+          resolve();
+        };
+      });
+    const claim = async (): Promise<void> => {
+      const at = this.deps.now();
+      const rows = await store.claimExports(at, config.claimBatch, config.leaseMs);
+      this.stats.claims++;
+      if (rows.length < config.claimBatch) exhausted = true;
+      if (rows.length) ready.push(...(await this.chunks(rows, at + config.leaseMs)));
+    };
     try {
       for (;;) {
-        while (!exhausted && !this.stopped && ready.length < config.concurrency) {
-          const at = this.deps.now();
-          const rows = await store.claimExports(at, config.claimBatch, config.leaseMs);
-          this.stats.claims++;
-          if (rows.length < config.claimBatch) exhausted = true;
-          if (rows.length) ready.push(...(await this.chunks(rows, at + config.leaseMs)));
+        if (failed) throw failed.err;
+        if (this.more) {
+          // Exports were queued since the last claim came back short: look again.
+          this.more = false;
+          exhausted = false;
         }
-        while (ready.length && active.size < config.concurrency) {
+        if (!claiming && !exhausted && !this.stopped && ready.length < 2 * config.concurrency) {
+          claiming = claim()
+            .catch((err: unknown) => {
+              failed = { err };
+            })
+            .finally(() => {
+              claiming = undefined;
+              this.wake?.();
+            });
+        }
+        if (claiming && !active && !exhausted && ready.length < config.concurrency) {
+          // Nothing in flight and more is due: fill up first, so the pass opens with its full
+          // concurrency; once requests are out, claims run beside them.
+          await claiming;
+          continue;
+        }
+        while (ready.length && active < config.concurrency) {
           const chunk = ready.shift()!;
           // A lease that ran out while the chunk waited: the rows are due again, for any worker.
           if (chunk.leasedUntil <= this.deps.now()) continue;
-          const p: Promise<void> = this.send1(chunk).finally(() => active.delete(p));
-          active.add(p);
+          active++;
+          this.send1(chunk).then(ended, ended);
         }
-        if (!active.size) break;
-        await Promise.race(active);
+        if (this.more && !this.stopped) continue;
+        if (!active && !claiming) break;
+        await sleep();
       }
     } finally {
-      await Promise.allSettled(active);
-      await this.flushOutcomes();
+      // Outcomes are written within their settle window; idle() and stop() wait for that.
+      while (active || claiming) await sleep();
     }
   }
 
@@ -272,11 +327,29 @@ export class DeliveryRuntime {
     return out;
   }
 
-  /** Queues outcomes; every chunk finishing in this event-loop turn shares one outbox write. */
+  /** Queues outcomes; every chunk finishing within the settle window shares one outbox write. */
   private queueOutcomes(results: Array<[OutboxRow, Outcome]>): void {
     for (const r of results) this.outcomes.push(r);
-    if (this.flushing) return;
-    this.flushing = new Promise<void>((resolve) => setImmediate(resolve))
+    if (this.flushing) {
+      if (this.outcomes.length >= SETTLE_NOW) this.settleNow?.();
+      return;
+    }
+    const now = this.outcomes.length >= SETTLE_NOW || this.stopped;
+    this.flushing = new Promise<void>((resolve) => {
+      if (now) {
+        setImmediate(resolve);
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.settleNow = undefined;
+        resolve();
+      }, SETTLE_WINDOW_MS);
+      this.settleNow = () => {
+        this.settleNow = undefined;
+        clearTimeout(timer);
+        setImmediate(resolve);
+      };
+    })
       .then(() => this.writeOutcomes())
       .catch((err: unknown) => this.deps.log.error({ err }, 'could not record delivery outcomes; leases will expire and exports return'))
       .finally(() => {
@@ -285,9 +358,12 @@ export class DeliveryRuntime {
       });
   }
 
-  /** Waits until every queued outcome is written. */
+  /** Waits until every queued outcome is written (without waiting out the settle window). */
   private async flushOutcomes(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.flushing) {
+      this.settleNow?.();
+      await this.flushing;
+    }
   }
 
   private async writeOutcomes(): Promise<void> {
@@ -312,7 +388,7 @@ export class DeliveryRuntime {
     }
     const outcomes = new Map<number, ItemOutcome & { retryAfterMs?: number }>();
     for (const req of requests) {
-      await this.limiter.take(`${rows[0]!.sandboxId}:${flow.id}`, flow.rateLimitPerSecond);
+      if (flow.rateLimitPerSecond > 0) await this.limiter.take(`${rows[0]!.sandboxId}:${flow.id}`, flow.rateLimitPerSecond);
       const keys = req.items.map((i) => records[i]!.idempotencyKey);
       const idempotencyKey = keys.length === 1 ? keys[0]! : createHash('sha256').update(keys.join('\n')).digest('hex');
       const result = await this.send(conn, req, records, idempotencyKey, timeoutMs);
@@ -331,9 +407,9 @@ export class DeliveryRuntime {
     const def = conn.definition;
     const all = (o: ItemOutcome & { retryAfterMs?: number }) => req.items.map(() => o);
     for (let attempt = 0; attempt < 2; attempt++) {
-      let auth: Record<string, string>;
+      let auth: Readonly<Record<string, string>>;
       try {
-        auth = await this.tokens.header(conn.id, def.auth, conn.settings);
+        auth = this.tokens.headerNow(conn.id, def.auth, conn.settings) ?? (await this.tokens.header(conn.id, def.auth, conn.settings));
       } catch (err) {
         const e = err as AudientError;
         return all({ ok: false, retry: e.code === 'UNAVAILABLE', message: e.message });
@@ -404,23 +480,27 @@ export class DeliveryRuntime {
     const settled = await store.settleExports({ done, retry, dead });
     const applied = settled.length === kinds.length ? undefined : new Set(settled);
     if (applied) log.warn({ outcomes: kinds.length, applied: settled.length }, 'leases expired and were taken by another claim; those exports are left to it');
+    // Summed per dataflow first: one counter update and one stats row per metric, not per export.
     const stats = new Map<string, Record<string, number>>();
-    const bump = (r: OutboxRow, metric: string, v = 1, max = false): void => {
-      const k = `${r.sandboxId}\u0000${r.dataflowId}`;
-      const s = stats.get(k) ?? {};
-      s[metric] = max ? Math.max(s[metric] ?? 0, v) : (s[metric] ?? 0) + v;
-      stats.set(k, s);
-    };
     for (const [row, kind] of kinds) {
       if (applied && !applied.has(row.id)) continue;
-      bump(row, kind);
-      metrics.exportsDelivered.inc({ outcome: kind, dataflow: row.dataflowId });
+      const k = `${row.sandboxId}\u0000${row.dataflowId}`;
+      let s = stats.get(k);
+      if (!s) stats.set(k, (s = {}));
+      s[kind] = (s[kind] ?? 0) + 1;
       if (kind === 'activated') {
         const latency = Math.max(0, now - row.createdAt);
-        bump(row, 'latency_sum_ms', latency);
-        bump(row, 'latency_count');
-        bump(row, 'max:latency_ms', latency, true);
+        s['latency_sum_ms'] = (s['latency_sum_ms'] ?? 0) + latency;
+        s['latency_count'] = (s['latency_count'] ?? 0) + 1;
+        s['max:latency_ms'] = Math.max(s['max:latency_ms'] ?? 0, latency);
         metrics.deliveryLatency.observe(latency / 1000);
+      }
+    }
+    for (const [k, deltas] of stats) {
+      const dataflow = k.slice(k.indexOf('\u0000') + 1);
+      for (const outcome of ['activated', 'retried', 'failed'] as const) {
+        const n = deltas[outcome];
+        if (n) metrics.exportsDelivered.inc({ outcome, dataflow }, n);
       }
     }
     const hour = hourOf(now);

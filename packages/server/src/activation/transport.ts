@@ -22,10 +22,24 @@ export class TransportError extends Error {
   }
 }
 
+/** Where a URL sends to, as node:http request options (parsed once per URL). */
+interface Target {
+  secure: boolean;
+  hostname: string;
+  port: string;
+  path: string;
+  /** `user:password` from the URL, as node:http takes it. */
+  auth: string | undefined;
+}
+
+/** Most distinct URLs kept parsed (per-profile destinations send to one URL each). */
+const MAX_TARGETS = 1000;
+
 /** Keep-alive HTTP(S) client. */
 export class Transport {
   private readonly http: HttpAgent;
   private readonly https: HttpsAgent;
+  private readonly targets = new Map<string, Target>();
 
   constructor(maxSockets: number) {
     this.http = new HttpAgent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
@@ -35,21 +49,17 @@ export class Transport {
   /** Sends one request and reads the whole answer within `timeoutMs`. */
   send(url: string, init: { method: string; headers: Record<string, string>; body?: string | undefined; timeoutMs: number }): Promise<HttpAnswer> {
     return new Promise<HttpAnswer>((resolve, reject) => {
-      let u: URL;
+      let t: Target;
       try {
-        u = new URL(url);
-      } catch {
-        reject(new TransportError(`not a valid URL: ${url}`, 'NetworkError'));
+        t = this.target(url);
+      } catch (err) {
+        reject(err);
         return;
       }
-      const secure = u.protocol === 'https:';
-      if (!secure && u.protocol !== 'http:') {
-        reject(new TransportError(`unsupported protocol ${u.protocol}`, 'NetworkError'));
-        return;
-      }
-      const body = init.body !== undefined ? Buffer.from(init.body, 'utf8') : undefined;
+      const secure = t.secure;
+      const body = init.body;
       const headers: Record<string, string | number> = { ...init.headers };
-      if (body) headers['content-length'] = body.length;
+      if (body !== undefined) headers['content-length'] = Buffer.byteLength(body, 'utf8');
       let done = false;
       const finish = (err: Error | undefined, answer?: HttpAnswer): void => {
         if (done) return;
@@ -59,8 +69,7 @@ export class Transport {
         else resolve(answer!);
       };
       const req = (secure ? httpsRequest : httpRequest)(
-        u,
-        { method: init.method, headers, agent: secure ? this.https : this.http },
+        { hostname: t.hostname, port: t.port, path: t.path, auth: t.auth, method: init.method, headers, agent: secure ? this.https : this.http },
         (res: IncomingMessage) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -77,8 +86,29 @@ export class Transport {
         req.destroy();
       }, init.timeoutMs);
       req.on('error', (e) => finish(new TransportError(`request failed: ${e.message}`, 'NetworkError')));
-      req.end(body);
+      if (body !== undefined) req.end(body, 'utf8');
+      else req.end();
     });
+  }
+
+  /** The parsed target of a URL; throws a TransportError for a URL it cannot send to. */
+  private target(url: string): Target {
+    const hit = this.targets.get(url);
+    if (hit) return hit;
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      throw new TransportError(`not a valid URL: ${url}`, 'NetworkError');
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new TransportError(`unsupported protocol ${u.protocol}`, 'NetworkError');
+    // IPv6 literals come bracketed in URL.hostname; node:http wants them bare.
+    const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+    const auth = u.username || u.password ? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` : undefined;
+    const t: Target = { secure: u.protocol === 'https:', hostname, port: u.port, path: `${u.pathname}${u.search}`, auth };
+    if (this.targets.size >= MAX_TARGETS) this.targets.clear();
+    this.targets.set(url, t);
+    return t;
   }
 
   /** Closes idle connections. */
