@@ -127,7 +127,9 @@ export class PostgresStore implements Store {
     try {
       try {
         // One round trip: BEGIN and the lock go as one simple query (no parameters, hence the literal).
-        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtext(${client.escapeLiteral(`audient:ingest:${sandboxId}`)}))`);
+        // Advisory locks are database-wide: the key names the schema, so deployments (or test runs)
+        // sharing a database in different schemas never wait on each other's sandboxes.
+        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('audient:ingest:' || current_schema() || ':' || ${client.escapeLiteral(sandboxId)}))`);
         const result = await fn(client);
         await client.query('COMMIT');
         return result;
