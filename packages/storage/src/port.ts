@@ -20,6 +20,12 @@ import type {
   WritePlan,
 } from '@audient/core';
 
+/**
+ * How long a taken re-evaluation stays leased to its taker: long enough for one evaluation
+ * pass, short enough that a crashed taker delays a window expiry by at most this.
+ */
+export const REEVALUATION_LEASE_MS = 60_000;
+
 /** A tenant: every object belongs to exactly one. */
 export interface SandboxRow {
   id: string;
@@ -380,10 +386,23 @@ export interface Store {
    */
   writeBatchMemberships(sandboxId: string, page: BatchMembershipPage, now: number): Promise<MembershipEventRow[]>;
 
-  /** Asks for profiles to be re-evaluated at their `dueAt` (per profile, the earliest request wins). */
+  /**
+   * Asks for profiles to be re-evaluated at their `dueAt` (per profile, the earliest request
+   * wins). A request made while the profile's re-evaluation is leased is kept for after it.
+   */
   scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void>;
-  /** Removes and returns re-evaluations due at or before `now`. */
+  /**
+   * Leases and returns up to `limit` re-evaluations due at or before `now` (and those whose
+   * lease expired), earliest first: each stays stored, out of other takers' reach, until
+   * `now + REEVALUATION_LEASE_MS`, when it is due again unless `finishReevaluations` removed it.
+   */
   takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>>;
+  /**
+   * Ends the leases `takeDueReevaluations(takenAt, …)` took on these profiles, once their
+   * evaluation committed: a re-evaluation asked for meanwhile stays pending, the rest are removed.
+   * A lease since taken again (after it expired) is left to its new holder.
+   */
+  finishReevaluations(sandboxId: string, profileIds: readonly string[], takenAt: number): Promise<void>;
 
   addAudienceSize(sandboxId: string, audienceId: string, point: AudienceSizePoint): Promise<void>;
   audienceSizes(sandboxId: string, audienceId: string, limit: number): Promise<AudienceSizePoint[]>;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import type { Membership, StoredFragment } from '@audient/core';
-import type { AudienceRow, MembershipWrite, Store } from './port.js';
+import { REEVALUATION_LEASE_MS as LEASE, type AudienceRow, type MembershipWrite, type Store } from './port.js';
 import { describeBackends, eachStoreWithSandboxes, writePlan as plan } from './testing.js';
 
 const T0 = 1_700_000_000_000;
@@ -290,6 +290,55 @@ await describeBackends((backend) => {
     assert.equal(keys.length, 20);
     assert.equal(new Set(keys).size, 20);
     assert.deepEqual(await store.takeDueReevaluations(T0 + 100, 5), []);
+  });
+
+  it('leases taken re-evaluations: unfinished ones are due again when the lease ends, finished ones are gone', async () => {
+    await store.scheduleReevaluations('a', [{ profileId: 'p1', dueAt: T0 + 10 }, { profileId: 'p2', dueAt: T0 + 20 }]);
+    await store.scheduleReevaluations('b', [{ profileId: 'p1', dueAt: T0 + 30 }]);
+    const t1 = T0 + 100;
+    assert.equal((await store.takeDueReevaluations(t1, 10)).length, 3);
+    assert.deepEqual(await store.takeDueReevaluations(t1 + LEASE - 1, 10), [], 'leased until the lease ends');
+
+    await store.finishReevaluations('a', ['p1'], t1);
+    const t2 = t1 + LEASE;
+    const again = await store.takeDueReevaluations(t2, 10);
+    assert.deepEqual(again.map((d) => `${d.sandboxId}/${d.profileId}@${d.dueAt}`).sort(), [`a/p2@${t2}`, `b/p1@${t2}`], 'the unfinished ones, due at their lease end');
+
+    // The first taker finishing late must not end the lease the second one holds.
+    await store.finishReevaluations('a', ['p2'], t1);
+    await store.finishReevaluations('b', ['p1'], t1);
+    assert.deepEqual(await store.takeDueReevaluations(t2 + LEASE - 1, 10), []);
+    await store.finishReevaluations('a', ['p2'], t2);
+    await store.finishReevaluations('b', ['p1'], t2);
+    assert.deepEqual(await store.takeDueReevaluations(t2 + 100 * LEASE, 10), [], 'finished: none left');
+  });
+
+  it('keeps a re-evaluation asked for during a lease when the lease is finished', async () => {
+    await store.scheduleReevaluations('a', ['p1', 'p2', 'p3', 'p4'].map((profileId) => ({ profileId, dueAt: T0 })));
+    assert.equal((await store.takeDueReevaluations(T0 + 1, 10)).length, 4);
+    // Later than the lease end (the evaluation's own next change), earlier than it, and from a batch page.
+    await store.scheduleReevaluations('a', [{ profileId: 'p1', dueAt: T0 + 10 * LEASE }, { profileId: 'p2', dueAt: T0 + 5 }]);
+    await store.writeBatchMemberships('a', {
+      changes: [], confirm: { profileIds: [], audienceIds: [], unconfirmed: [] }, schedule: [{ profileId: 'p4', dueAt: T0 + 20 * LEASE }],
+    }, T0 + 2);
+    await store.finishReevaluations('a', ['p1', 'p2', 'p3', 'p4'], T0 + 1);
+
+    assert.deepEqual(await store.takeDueReevaluations(T0 + 2 * LEASE, 10), [{ sandboxId: 'a', profileId: 'p2', dueAt: T0 + 5 }], 'p3 is gone');
+    await store.finishReevaluations('a', ['p2'], T0 + 2 * LEASE);
+    assert.deepEqual(await store.takeDueReevaluations(T0 + 10 * LEASE, 10), [{ sandboxId: 'a', profileId: 'p1', dueAt: T0 + 10 * LEASE }]);
+    await store.finishReevaluations('a', ['p1'], T0 + 10 * LEASE);
+    assert.deepEqual(await store.takeDueReevaluations(T0 + 20 * LEASE, 10), [{ sandboxId: 'a', profileId: 'p4', dueAt: T0 + 20 * LEASE }]);
+  });
+
+  it('keeps a later request held by an expired lease when taking it again', async () => {
+    await store.scheduleReevaluations('a', [{ profileId: 'p1', dueAt: T0 }]);
+    await store.takeDueReevaluations(T0, 10);
+    await store.scheduleReevaluations('a', [{ profileId: 'p1', dueAt: T0 + 10 * LEASE }]);
+    // The taker died: the lease expires and another takes it, the request stays pending.
+    assert.deepEqual(await store.takeDueReevaluations(T0 + LEASE, 10), [{ sandboxId: 'a', profileId: 'p1', dueAt: T0 + LEASE }]);
+    await store.finishReevaluations('a', ['p1'], T0 + LEASE);
+    assert.deepEqual(await store.takeDueReevaluations(T0 + 10 * LEASE - 1, 10), []);
+    assert.deepEqual(await store.takeDueReevaluations(T0 + 10 * LEASE, 10), [{ sandboxId: 'a', profileId: 'p1', dueAt: T0 + 10 * LEASE }]);
   });
 
   it('keeps audience size history, newest first', async () => {

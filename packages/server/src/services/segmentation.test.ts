@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { REEVALUATION_LEASE_MS } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
 import { createHarness, type Harness } from '../testing/harness.js';
 import { ALL_METHODS, STREAMING_METHODS } from './segmentation.js';
@@ -338,6 +339,54 @@ await describeBackends((backend) => {
       assert.equal(await inside(), false);
       clock = T0 + base + 11 * 60_000;
       assert.equal(await inside(), true, 'entered on time for the late view');
+    });
+  });
+
+  describe('re-evaluations that fail', () => {
+    let h: Harness;
+    let clock = T0;
+    let failWrites = 0;
+    before(async () => {
+      // The real store, whose membership writes can be made to fail (as a crash or a lost
+      // connection would) for the next calls.
+      const store = await backend.open();
+      const flaky = new Proxy(store, {
+        get(target, key) {
+          if (key === 'writeMemberships' && failWrites > 0) {
+            return async () => {
+              failWrites--;
+              throw new Error('write failed');
+            };
+          }
+          const v = Reflect.get(target, key, target) as unknown;
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      h = await createHarness(flaky, { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
+      await setup(h);
+      const r = await h.call('POST', '/v1/audiences', { id: 'viewed-1h', name: 'viewed-1h', query: 'select X from xEvent where X.eventType = "web.webpagedetails.pageViews" and X.timestamp occurs < 1 hour before now' });
+      assert.equal(r.statusCode, 201, r.body);
+    });
+    after(() => h.close());
+
+    it('a window expiry whose write failed still happens, once its lease ends', async () => {
+      const inside = async (): Promise<boolean> => {
+        await h.ctx.feed.flush();
+        await h.ctx.bus.drain();
+        await h.ctx.segmentation.tick();
+        const status = (await membersOf(h, 'crash@x.io'))['viewed-1h']?.status;
+        return status === 'realized' || status === 'existing';
+      };
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', view('crash@x.io', 0).record)).statusCode, 200);
+      assert.equal(await inside(), true);
+      clock = T0 + HOUR;
+      failWrites = 1;
+      assert.equal(await inside(), true, 'the exit was not written');
+      assert.equal(failWrites, 0, 'the tick tried to write the exit');
+      clock = T0 + HOUR + REEVALUATION_LEASE_MS - 1;
+      assert.equal(await inside(), true, 'not retried while leased');
+      clock = T0 + HOUR + REEVALUATION_LEASE_MS;
+      assert.equal(await inside(), false, 'retried when the lease ended');
     });
   });
 

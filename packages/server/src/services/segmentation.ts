@@ -299,16 +299,27 @@ export class SegmentationEngine {
       try {
         const now = this.now();
         for (;;) {
+          // Leased, not removed: a crash or failure before the evaluation's writes committed
+          // leaves them due again when the lease ends, so a window still expires.
           const due = await this.deps.store.takeDueReevaluations(now, 500);
           if (!due.length) break;
           const bySandbox = new Map<string, string[]>();
           for (const d of due) {
             pushTo(bySandbox, d.sandboxId, d.profileId);
-            // Its row is gone: the evaluation below schedules the next one.
+            // Its request is served: the evaluation below schedules the next one.
             const v = this.views.get(stateId(d.sandboxId, d.profileId));
             if (v) v.dueAt = undefined;
           }
-          for (const [sandboxId, ids] of bySandbox) await this.evaluate(sandboxId, ids, { methods: ALL_METHODS });
+          for (const [sandboxId, ids] of bySandbox) {
+            try {
+              await this.evaluate(sandboxId, ids, { methods: ALL_METHODS });
+            } catch (err) {
+              this.deps.log.error({ err, sandboxId }, 'time-window re-evaluations failed; retrying when their lease ends');
+              continue;
+            }
+            // Only after its writes and its next requests committed (those stay pending).
+            await this.deps.store.finishReevaluations(sandboxId, ids, now);
+          }
           if (due.length < 500) break;
         }
         await this.deps.store.purgeExitedMemberships(now - this.deps.config.exitedRetentionMs);

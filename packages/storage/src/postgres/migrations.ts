@@ -134,6 +134,14 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   DROP INDEX outbox_due;
   CREATE INDEX outbox_pending ON outbox (id) WHERE status = 'pending';
   `,
+  // Taking a due re-evaluation leases it (lease = when it is due again if its taker never
+  // finishes; due_at then holds only requests made after the take, the maximum safe integer
+  // when there are none), so a crash between the take and the evaluation's writes cannot lose
+  // a window expiry. Only leased rows are in the lease index.
+  `
+  ALTER TABLE reevaluations ADD COLUMN lease BIGINT;
+  CREATE INDEX reevaluations_lease ON reevaluations (lease) WHERE lease IS NOT NULL;
+  `,
 ];
 
 /**

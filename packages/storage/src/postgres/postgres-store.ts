@@ -467,6 +467,9 @@ export class PostgresStore implements Store {
   async takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>> {
     return seg.takeDueReevaluations(this.pool, now, limit);
   }
+  async finishReevaluations(sandboxId: string, profileIds: readonly string[], takenAt: number): Promise<void> {
+    await seg.finishReevaluations(this.pool, sandboxId, profileIds, takenAt);
+  }
 
   async addAudienceSize(sandboxId: string, audienceId: string, point: AudienceSizePoint): Promise<void> {
     await seg.addAudienceSize(this.pool, sandboxId, audienceId, point);

@@ -9,7 +9,7 @@
  */
 import type { Membership, StoredFragment } from '@audient/core';
 import type pg from 'pg';
-import type { AudienceSizePoint, EventRow, MembershipEventRow, MembershipWrite, ProfileSnapshot } from '../port.js';
+import { REEVALUATION_LEASE_MS, type AudienceSizePoint, type EventRow, type MembershipEventRow, type MembershipWrite, type ProfileSnapshot } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import { toFragment } from './ingest-tx.js';
 
@@ -238,26 +238,63 @@ const SCHEDULE = prepared('schedule_reevaluations', `
   ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = LEAST(r.due_at, excluded.due_at)
   WHERE excluded.due_at < r.due_at`);
 
+/**
+ * `due_at` of a leased row no request was made for since its take: never due by itself (only its
+ * lease is), and any request is earlier, so the plain earliest-wins upserts record requests made
+ * during a lease without knowing of leases.
+ */
+const NOT_DUE = Number.MAX_SAFE_INTEGER;
+
 /** Asks for re-evaluations at their `dueAt`; per profile an earlier pending request wins (and is not rewritten). */
 export async function scheduleReevaluations(db: Db, sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
   if (!items.length) return;
   await db.query({ ...SCHEDULE, values: [sandboxId, items.map((i) => i.profileId), items.map((i) => i.dueAt)] });
 }
 
+// Due requests and expired leases are read from their own indexes, each in order, and merged:
+// one OR would read every due row and sort them. `SKIP LOCKED` lets several workers take
+// disjoint shares at once instead of queueing; the join returns the values before the update.
+const TAKE = prepared('take_reevaluations', `
+  WITH d AS (
+    SELECT sandbox_id, profile_id, due_at, lease FROM reevaluations WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+  l AS (
+    SELECT sandbox_id, profile_id, due_at, lease FROM reevaluations WHERE lease <= $1 ORDER BY lease LIMIT $2 FOR UPDATE SKIP LOCKED),
+  c AS (
+    SELECT sandbox_id, profile_id, LEAST(due_at, lease) AS due_at FROM (SELECT * FROM d UNION SELECT * FROM l) u
+    ORDER BY 3 LIMIT $2)
+  UPDATE reevaluations r SET due_at = CASE WHEN r.due_at <= $1 THEN $3::bigint ELSE r.due_at END, lease = $1::bigint + $4::bigint
+  FROM c WHERE r.sandbox_id = c.sandbox_id AND r.profile_id = c.profile_id
+  RETURNING r.sandbox_id, r.profile_id, c.due_at`);
+
 /**
- * Removes and returns up to `limit` due re-evaluations, earliest first. `SKIP LOCKED` lets
- * several workers take disjoint shares of the due work at once instead of queueing.
+ * Leases and returns up to `limit` due re-evaluations (requests due at `now`, expired leases),
+ * earliest first. A leased row is due again at the lease's end; a request not yet due that it
+ * held stays pending.
  */
 export async function takeDueReevaluations(db: Db, now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>> {
-  const { rows } = await db.query<{ sandbox_id: string; profile_id: string; due_at: number }>(
-    `DELETE FROM reevaluations WHERE (sandbox_id, profile_id) IN (
-       SELECT sandbox_id, profile_id FROM reevaluations WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-     RETURNING sandbox_id, profile_id, due_at`,
-    [now, limit],
-  );
+  const { rows } = await db.query<{ sandbox_id: string; profile_id: string; due_at: number }>({
+    ...TAKE, values: [now, limit, NOT_DUE, REEVALUATION_LEASE_MS],
+  });
   return rows
     .map((r) => ({ sandboxId: r.sandbox_id, profileId: r.profile_id, dueAt: r.due_at }))
     .sort((x, y) => x.dueAt - y.dueAt);
+}
+
+const FINISH_DONE = prepared('finish_reevaluations_done', `
+  DELETE FROM reevaluations WHERE sandbox_id = $1 AND profile_id = ANY($2::text[]) AND lease = $3 AND due_at = $4`);
+const FINISH_PENDING = prepared('finish_reevaluations_pending', `
+  UPDATE reevaluations SET lease = NULL WHERE sandbox_id = $1 AND profile_id = ANY($2::text[]) AND lease = $3`);
+
+/**
+ * Ends the leases taken at `takenAt`: rows with no request since are removed, then the rest
+ * (a request came, possibly between the two statements) keep their request, unleased. Matching
+ * the lease end leaves a lease taken again by another worker alone.
+ */
+export async function finishReevaluations(db: Db, sandboxId: string, profileIds: readonly string[], takenAt: number): Promise<void> {
+  if (!profileIds.length) return;
+  const lease = takenAt + REEVALUATION_LEASE_MS;
+  await db.query({ ...FINISH_DONE, values: [sandboxId, profileIds, lease, NOT_DUE] });
+  await db.query({ ...FINISH_PENDING, values: [sandboxId, profileIds, lease] });
 }
 
 /** Appends a point to an audience's size history. */

@@ -113,4 +113,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE outbox DROP COLUMN payload;
   CREATE TRIGGER outbox_payloads_gc AFTER DELETE ON outbox BEGIN DELETE FROM outbox_payloads WHERE id = old.id; END;
   `,
+  // Taking a due re-evaluation leases it (lease = when it is due again if its taker never
+  // finishes; due_at then holds only requests made after the take, the maximum safe integer
+  // when there are none), so a crash between the take and the evaluation's writes cannot lose
+  // a window expiry. Only leased rows are in the lease index.
+  `
+  ALTER TABLE reevaluations ADD COLUMN lease INTEGER;
+  CREATE INDEX reevaluations_lease ON reevaluations (lease) WHERE lease IS NOT NULL;
+  `,
 ];

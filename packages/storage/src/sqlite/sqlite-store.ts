@@ -43,6 +43,7 @@ import type {
   Store,
 } from '../port.js';
 import { newLeaseToken } from '../lease.js';
+import { REEVALUATION_LEASE_MS } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import * as batch from './batch-memberships.js';
 import { Checkpointer } from './checkpointer.js';
@@ -137,6 +138,13 @@ interface PendingMembershipWrite {
   resolve: (events: MembershipEventRow[]) => void;
   reject: (err: unknown) => void;
 }
+
+/**
+ * `due_at` of a leased re-evaluation no request was made for since its take: never due by itself
+ * (only its lease is), and any request is earlier, so the earliest-wins upserts record requests
+ * made during a lease without knowing of leases.
+ */
+const REEVALUATION_NOT_DUE = Number.MAX_SAFE_INTEGER;
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -891,14 +899,46 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Leases up to `limit` due re-evaluations (requests due at `now`, expired leases), earliest
+   * first; see REEVALUATION_NOT_DUE. Each kind is read in order from its own index and merged (one
+   * OR would read and sort every due row). Between ingestion transactions, as the writes.
+   */
   async takeDueReevaluations(now: number, limit: number): Promise<Array<{ sandboxId: string; profileId: string; dueAt: number }>> {
-    return this.db.transaction(() => {
-      const rows = this.all('SELECT * FROM reevaluations WHERE due_at <= ? ORDER BY due_at LIMIT ?', now, limit);
-      for (const r of rows) {
-        this.run('DELETE FROM reevaluations WHERE sandbox_id = ? AND profile_id = ? AND due_at = ?', r['sandbox_id'], r['profile_id'], r['due_at']);
-      }
-      return rows.map((r) => ({ sandboxId: r['sandbox_id'] as string, profileId: r['profile_id'] as string, dueAt: r['due_at'] as number }));
-    })();
+    return this.writers.run(async () =>
+      this.db.transaction(() => {
+        const rows = this.all(
+          `SELECT sandbox_id, profile_id, due_at, taken FROM (
+             SELECT sandbox_id, profile_id, due_at, min(due_at, coalesce(lease, due_at)) AS taken FROM (SELECT * FROM reevaluations WHERE due_at <= ? ORDER BY due_at LIMIT ?)
+             UNION
+             SELECT sandbox_id, profile_id, due_at, min(due_at, lease) FROM (SELECT * FROM reevaluations WHERE lease <= ? ORDER BY lease LIMIT ?))
+           ORDER BY taken LIMIT ?`,
+          now, limit, now, limit, limit,
+        );
+        const lease = now + REEVALUATION_LEASE_MS;
+        for (const r of rows) {
+          const dueAt = (r['due_at'] as number) <= now ? REEVALUATION_NOT_DUE : r['due_at'];
+          this.run('UPDATE reevaluations SET due_at = ?, lease = ? WHERE sandbox_id = ? AND profile_id = ?', dueAt, lease, r['sandbox_id'], r['profile_id']);
+        }
+        return rows.map((r) => ({ sandboxId: r['sandbox_id'] as string, profileId: r['profile_id'] as string, dueAt: r['taken'] as number }));
+      })(),
+    );
+  }
+
+  /** Removes the leased rows no request came for since their take; the others keep theirs, unleased. */
+  async finishReevaluations(sandboxId: string, profileIds: readonly string[], takenAt: number): Promise<void> {
+    if (!profileIds.length) return;
+    const ids = JSON.stringify(profileIds);
+    const lease = takenAt + REEVALUATION_LEASE_MS;
+    await this.writers.run(async () =>
+      this.db.transaction(() => {
+        this.run(
+          'DELETE FROM reevaluations WHERE sandbox_id = ? AND profile_id IN (SELECT value FROM json_each(?)) AND lease = ? AND due_at = ?',
+          sandboxId, ids, lease, REEVALUATION_NOT_DUE,
+        );
+        this.run('UPDATE reevaluations SET lease = NULL WHERE sandbox_id = ? AND profile_id IN (SELECT value FROM json_each(?)) AND lease = ?', sandboxId, ids, lease);
+      })(),
+    );
   }
 
   async addAudienceSize(sandboxId: string, audienceId: string, point: AudienceSizePoint): Promise<void> {
