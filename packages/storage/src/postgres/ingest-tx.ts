@@ -7,6 +7,7 @@
 import { eventKey, fragmentKey, type NamespaceType, type StoredFragment, type StoredIdentity, type WritePlan } from '@audient/core';
 import type pg from 'pg';
 import type { IngestTx } from '../port.js';
+import { logLockSql } from './log-lock.js';
 
 /** An `identities` row as selected. */
 export interface IdentityRow {
@@ -233,6 +234,7 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
       : undefined;
   if (!main) return [];
   const sql = ctes.length ? `WITH ${ctes.map((c, k) => `w${k} AS (${c})`).join(',\n')}\n${main}` : main;
+  if (plan.changes.length) await q(logLockSql('changes'), []);
   const rows = await q<{ seq: number | string }>(sql, p.values);
   return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
 }

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends } from '../testing.js';
 import { finalMergeTargets } from './ingest-tx.js';
+import { logLockSql } from './log-lock.js';
 import { PostgresStore } from './postgres-store.js';
 
 const postgres = (await storeBackends()).find((b) => b.name === 'postgres');
@@ -105,6 +106,53 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     const large = await counted(1000, 'large-');
     assert.equal(large, small);
     assert.ok(small <= 15, `${small} round trips`);
+  });
+
+  it('hands out log seqs in commit order across stores (processes)', async () => {
+    await one.createSandbox({ id: 'b', name: 'B' });
+    // Store one appends to the change log of sandbox a and stays open; store two appends to the
+    // change log of sandbox b (another sandbox lock) and to membership_events meanwhile.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let appended!: () => void;
+    const inside = new Promise<void>((r) => (appended = r));
+    const first = one.ingest('a', async (tx) => {
+      const seqs = await tx.apply(eventPlan('order-a-', 1), T0);
+      appended();
+      await held;
+      return seqs;
+    });
+    await inside;
+    const head = (await one.readChanges(0, 10_000)).at(-1)?.seq ?? 0;
+    let secondDone = false;
+    const second = two.ingest('b', (tx) => tx.apply(eventPlan('order-b-', 1), T0)).then((seqs) => ((secondDone = true), seqs));
+    await new Promise((r) => setTimeout(r, 300));
+    // Without the log lock, b's change would be committed with a higher seq while a's lower
+    // one is still uncommitted, and a reader would pass it.
+    const readable = await one.readChanges(head, 10);
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    assert.equal(secondDone && readable.length > 0, false, 'the second append waits for the open one to commit');
+    assert.deepEqual(readable, [], 'nothing readable past the open append');
+    assert.ok(a[0]! < b[0]!, `seqs follow commit order: ${a[0]} then ${b[0]}`);
+    assert.deepEqual((await one.readChanges(head, 10)).map((c) => c.seq), [...a, ...b]);
+
+    // Membership events: an open append holds back another store's.
+    const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      await client.query(`BEGIN; ${logLockSql('membership_events')}`);
+      let written = false;
+      const write = two
+        .writeMemberships('a', [{ profileId: 'p', audienceId: 'x', membership: { audienceId: 'x', status: 'realized', lastQualificationTime: T0 }, event: 'realized' }], T0)
+        .then((events) => ((written = true), events));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(written, false, 'the membership append waits for the open one');
+      await client.query('COMMIT');
+      assert.equal((await write).length, 1);
+    } finally {
+      await client.end();
+    }
   });
 
   it('parses BIGINT columns to numbers without touching the global pg parsers', async () => {

@@ -22,6 +22,7 @@ import type {
 } from '../port.js';
 import * as failed from './failed-records.js';
 import { postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
+import { logLockSql, type LogName } from './log-lock.js';
 import { applyMigrations } from './migrations.js';
 import * as idSyncs from './id-syncs.js';
 import * as outbox from './outbox.js';
@@ -70,6 +71,12 @@ const AUDIENCES: DocTable = { table: 'audiences', key: 'id' };
 const NAMESPACES: DocTable = { table: 'namespaces', key: 'code_key' };
 
 /** The PostgreSQL store. `url` is a `postgres://` connection string. */
+/** A string as an SQL literal (quotes doubled; with backslashes, an E'' literal with them doubled). */
+function sqlLiteral(text: string): string {
+  const quoted = `'${text.replace(/'/g, "''")}'`;
+  return text.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
+}
+
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
@@ -122,14 +129,24 @@ export class PostgresStore implements Store {
    * mutex (taken by callers) additionally keeps change seq order equal to commit order here.
    */
   private async sandboxTx<T>(sandboxId: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    // One round trip: BEGIN and the lock go as one simple query (no parameters, hence the literal).
+    // Advisory locks are database-wide: the key names the schema, so deployments (or test runs)
+    // sharing a database in different schemas never wait on each other's sandboxes.
+    return this.tx(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('audient:ingest:' || current_schema() || ':' || ${sqlLiteral(sandboxId)}))`, fn);
+  }
+
+  /** Runs `fn` in one transaction that appends to `log` (see log-lock.ts): the log's lock first. */
+  private async logTx<T>(log: LogName, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.tx(`BEGIN; ${logLockSql(log)}`, fn);
+  }
+
+  /** Runs `fn` in one transaction opened by `begin` (BEGIN and its locks, one simple query). */
+  private async tx<T>(begin: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       try {
-        // One round trip: BEGIN and the lock go as one simple query (no parameters, hence the literal).
-        // Advisory locks are database-wide: the key names the schema, so deployments (or test runs)
-        // sharing a database in different schemas never wait on each other's sandboxes.
-        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('audient:ingest:' || current_schema() || ':' || ${client.escapeLiteral(sandboxId)}))`);
+        await client.query(begin);
         const result = await fn(client);
         await client.query('COMMIT');
         return result;
@@ -328,6 +345,7 @@ export class PostgresStore implements Store {
   async deleteProfile(sandboxId: string, profileId: string, now: number): Promise<{ identities: number; fragments: number; events: number }> {
     return this.writers.run(() =>
       this.sandboxTx(sandboxId, async (client) => {
+        await client.query(logLockSql('changes'));
         const { rows } = await client.query<{ identities: number; fragments: number; events: number }>(
           `WITH i AS (DELETE FROM identities WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
            f AS (DELETE FROM fragments WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
@@ -405,7 +423,8 @@ export class PostgresStore implements Store {
     return seg.memberships(this.pool, sandboxId, profileIds);
   }
   async writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
-    return seg.writeMemberships(this.pool, sandboxId, writes, now);
+    if (!writes.some((w) => w.event)) return seg.writeMemberships(this.pool, sandboxId, writes, now);
+    return this.logTx('membership_events', (client) => seg.writeMemberships(client, sandboxId, writes, now));
   }
   async listMembers(
     sandboxId: string,
@@ -458,7 +477,8 @@ export class PostgresStore implements Store {
     return batch.scanBatchProfiles(this.pool, sandboxId, after, limit, chunk);
   }
   async writeBatchMemberships(sandboxId: string, page: BatchMembershipPage, now: number): Promise<MembershipEventRow[]> {
-    return batch.writeBatchMemberships(this.pool, sandboxId, page, now);
+    if (!page.changes.length) return batch.writeBatchMemberships(this.pool, sandboxId, page, now);
+    return this.logTx('membership_events', (client) => batch.writeBatchMemberships(client, sandboxId, page, now));
   }
 
   async scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
