@@ -23,6 +23,20 @@ async function send(h: Harness, records: Array<Record<string, unknown>>): Promis
   await h.ctx.bus.drain();
 }
 
+/** The CRM schema and its profile dataset. */
+const CRM: Array<[string, Record<string, unknown>]> = [
+  ['/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-person-details', 'profile-loyalty-details'], fields: {} }],
+  ['/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true }],
+];
+
+/** POSTs each body to its URL, in order, expecting 201s. */
+async function createAll(h: Harness, items: Array<[string, Record<string, unknown>]>): Promise<void> {
+  for (const [url, body] of items) {
+    const r = await h.call('POST', url, body);
+    assert.equal(r.statusCode, 201, r.body);
+  }
+}
+
 async function runBatch(h: Harness): Promise<Record<string, unknown>> {
   const job = await h.ctx.batchSegmentation.run('prod', { all: true });
   await h.ctx.jobs.idle();
@@ -51,14 +65,7 @@ await describeBackends((backend) => {
     let clock = T0;
     const h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
     try {
-      for (const [url, body] of [
-        ['/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-person-details', 'profile-loyalty-details'], fields: {} }],
-        ['/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true }],
-        ['/v1/audiences', { id: 'gold', name: 'gold', query: 'loyalty.tier = "gold"' }],
-      ] as const) {
-        const r = await h.call('POST', url, body);
-        assert.equal(r.statusCode, 201, r.body);
-      }
+      await createAll(h, [...CRM, ['/v1/audiences', { id: 'gold', name: 'gold', query: 'loyalty.tier = "gold"' }]]);
       await send(h, [person(['ann@x.io'], 'gold'), person(['bob@x.io'], 'gold'), person(['cy@x.io'], 'silver'), person(['dan@x.io'], 'gold')]);
       const first = await runBatch(h);
       assert.equal((first['snapshot'] as { mode: string }).mode, 'full');
@@ -98,13 +105,7 @@ await describeBackends((backend) => {
     let clock = T0;
     const h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
     try {
-      for (const [url, body] of [
-        ['/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-person-details', 'profile-loyalty-details'], fields: {} }],
-        ['/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true }],
-      ] as const) {
-        const r = await h.call('POST', url, body);
-        assert.equal(r.statusCode, 201, r.body);
-      }
+      await createAll(h, CRM);
       await send(h, [person(['ann@x.io'], 'gold'), person(['bob@x.io'], 'gold'), person(['cy@x.io'], 'silver')]);
       // Created after the data: only the batch job evaluates them.
       for (const a of [{ id: 'gold', query: 'loyalty.tier = "gold"' }, { id: 'silver', query: 'loyalty.tier = "silver"' }]) {
