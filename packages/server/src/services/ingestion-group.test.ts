@@ -69,7 +69,11 @@ await describeBackends((backend) => {
       assert.ok(answers[30]!.json().failedRecordId);
       const batch = answers[31]!.json() as { accepted: number; results: Array<{ duplicate?: boolean; profileId: string }> };
       assert.equal(batch.accepted, 2);
-      assert.equal(batch.results[0]!.duplicate, true, 'g-0 was ingested by an earlier request');
+      // Concurrent requests reach the queue in whatever order their async handling gives (on
+      // PostgreSQL the key lookups interleave): whichever of the two carrying g-0 came second
+      // reports it as a duplicate, never both and never neither.
+      const single = answers[0]!.json() as { duplicate?: boolean };
+      assert.equal((single.duplicate === true) !== (batch.results[0]!.duplicate === true), true, 'exactly one request ingested g-0');
       // Persons 0 and 1 are one profile (event g-0 linked them), as are 3 and 4; 1 and 2 are not.
       const profile = async (n: number): Promise<string> => {
         const r = await h.call('GET', `/v1/profiles?ns=ECID&id=${ecid(n)}`);
