@@ -417,25 +417,14 @@ export class SegmentationEngine {
 
   /** Remembers what a reusing evaluation saw and evaluated for a profile (bounded, oldest forgotten first). */
   private remember(id: string, state: EvaluatedState): void {
-    this.states.delete(id);
-    this.states.set(id, state);
-    if (this.states.size > MAX_REMEMBERED_STATES) {
-      const oldest = this.states.keys().next();
-      if (!oldest.done) this.states.delete(oldest.value);
-    }
+    lruSet(this.states, id, state, MAX_REMEMBERED_STATES);
   }
 
   /** The profile's view (created empty, and made the most recently used), or undefined while stopped. */
   private view(id: string): ProfileView | undefined {
     if (!this.viewsOn) return undefined;
-    let v = this.views.get(id);
-    if (v) this.views.delete(id);
-    else v = {};
-    this.views.set(id, v);
-    if (this.views.size > MAX_VIEWS) {
-      const oldest = this.views.keys().next();
-      if (!oldest.done) this.views.delete(oldest.value);
-    }
+    const v = this.views.get(id) ?? {};
+    lruSet(this.views, id, v, MAX_VIEWS);
     return v;
   }
 
@@ -452,8 +441,7 @@ export class SegmentationEngine {
     const id = stateId(sandboxId, profileId);
     const v = this.view(id);
     if (v?.fragments) return v.fragments;
-    // No events wanted: the events read of loadProfiles finds none after the end of time.
-    const fragments = (await this.deps.store.loadProfiles(sandboxId, [profileId], Number.MAX_SAFE_INTEGER)).get(profileId)?.fragments ?? [];
+    const fragments = await this.deps.store.profileFragments(sandboxId, profileId);
     if (this.current(id, v)) v.fragments = fragments;
     return fragments;
   }
@@ -600,24 +588,21 @@ export class SegmentationEngine {
     const key = identityId(sandboxId, identity);
     const hit = this.viewsOn ? this.identities.get(key) : undefined;
     if (hit !== undefined) {
-      this.identities.delete(key);
-      this.identities.set(key, hit);
+      lruSet(this.identities, key, hit, MAX_IDENTITIES);
       return hit.profileId;
     }
     const epoch = this.identityEpoch;
     const profileId = await this.deps.store.findProfileId(sandboxId, identity);
     if (profileId === undefined || !this.viewsOn || epoch !== this.identityEpoch) return profileId;
     const of = stateId(sandboxId, profileId);
-    this.identities.set(key, { profileId, of });
     let keys = this.identitiesOf.get(of);
     if (!keys) this.identitiesOf.set(of, (keys = new Set()));
     keys.add(key);
-    if (this.identities.size > MAX_IDENTITIES) {
-      const [oldest, entry] = this.identities.entries().next().value as [string, { of: string }];
-      this.identities.delete(oldest);
-      const left = this.identitiesOf.get(entry.of);
-      left?.delete(oldest);
-      if (left?.size === 0) this.identitiesOf.delete(entry.of);
+    const evicted = lruSet(this.identities, key, { profileId, of }, MAX_IDENTITIES);
+    if (evicted) {
+      const left = this.identitiesOf.get(evicted[1].of);
+      left?.delete(evicted[0]);
+      if (left?.size === 0) this.identitiesOf.delete(evicted[1].of);
     }
     return profileId;
   }
@@ -765,6 +750,19 @@ export class SegmentationEngine {
 function hold(held: Set<string>, key: string): void {
   held.add(key);
   if (held.size > MAX_HELD) held.delete(held.values().next().value as string);
+}
+
+/**
+ * Sets `key` as the most recently used entry of `map` (Maps iterate in insertion order); past
+ * `max` entries, removes and returns the least recently used one.
+ */
+function lruSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): [K, V] | undefined {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size <= max) return undefined;
+  const oldest = map.entries().next().value as [K, V];
+  map.delete(oldest[0]);
+  return oldest;
 }
 
 /** Key of an identity in the engine's identity map. */
