@@ -1,10 +1,10 @@
 /** CLI commands for audiences: create, validate, preview, explain, batch runs and members. */
 import { readFileSync } from 'node:fs';
+import type { ExplainNode } from '@audient/core';
 import type { Command } from 'commander';
 import type { Client } from './client.js';
 
 type Row = { id: string; name: string; method: string; methodReason: string };
-type ExplainNode = { text: string; result: boolean | string; values?: unknown; children?: ExplainNode[] };
 
 const out = (json: boolean, value: unknown, human: () => string): void => {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
@@ -15,12 +15,12 @@ function queryText(q: string): string {
   return q.startsWith('@') ? readFileSync(q.slice(1), 'utf8') : q;
 }
 
-/** The explain tree as indented lines: ✓ held, ✗ failed, with the values seen. */
+/** The explain tree as indented lines: ✓ held, ✗ failed, the clause, where it is, and the values seen. */
 export function renderExplain(node: ExplainNode, depth = 0): string {
-  const mark = node.result === true ? '✓' : node.result === false ? '✗' : '?';
-  const values = node.values === undefined ? '' : `   ← ${JSON.stringify(node.values)}`;
-  const line = `${'  '.repeat(depth)}${mark} ${node.text}${values}`;
-  return [line, ...(node.children ?? []).map((c) => renderExplain(c, depth + 1))].join('\n');
+  const mark = node.result ? '✓' : '✗';
+  const values = Object.keys(node.values).length === 0 ? '' : `   ← ${JSON.stringify(node.values)}`;
+  const line = `${'  '.repeat(depth)}${mark} ${node.clause}  (line ${node.line}, column ${node.column})${values}`;
+  return [line, ...node.children.map((c) => renderExplain(c, depth + 1))].join('\n');
 }
 
 /** Registers `audient audiences ...`. */
@@ -94,10 +94,27 @@ export function registerAudienceCommands(program: Command, api: () => Client): v
     });
 
   a.command('members <audienceId>')
-    .description('members of an audience, as JSON Lines')
-    .option('--limit <n>', 'how many', '100')
-    .action(async (audienceId: string, o: { limit: string }) => {
-      const r = await api().request<{ items: unknown[] }>('GET', `/v1/audiences/${encodeURIComponent(audienceId)}/members?limit=${Number(o.limit)}`);
-      process.stdout.write(r.items.map((m) => JSON.stringify(m)).join('\n') + (r.items.length ? '\n' : ''));
+    .description('members of an audience as JSON Lines, one page (the next cursor goes to stderr) or --all')
+    .option('--limit <n>', 'members per page (at most 10000)', '100')
+    .option('--status <status...>', 'statuses to list: realized, existing, exited (default: realized existing)')
+    .option('--cursor <profileId>', 'start after this profile id (the cursor a previous page printed)')
+    .option('--all', 'every member, page after page')
+    .action(async (audienceId: string, o: { limit: string; status?: string[]; cursor?: string; all?: boolean }) => {
+      const limit = Number(o.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new Error(`--limit must be an integer from 1 to 10000, got ${o.limit}`);
+      let cursor = o.cursor;
+      for (;;) {
+        const q = new URLSearchParams({ limit: String(limit) });
+        for (const st of o.status ?? []) q.append('status', st);
+        if (cursor !== undefined) q.set('cursor', cursor);
+        const r = await api().request<{ items: unknown[]; next?: string }>('GET', `/v1/audiences/${encodeURIComponent(audienceId)}/members?${q}`);
+        if (r.items.length) process.stdout.write(r.items.map((m) => JSON.stringify(m)).join('\n') + '\n');
+        cursor = r.next;
+        if (cursor === undefined) return;
+        if (!o.all) {
+          process.stderr.write(`more: --cursor ${cursor}\n`);
+          return;
+        }
+      }
     });
 }
