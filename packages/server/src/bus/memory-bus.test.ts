@@ -30,3 +30,40 @@ describe('MemoryBus subject matching (remembered per subject)', () => {
     await bus.close();
   });
 });
+
+describe('MemoryBus batch hand-over', () => {
+  it('hands messages published in one synchronous run to a batch subscriber in one call, in order', async () => {
+    const bus = new MemoryBus(pino({ level: 'silent' }));
+    const calls: number[][] = [];
+    const single: number[] = [];
+    bus.subscribeBatch<number>('memberships.*', 'batch', 100, async (msgs) => void calls.push(msgs.map((m) => m.payload)));
+    bus.subscribe<number>('memberships.*', 'single', async (m) => void single.push(m.payload));
+    await Promise.all([1, 2, 3, 4, 5].map((i) => bus.publish('memberships.s1', `k${i}`, i)));
+    await bus.drain();
+    assert.deepEqual(calls, [[1, 2, 3, 4, 5]]);
+    assert.deepEqual(single, [1, 2, 3, 4, 5]);
+    // Past `max`, the rest follows in the next call.
+    calls.length = 0;
+    await Promise.all(Array.from({ length: 150 }, (_, i) => bus.publish('memberships.s1', 'k', i)));
+    await bus.drain();
+    assert.deepEqual(calls.map((c) => c.length), [100, 50]);
+    assert.deepEqual(calls.flat(), Array.from({ length: 150 }, (_, i) => i));
+    await bus.close();
+  });
+});
+
+describe('MemoryBus retries', () => {
+  it('hands a message whose handler failed to it again, before the next one', async () => {
+    const bus = new MemoryBus(pino({ level: 'silent' }));
+    const seen: number[] = [];
+    let failures = 0;
+    bus.subscribe<number>('changes.*', 'flaky', async (m) => {
+      seen.push(m.payload);
+      if (m.payload === 1 && failures++ === 0) throw new Error('once');
+    });
+    await Promise.all([1, 2].map((i) => bus.publish('changes.s1', 'k', i)));
+    await bus.drain();
+    assert.deepEqual(seen, [1, 1, 2]);
+    await bus.close();
+  });
+});

@@ -7,6 +7,8 @@ interface Group {
   /** Messages handed over per call (1 for plain subscriptions). */
   max: number;
   handler: (msgs: BusMessage[]) => Promise<void>;
+  /** A plain subscription's handler, called with each message as it is (no array, no wrapper). */
+  one?: BusHandler;
   queue: BusMessage[];
   /** Index of the first unhandled message in `queue` (taken messages are dropped in bulk, not one by one). */
   head: number;
@@ -14,6 +16,7 @@ interface Group {
 }
 
 const MAX_ATTEMPTS = 5;
+const RESOLVED: Promise<void> = Promise.resolve();
 /** Subjects whose matching groups are remembered; past this the memo starts over. */
 const MAX_MEMO_SUBJECTS = 10_000;
 
@@ -25,11 +28,22 @@ export class MemoryBus implements Bus {
 
   constructor(private readonly log: Logger) {}
 
-  async publish(subject: string, key: string, payload: unknown): Promise<void> {
-    for (const g of this.groupsFor(subject)) {
-      g.queue.push({ subject, key, payload });
-      g.running ??= this.pump(g);
+  publish(subject: string, key: string, payload: unknown): Promise<void> {
+    try {
+      const groups = this.groupsFor(subject);
+      if (!groups.length) return RESOLVED;
+      // One message object for every group (handlers only read it).
+      const msg: BusMessage = { subject, key, payload };
+      for (const g of groups) {
+        g.queue.push(msg);
+        g.running ??= this.pump(g);
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
+    // Queued, nothing to wait for: one shared settled promise rather than one per message
+    // (publishers hand over whole pages and commits, a promise each was garbage to collect).
+    return RESOLVED;
   }
 
   private groupsFor(subject: string): Group[] {
@@ -53,7 +67,7 @@ export class MemoryBus implements Bus {
 
   subscribe<T>(pattern: string, group: string, handler: BusHandler<T>): () => void {
     const one = handler as BusHandler;
-    return this.setGroup(`${group}\u0000${pattern}`, { pattern, max: 1, handler: async (msgs) => one(msgs[0]!), queue: [], head: 0, running: undefined });
+    return this.setGroup(`${group}\u0000${pattern}`, { pattern, max: 1, handler: async (msgs) => one(msgs[0]!), one, queue: [], head: 0, running: undefined });
   }
 
   subscribeBatch<T>(pattern: string, group: string, max: number, handler: (msgs: BusMessage<T>[]) => Promise<void>): () => void {
@@ -63,10 +77,23 @@ export class MemoryBus implements Bus {
   }
 
   private async pump(g: Group): Promise<void> {
+    // Started by the first publish of a burst: one microtask first, so that the messages a
+    // publisher hands over in the same synchronous run (a page of changes, a commit's membership
+    // events) reach a batch subscriber together rather than the first one alone, then the rest.
+    await undefined;
     while (g.head < g.queue.length) {
       const end = Math.min(g.queue.length, g.head + g.max);
-      const msgs = g.queue.slice(g.head, end);
-      g.head = end;
+      const first = g.queue[g.head]!;
+      let msgs: BusMessage[] | undefined;
+      if (g.one) g.head = end;
+      else if (g.head === 0 && end === g.queue.length) {
+        // The whole queue (the common case): handed over as it is, a new queue takes its place.
+        msgs = g.queue;
+        g.queue = [];
+      } else {
+        msgs = g.queue.slice(g.head, end);
+        g.head = end;
+      }
       // Shifting the queue per message made a long queue quadratic; drop taken messages in bulk.
       if (g.head >= 1024 && g.head * 2 >= g.queue.length) {
         g.queue.splice(0, g.head);
@@ -74,10 +101,10 @@ export class MemoryBus implements Bus {
       }
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         try {
-          await g.handler(msgs);
+          await (msgs ? g.handler(msgs) : g.one!(first));
           break;
         } catch (err) {
-          this.log.error({ err, subject: msgs[0]!.subject, key: msgs[0]!.key, count: msgs.length, attempt }, 'bus handler failed');
+          this.log.error({ err, subject: first.subject, key: first.key, count: msgs?.length ?? 1, attempt }, 'bus handler failed');
           if (attempt < MAX_ATTEMPTS) await new Promise((r) => setTimeout(r, 10 * 2 ** attempt));
         }
       }

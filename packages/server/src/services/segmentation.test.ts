@@ -234,6 +234,33 @@ await describeBackends((backend) => {
     });
   });
 
+  describe('membership events of one evaluation', () => {
+    let h: Harness;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => T0 });
+      await setup(h);
+    });
+    after(() => h.close());
+
+    // Batch subscribers (activation, webhooks) do their work per call: an evaluation's events are
+    // handed to the bus together, so they get them in one call, not the first alone then the rest.
+    it('reach a batch subscriber in one call, in seq order', async () => {
+      const calls: number[][] = [];
+      const stop = h.ctx.bus.subscribeBatch<{ seq: number }>('memberships.*', 'test-batch', 1_000, async (msgs) => void calls.push(msgs.map((m) => m.payload.seq)));
+      try {
+        const ann = person('ann@x.io', { loyalty: { tier: 'gold' }, person: { birthDate: '1990-01-01' } });
+        assert.equal((await h.call('POST', '/v1/datasets/crm/records', ann.record)).statusCode, 200);
+        await h.ctx.feed.flush();
+        await h.ctx.bus.drain();
+      } finally {
+        stop();
+      }
+      assert.equal(calls.length, 1, `one call (got ${JSON.stringify(calls)})`);
+      assert.ok(calls[0]!.length >= 2, 'gold and adults');
+      assert.deepEqual(calls[0], [...calls[0]!].sort((x, y) => x - y));
+    });
+  });
+
   describe('membership writes of concurrent evaluations', () => {
     let h: Harness;
     before(async () => {

@@ -60,10 +60,13 @@ interface EvaluatedState {
   members: ReadonlyMap<string, Membership>;
   /** The compiled audiences evaluated (the plan's own set when it was all of them). */
   evaluated: ReadonlySet<unknown>;
-  /** Keys (changeKey) of changes the state held that the feed has not delivered yet. */
-  pending: Set<string>;
-  /** Keys of the latest delivered changes the state held (at most MAX_HELD). */
-  held: Set<string>;
+  /**
+   * Keys (changeKey) of changes the state held that the feed has not delivered yet (undefined
+   * when none: most states never get one, and a state is kept per profile).
+   */
+  pending: Set<string> | undefined;
+  /** Keys of the latest delivered changes the state held (at most MAX_HELD; undefined when none). */
+  held: Set<string> | undefined;
 }
 
 /**
@@ -92,6 +95,9 @@ interface ProfileView {
 const MAX_VIEWS = 50_000;
 /** Identities whose profile is kept (see profileIdOf). */
 const MAX_IDENTITIES = 100_000;
+
+/** Messages the views' subscribers take per call (their work per message is a few map operations). */
+const VIEW_BATCH = 10_000;
 
 /** Delivered change keys remembered per profile (an edge request is answered well within a few changes). */
 const MAX_HELD = 16;
@@ -206,22 +212,25 @@ export class SegmentationEngine {
       // the cost of a commit grows with the audiences, not the changes: small batches are dear.
       await new Promise<void>((resolve) => setImmediate(resolve));
     });
-    // The views' invalidations, as soon as each message is published (not batched behind evaluations).
+    // The views' invalidations, as soon as messages are published (a group of their own, not
+    // batched behind evaluations; whatever was published together is taken in one call).
     this.unsubscribeViews.push(
-      this.deps.bus.subscribe<ChangeMessage>('changes.*', 'segmentation-views', async ({ payload: c }) => {
-        if (c.type !== 'event' || c.identitiesEvicted?.length) this.views.delete(stateId(c.sandboxId, c.profileId));
-        for (const a of c.mergedFrom ?? []) this.views.delete(stateId(c.sandboxId, a));
-        if (c.type === 'delete') this.dropIdentities(c.sandboxId, c.profileId);
-        for (const a of c.mergedFrom ?? []) this.dropIdentities(c.sandboxId, a);
-        for (const i of c.identitiesEvicted ?? []) {
-          this.identityEpoch++;
-          const key = identityId(c.sandboxId, i);
-          this.identities.delete(key);
-          this.identitiesOf.get(stateId(c.sandboxId, c.profileId))?.delete(key);
+      this.deps.bus.subscribeBatch<ChangeMessage>('changes.*', 'segmentation-views', VIEW_BATCH, async (msgs) => {
+        for (const { payload: c } of msgs) {
+          if (c.type !== 'event' || c.identitiesEvicted?.length) this.views.delete(stateId(c.sandboxId, c.profileId));
+          for (const a of c.mergedFrom ?? []) this.views.delete(stateId(c.sandboxId, a));
+          if (c.type === 'delete') this.dropIdentities(c.sandboxId, c.profileId);
+          for (const a of c.mergedFrom ?? []) this.dropIdentities(c.sandboxId, a);
+          for (const i of c.identitiesEvicted ?? []) {
+            this.identityEpoch++;
+            const key = identityId(c.sandboxId, i);
+            this.identities.delete(key);
+            this.identitiesOf.get(stateId(c.sandboxId, c.profileId))?.delete(key);
+          }
         }
       }),
-      this.deps.bus.subscribe<MembershipEventRow>('memberships.*', 'segmentation-views', async ({ payload: e }) => {
-        if (!this.ownEvents.delete(e.seq)) this.views.delete(stateId(e.sandboxId, e.profileId));
+      this.deps.bus.subscribeBatch<MembershipEventRow>('memberships.*', 'segmentation-views', VIEW_BATCH, async (msgs) => {
+        for (const { payload: e } of msgs) if (!this.ownEvents.delete(e.seq)) this.views.delete(stateId(e.sandboxId, e.profileId));
       }),
     );
     this.viewsOn = true;
@@ -496,7 +505,10 @@ export class SegmentationEngine {
       if (this.ownEvents.size > 100_000) this.ownEvents.clear();
       for (const e of events) this.ownEvents.add(e.seq);
     }
-    for (const e of events) await this.deps.bus.publish(subject, e.profileId, e);
+    // Handed to the bus in one synchronous run (in seq order, as the change feed publishes a
+    // page): batch subscribers then take a commit's events together. Awaiting each publication
+    // in turn let the subscribers' pumps run between two messages, one message per call.
+    if (events.length) await Promise.all(events.map((e) => this.deps.bus.publish(subject, e.profileId, e)));
     return report;
   }
 
@@ -521,10 +533,10 @@ export class SegmentationEngine {
       let same = true;
       // Arrived keys are consumed whatever the outcome: a change is awaited only once.
       for (const k of came ?? []) {
-        if (k !== undefined && seen.pending.delete(k)) hold(seen.held, k);
+        if (k !== undefined && seen.pending?.delete(k)) hold((seen.held ??= new Set()), k);
         else same = false;
       }
-      for (const k of known ?? []) if (!seen.held.has(k)) same = false;
+      for (const k of known ?? []) if (!seen.held?.has(k)) same = false;
       if (same) out.set(profileId, seen);
     }
     return out;
@@ -626,11 +638,12 @@ export class SegmentationEngine {
   private async evaluateHeld(
     sandboxId: string,
     allIds: readonly string[],
-    { targets, policies, compiled: planned }: EvaluationPlan,
+    plan: EvaluationPlan,
     opts: { reuse?: boolean; arrived?: ReadonlyMap<string, ReadonlyArray<string | undefined>>; includes?: ReadonlyMap<string, readonly string[]>; hot?: boolean; withMemberships?: boolean },
     report: EvaluationReport,
   ): Promise<MembershipEventRow[]> {
     const { catalog, config } = this.deps;
+    const { targets, policies, compiled: planned } = plan;
     const now = this.now();
     const since = now - config.eventRetentionMs;
     if (opts.withMemberships) report.memberships = new Map();
@@ -670,49 +683,10 @@ export class SegmentationEngine {
       const list = current.get(profileId);
       const members = new Map<string, Membership>();
       if (list) for (const m of list) members.set(m.audienceId, m);
-      const inSegment = (id: string): boolean => {
-        const m = members.get(id);
-        return m !== undefined && m.status !== 'exited';
-      };
       // What a reusing evaluation of this very state already evaluated (skipped unless a
       // membership changes earlier in this pass: targets are in dependency order).
       const done = unchanged.get(profileId)?.evaluated;
-      const evaluated = new Set<unknown>();
-      let changed = false;
-      contexts.fill(undefined);
-      let next = Infinity;
-      for (const { row, compiled, policy, timed } of targets) {
-        if (!changed && done?.has(compiled)) {
-          evaluated.add(compiled);
-          continue;
-        }
-        let qualifies: boolean;
-        try {
-          const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment));
-          qualifies = compiled.evaluate(ctx);
-          if (timed) {
-            const n = nextChange(compiled, ctx);
-            if (n !== undefined && n > now && n < next) next = n;
-          }
-        } catch (err) {
-          if (report.errors.length < MAX_REPORTED_ERRORS) report.errors.push({ profileId, audienceId: row.id, message: (err as Error).message });
-          this.deps.log.warn({ err, sandboxId, profileId, audienceId: row.id }, 'audience evaluation failed for a profile');
-          continue;
-        }
-        report.evaluations++;
-        evaluated.add(compiled);
-        const prev = members.get(row.id);
-        // Not in and not qualifying, or confirmed `existing`: nothing to write (the common case).
-        if (qualifies ? prev?.status === 'existing' : prev === undefined || prev.status === 'exited') continue;
-        const t = transition(row.id, prev, qualifies, now);
-        if (!t.changed) continue;
-        if (t.next) members.set(row.id, t.next);
-        else members.delete(row.id);
-        changed = true;
-        writes.push({ profileId, audienceId: row.id, membership: t.next ?? null, event: t.event });
-        if (t.event === 'realized') report.realized++;
-        if (t.event === 'exited') report.exited++;
-      }
+      const { next, failed } = this.evaluateProfile(sandboxId, profileId, profile, members, plan, enabled, now, done, contexts, writes, report);
       // Earliest wins: a re-evaluation this engine scheduled, still ahead and not later, stands.
       const due = views.get(profileId)?.dueAt;
       if (next !== Infinity && !(due !== undefined && due > now && due <= next)) schedule.push({ profileId, dueAt: next });
@@ -720,11 +694,12 @@ export class SegmentationEngine {
         const id = stateId(sandboxId, profileId);
         // Whatever the last state held was committed before this read too.
         const last = this.states.get(id);
-        const pending = new Set(last?.pending);
-        const held = new Set(last?.held);
-        for (const k of opts.arrived?.get(profileId) ?? []) if (k !== undefined) hold(held, k);
-        for (const k of opts.includes?.get(profileId) ?? []) if (!held.has(k)) pending.add(k);
-        remembered.push([id, { members, evaluated: evaluated.size === planned.size ? planned : evaluated, pending, held }]);
+        let pending = last?.pending?.size ? new Set(last.pending) : undefined;
+        let held = last?.held?.size ? new Set(last.held) : undefined;
+        for (const k of opts.arrived?.get(profileId) ?? []) if (k !== undefined) hold((held ??= new Set()), k);
+        for (const k of opts.includes?.get(profileId) ?? []) if (!held?.has(k)) (pending ??= new Set()).add(k);
+        const evaluated = failed ? new Set([...planned].filter((c) => !failed!.includes(c))) : planned;
+        remembered.push([id, { members, evaluated, pending, held }]);
       }
       report.memberships?.set(profileId, [...members.values()]);
       left.set(profileId, members);
@@ -743,6 +718,69 @@ export class SegmentationEngine {
       if (this.current(stateId(sandboxId, profileId), v)) v.dueAt = v.dueAt !== undefined && v.dueAt > now ? Math.min(v.dueAt, dueAt) : dueAt;
     }
     return events;
+  }
+
+  /**
+   * Evaluates the plan's targets for one profile (skipping those in `done` until a membership
+   * changes), updating `members` and appending its writes. Apart from evaluateHeld on purpose: it
+   * runs per profile, so it is optimised after a few calls, whereas a loop inside the large async
+   * evaluateHeld (called once per batch) ran unoptimised, allocating per target, for many batches.
+   * Returns the earliest time a timed target will change by itself, and the targets that threw.
+   */
+  private evaluateProfile(
+    sandboxId: string,
+    profileId: string,
+    profile: LoadedProfile,
+    members: Map<string, Membership>,
+    { targets, policies }: EvaluationPlan,
+    enabled: ReadonlySet<string>,
+    now: number,
+    done: ReadonlySet<unknown> | undefined,
+    contexts: Array<AudienceContext | undefined>,
+    writes: MembershipWrite[],
+    report: EvaluationReport,
+  ): { next: number; failed: unknown[] | undefined } {
+    const inSegment = (id: string): boolean => {
+      const m = members.get(id);
+      return m !== undefined && m.status !== 'exited';
+    };
+    // Every target is evaluated or skipped as done except those whose evaluation threw: what
+    // the state records as evaluated is the plan's set minus those (no set built per profile).
+    let failed: unknown[] | undefined;
+    let changed = false;
+    contexts.fill(undefined);
+    let next = Infinity;
+    for (let i = 0; i < targets.length; i++) {
+      const { row, compiled, policy, timed } = targets[i]!;
+      if (!changed && done?.has(compiled)) continue;
+      let qualifies: boolean;
+      try {
+        const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment));
+        qualifies = compiled.evaluate(ctx);
+        if (timed) {
+          const n = nextChange(compiled, ctx);
+          if (n !== undefined && n > now && n < next) next = n;
+        }
+      } catch (err) {
+        if (report.errors.length < MAX_REPORTED_ERRORS) report.errors.push({ profileId, audienceId: row.id, message: (err as Error).message });
+        this.deps.log.warn({ err, sandboxId, profileId, audienceId: row.id }, 'audience evaluation failed for a profile');
+        (failed ??= []).push(compiled);
+        continue;
+      }
+      report.evaluations++;
+      const prev = members.get(row.id);
+      // Not in and not qualifying, or confirmed `existing`: nothing to write (the common case).
+      if (qualifies ? prev?.status === 'existing' : prev === undefined || prev.status === 'exited') continue;
+      const t = transition(row.id, prev, qualifies, now);
+      if (!t.changed) continue;
+      if (t.next) members.set(row.id, t.next);
+      else members.delete(row.id);
+      changed = true;
+      writes.push({ profileId, audienceId: row.id, membership: t.next ?? null, event: t.event });
+      if (t.event === 'realized') report.realized++;
+      if (t.event === 'exited') report.exited++;
+    }
+    return { next, failed };
   }
 }
 

@@ -674,43 +674,50 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * One call's writes, in three statements whatever their number (upserts, deletes, events),
-   * each reading its rows from one JSON array. Writes apply as if one by one: the last write of
-   * a key decides its row.
+   * One call's writes, applied one by one in order (so the last write of a key decides its row).
+   * Memberships are upserted and deleted one prepared statement run per row: measured cheaper
+   * than one statement reading a JSON array (the per-row `->>` extractions cost more than a
+   * bound run), whereas the events go in one statement from a JSON array, which beats a run per
+   * row there (no conflict clause, one parse of the array).
    */
   private applyMembershipWrites({ sandboxId, writes, now }: PendingMembershipWrite): MembershipEventRow[] {
-    const last = new Map<string, MembershipWrite>();
-    for (const w of writes) last.set(`${w.profileId}\u0000${w.audienceId}`, w);
-    const puts: Array<[string, string, string, number]> = [];
-    const dels: Array<[string, string]> = [];
-    for (const w of last.values()) {
-      if (w.membership) puts.push([w.profileId, w.audienceId, w.membership.status, w.membership.lastQualificationTime]);
-      else dels.push([w.profileId, w.audienceId]);
+    let put: Database.Statement | undefined;
+    let del: Database.Statement | undefined;
+    for (const w of writes) {
+      if (w.membership) {
+        put ??= this.stmt(
+          `INSERT INTO memberships (sandbox_id, profile_id, audience_id, status, last_qualification_time) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (sandbox_id, profile_id, audience_id) DO UPDATE SET status = excluded.status, last_qualification_time = excluded.last_qualification_time`,
+        );
+        put.run(sandboxId, w.profileId, w.audienceId, w.membership.status, w.membership.lastQualificationTime);
+      } else {
+        del ??= this.stmt('DELETE FROM memberships WHERE sandbox_id = ? AND profile_id = ? AND audience_id = ?');
+        del.run(sandboxId, w.profileId, w.audienceId);
+      }
     }
-    if (puts.length) {
-      this.run(
-        `INSERT INTO memberships (sandbox_id, profile_id, audience_id, status, last_qualification_time)
-         SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) WHERE true
-         ON CONFLICT (sandbox_id, profile_id, audience_id) DO UPDATE SET status = excluded.status, last_qualification_time = excluded.last_qualification_time`,
-        sandboxId, JSON.stringify(puts),
-      );
+    const logged: Array<MembershipWrite & { event: 'realized' | 'exited' }> = [];
+    const rows: Array<[string, string, string]> = [];
+    for (const w of writes) {
+      if (w.event === undefined) continue;
+      logged.push(w as MembershipWrite & { event: 'realized' | 'exited' });
+      rows.push([w.audienceId, w.profileId, w.event]);
     }
-    if (dels.length) {
-      this.run(
-        'DELETE FROM memberships WHERE sandbox_id = ? AND (profile_id, audience_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))',
-        sandboxId, JSON.stringify(dels),
-      );
-    }
-    const logged = writes.filter((w): w is MembershipWrite & { event: 'realized' | 'exited' } => w.event !== undefined);
     if (!logged.length) return [];
-    // Rows are inserted in array order, so AUTOINCREMENT seqs follow the input order;
-    // RETURNING's row order is not promised, hence the sort.
-    const seqs = this.all(
+    const done = this.run(
       `INSERT INTO membership_events (sandbox_id, audience_id, profile_id, status, at)
-       SELECT ?, value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?) ORDER BY key RETURNING seq`,
-      sandboxId, now, JSON.stringify(logged.map((w) => [w.audienceId, w.profileId, w.event])),
-    ).map((r) => r['seq'] as number).sort((x, y) => x - y);
-    return logged.map((w, i): MembershipEventRow => ({ seq: seqs[i]!, sandboxId, audienceId: w.audienceId, profileId: w.profileId, status: w.event, at: now }));
+       SELECT ?, value ->> 0, value ->> 1, value ->> 2, ? FROM json_each(?) ORDER BY key`,
+      sandboxId, now, JSON.stringify(rows),
+    );
+    // One statement inserting in array order under the write lock: AUTOINCREMENT hands out
+    // consecutive seqs, the last of which is lastInsertRowid (no RETURNING rows to read and sort).
+    if (done.changes !== logged.length) throw new Error(`membership events: ${done.changes} logged of ${logged.length}`);
+    const first = Number(done.lastInsertRowid) - logged.length + 1;
+    const out = new Array<MembershipEventRow>(logged.length);
+    for (let i = 0; i < logged.length; i++) {
+      const w = logged[i]!;
+      out[i] = { seq: first + i, sandboxId, audienceId: w.audienceId, profileId: w.profileId, status: w.event, at: now };
+    }
+    return out;
   }
 
   async listMembers(
