@@ -276,14 +276,18 @@ export function compileOccurs(env: LeafEnv, e: OccursExpr): Program {
       ? (s, i) => rel.holds(parseInstant(one(s, i)), s.now, s.today)
       : (s, i) => acc.some(s, i, (v) => rel.holds(parseInstant(v), s.now, s.today));
   }
-  const next = (s: EvalState, i: number): number | undefined => {
-    let best: number | undefined;
-    acc.some(s, i, (v) => {
-      best = earliest(best, rel.next(parseInstant(v), s.now));
-      return false;
-    });
-    return best;
-  };
+  // With `one` (no array on the path) the test reads that one value, so next does too, and
+  // allocates nothing: it runs per event of every timed audience on each evaluation.
+  const next = one
+    ? (s: EvalState, i: number): number | undefined => rel.next(parseInstant(one(s, i)), s.now)
+    : (s: EvalState, i: number): number | undefined => {
+        let best: number | undefined;
+        acc.some(s, i, (v) => {
+          best = earliest(best, rel.next(parseInstant(v), s.now));
+          return false;
+        });
+        return best;
+      };
   const details = (s: EvalState, i: number): Record<string, unknown> => {
     const vals = one ? [one(s, i)] : acc.all(s, i);
     const windows = vals

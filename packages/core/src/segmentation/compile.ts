@@ -147,6 +147,8 @@ export interface CompiledAudience {
   readonly program: Program;
   /** Whether the profile belongs to the audience at `ctx.now`. */
   evaluate(ctx: AudienceContext): boolean;
+  /** The program's `next` at `ctx` (see nextChange, which clamps it after `ctx.now`); allocation-free like evaluate. */
+  nextAt(ctx: AudienceContext): number | undefined;
   /** Runs `fn` with a state bound to `ctx` (for nextChange/explain); safe against re-entry. */
   withState<T>(ctx: AudienceContext, fn: (s: EvalState) => T): T;
 }
@@ -176,6 +178,13 @@ export function compileAudience(checked: CheckedAudience): CompiledAudience {
       const s = spare ?? new EvalState();
       spare = undefined;
       const r = test(s.bind(ctx), -1);
+      spare = s;
+      return r;
+    },
+    nextAt: (ctx) => {
+      const s = spare ?? new EvalState();
+      spare = undefined;
+      const r = program.next(s.bind(ctx), -1);
       spare = s;
       return r;
     },

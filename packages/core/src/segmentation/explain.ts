@@ -80,11 +80,8 @@ export function explain(query: CompiledAudience | CheckedAudience, ctx: Audience
  * earlier, in which case re-evaluating simply finds the same result.
  */
 export function nextChange(query: CompiledAudience | CheckedAudience, ctx: AudienceContext): number | undefined {
-  const compiled = compiledOf(query);
-  return compiled.withState(ctx, (s) => {
-    const n = compiled.program.next(s, -1);
-    return n === undefined ? undefined : Math.max(n, ctx.now + 1);
-  });
+  const n = compiledOf(query).nextAt(ctx);
+  return n === undefined ? undefined : Math.max(n, ctx.now + 1);
 }
 
 /**
