@@ -3,7 +3,8 @@
  * then N new CRM profile records handed to IngestionService.ingest `batch` at a time (calls in
  * sequence); the change feed publishes, SegmentationEngine.onChange evaluates and the membership
  * events reach the bus. Latency per profile: hand-off of its record → its first membership event
- * seen by a `memberships.*` subscriber. Rate: records / (first hand-off → pipeline drained).
+ * seen by a `memberships.*` subscriber (from when it was due, when offered at a set rate). Rate:
+ * records / (first hand-off → pipeline drained).
  */
 import { join } from 'node:path';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
@@ -21,6 +22,12 @@ export interface RunStreaming extends Message {
   audiences: number;
   seed: number;
   label: string;
+  /**
+   * When set, records are offered at this rate (open loop: each call is due at its place in the
+   * schedule and latency counts from when it was due, so falling behind is measured); otherwise
+   * calls follow one another as fast as the pipeline takes them.
+   */
+  ratePerSec?: number;
 }
 
 /** Process → parent. */
@@ -63,7 +70,12 @@ async function main(): Promise<void> {
     for (let i = from; i < Math.min(run.records, from + run.batch); i++) {
       records.push({ ...makeProfile(i, run.seed), identityMap: { email: [{ id: `member${i}@example.net`, primary: true }] } });
     }
-    const at = performance.now();
+    let at = performance.now();
+    if (run.ratePerSec) {
+      const due = t0 + (from / run.ratePerSec) * 1000;
+      if (due > at) await new Promise((r) => setTimeout(r, due - at));
+      at = due;
+    }
     const results = await ctx.ingestion.ingest(SANDBOX, 'crm', records);
     for (const r of results) if (r.status === 'accepted' && r.profileId) handedOff.set(r.profileId, at);
   }
