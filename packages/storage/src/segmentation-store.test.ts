@@ -374,4 +374,25 @@ await describeBackends((backend) => {
     assert.deepEqual(due, ['a/g2', 'b/g1']);
     assert.equal(await store.countProfiles('a'), 1);
   });
+
+  it('writes no membership and no event of a privacy-deleted profile afterwards (an evaluation that read it before the delete)', async () => {
+    await store.ingest('a', (tx) => tx.apply(plan({ newIdentities: [ident('x', 'g1'), ident('y', 'g2')] }), T0));
+    await store.deleteProfile('a', 'g1', T0 + 1);
+    const events = await store.writeMemberships('a', [
+      write('g1', 'A', 'realized', 'realized'),
+      write('g2', 'A', 'realized', 'realized'),
+      write('g1', 'B', null, 'exited'),
+      write('g1', 'C', 'existing'),
+    ], T0 + 2);
+    assert.deepEqual(events.map((e) => [e.profileId, e.audienceId, e.status]), [['g2', 'A', 'realized']]);
+    assert.deepEqual((await store.readMembershipEvents('a', 0, 10)).map((e) => e.profileId), ['g2'], 'nothing of g1 was logged');
+    const left = await store.memberships('a', ['g1', 'g2']);
+    assert.deepEqual(left.get('g1'), []);
+    assert.deepEqual(left.get('g2'), [member('A', 'realized')]);
+    // Only the deleted profile of that sandbox: the same id elsewhere is written as before.
+    assert.equal((await store.writeMemberships('b', [write('g1', 'A', 'realized', 'realized')], T0 + 2)).length, 1);
+    // Tombstones go with the exited memberships' retention.
+    await store.purgeExitedMemberships(T0 + 5);
+    assert.equal((await store.writeMemberships('a', [write('g1', 'A', 'realized', 'realized')], T0 + 6)).length, 1);
+  });
 });

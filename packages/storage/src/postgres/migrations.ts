@@ -142,6 +142,14 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   ALTER TABLE reevaluations ADD COLUMN lease BIGINT;
   CREATE INDEX reevaluations_lease ON reevaluations (lease) WHERE lease IS NOT NULL;
   `,
+  // Privacy deletes leave a tombstone of the profile id (kept as long as exited memberships),
+  // and membership writes skip the puts and events of a tombstoned profile: an evaluation that
+  // read the profile just before its delete can no longer publish a membership event about the
+  // deleted person after the delete.
+  `
+  CREATE TABLE deleted_profiles (
+    sandbox_id TEXT NOT NULL, profile_id TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (sandbox_id, profile_id));
+  `,
 ];
 
 /**

@@ -346,6 +346,10 @@ export class PostgresStore implements Store {
     return this.writers.run(() =>
       this.sandboxTx(sandboxId, async (client) => {
         await client.query(logLockSql('changes'));
+        // Membership writes with events hold this lock to their commit and read the tombstone
+        // after taking it: one that read the profile before this delete either commits first
+        // (its rows are deleted below) or sees the tombstone and writes nothing of the profile.
+        await client.query(logLockSql('membership_events'));
         const { rows } = await client.query<{ identities: number; fragments: number; events: number }>(
           `WITH i AS (DELETE FROM identities WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
            f AS (DELETE FROM fragments WHERE sandbox_id = $1 AND graph_id = $2 RETURNING 1),
@@ -354,6 +358,7 @@ export class PostgresStore implements Store {
            r AS (DELETE FROM reevaluations WHERE sandbox_id = $1 AND profile_id = $2),
            ps AS (DELETE FROM profile_snapshots WHERE sandbox_id = $1 AND profile_id = $2),
            o AS (DELETE FROM outbox WHERE sandbox_id = $1 AND profile_id = $2),
+           t AS (INSERT INTO deleted_profiles (sandbox_id, profile_id, at) VALUES ($1, $2, $4::int8) ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET at = excluded.at),
            s AS (DELETE FROM id_syncs WHERE sandbox_id = $1 AND ecid IN (SELECT id FROM identities WHERE sandbox_id = $1 AND graph_id = $2 AND ns = 'ecid')),
            c AS (INSERT INTO changes (sandbox_id, body, at) VALUES ($1, $3::jsonb, $4::int8))
            SELECT (SELECT count(*) FROM i) AS identities, (SELECT count(*) FROM f) AS fragments, (SELECT count(*) FROM e) AS events`,

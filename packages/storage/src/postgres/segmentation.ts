@@ -66,18 +66,25 @@ const MEMBERSHIPS = prepared('memberships', `
 const byKey = (x: MembershipWrite, y: MembershipWrite): number =>
   x.profileId < y.profileId ? -1 : x.profileId > y.profileId ? 1 : x.audienceId < y.audienceId ? -1 : x.audienceId > y.audienceId ? 1 : 0;
 
-/** Upserts ($2–$5), deletes ($6–$7) and events ($8–$10, in input order) as one statement. */
-const WRITE_MEMBERSHIPS = prepared('write_memberships', `WITH up AS (
+/**
+ * Upserts ($2–$5), deletes ($6–$7) and events ($8–$10, in input order) as one statement; the
+ * upserts and events of privacy-deleted (tombstoned) profiles are left out.
+ */
+const WRITE_MEMBERSHIPS = prepared('write_memberships', `WITH gone AS (
+       SELECT profile_id FROM deleted_profiles WHERE sandbox_id = $1 AND profile_id = ANY($2::text[] || $9::text[])),
+     up AS (
        INSERT INTO memberships (sandbox_id, profile_id, audience_id, status, last_qualification_time)
-       SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[])
+       SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[]) AS u(p, a, s, t)
+       WHERE u.p NOT IN (SELECT profile_id FROM gone)
        ON CONFLICT (sandbox_id, profile_id, audience_id)
        DO UPDATE SET status = excluded.status, last_qualification_time = excluded.last_qualification_time),
      del AS (
        DELETE FROM memberships m USING unnest($6::text[], $7::text[]) AS d(profile_id, audience_id)
        WHERE m.sandbox_id = $1 AND m.profile_id = d.profile_id AND m.audience_id = d.audience_id)
      INSERT INTO membership_events (sandbox_id, audience_id, profile_id, status, at)
-     SELECT $1::text, a, p, s, $11::int8 FROM unnest($8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS e(a, p, s, n) ORDER BY n
-     RETURNING seq`);
+     SELECT $1::text, a, p, s, $11::int8 FROM unnest($8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS e(a, p, s, n)
+     WHERE e.p NOT IN (SELECT profile_id FROM gone) ORDER BY n
+     RETURNING seq, audience_id, profile_id, status`);
 
 /**
  * Writes memberships and logs their events in one statement. Writes apply as if one by one:
@@ -92,7 +99,7 @@ export async function writeMemberships(db: Db, sandboxId: string, writes: readon
   const puts = finals.flatMap((w) => (w.membership ? [{ ...w, membership: w.membership }] : []));
   const dels = finals.filter((w) => w.membership === null);
   const logged = writes.flatMap((w) => (w.event ? [{ ...w, event: w.event }] : []));
-  const { rows } = await db.query<{ seq: number }>({
+  const { rows } = await db.query<{ seq: number; audience_id: string; profile_id: string; status: 'realized' | 'exited' }>({
     ...WRITE_MEMBERSHIPS,
     values: [
       sandboxId,
@@ -104,9 +111,11 @@ export async function writeMemberships(db: Db, sandboxId: string, writes: readon
     ],
   });
   // The serial default is drawn row by row as the ordered SELECT feeds the insert, so seqs
-  // follow the input order; RETURNING's row order is not promised, hence the sort.
-  const seqs = rows.map((r) => r.seq).sort((a, b) => a - b);
-  return logged.map((w, i) => ({ seq: seqs[i] ?? 0, sandboxId, audienceId: w.audienceId, profileId: w.profileId, status: w.event, at: now }));
+  // follow the input order; RETURNING's row order is not promised, hence the sort. Events of a
+  // tombstoned profile are not among them.
+  return rows
+    .sort((a, b) => a.seq - b.seq)
+    .map((r) => ({ seq: r.seq, sandboxId, audienceId: r.audience_id, profileId: r.profile_id, status: r.status, at: now }));
 }
 
 /** Members of an audience with one of `statuses`, in profile id order after `after`. */
@@ -155,6 +164,7 @@ export async function membershipEventHead(db: Db, sandboxId: string): Promise<nu
 
 /** Deletes exited memberships whose last change is older than `before`. */
 export async function purgeExitedMemberships(db: Db, before: number): Promise<number> {
+  await db.query('DELETE FROM deleted_profiles WHERE at < $1', [before]);
   return (await db.query("DELETE FROM memberships WHERE status = 'exited' AND last_qualification_time < $1", [before])).rowCount ?? 0;
 }
 

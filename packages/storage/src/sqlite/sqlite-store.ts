@@ -515,6 +515,7 @@ export class SqliteStore implements Store {
         this.run('DELETE FROM reevaluations WHERE sandbox_id = ? AND profile_id = ?', sandboxId, profileId);
         this.run('DELETE FROM profile_snapshots WHERE sandbox_id = ? AND profile_id = ?', sandboxId, profileId);
         this.run('DELETE FROM outbox WHERE sandbox_id = ? AND profile_id = ?', sandboxId, profileId);
+        this.run('INSERT INTO deleted_profiles (sandbox_id, profile_id, at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET at = excluded.at', sandboxId, profileId, now);
         this.run('INSERT INTO changes (sandbox_id, body, at) VALUES (?, ?, ?)', sandboxId, JSON.stringify({ profileId, type: 'delete' }), now);
         return { identities, fragments, events };
       })(),
@@ -680,7 +681,8 @@ export class SqliteStore implements Store {
    * bound run), whereas the events go in one statement from a JSON array, which beats a run per
    * row there (no conflict clause, one parse of the array).
    */
-  private applyMembershipWrites({ sandboxId, writes, now }: PendingMembershipWrite): MembershipEventRow[] {
+  private applyMembershipWrites({ sandboxId, writes: all, now }: PendingMembershipWrite): MembershipEventRow[] {
+    const writes = this.withoutDeletedProfiles(sandboxId, all);
     let put: Database.Statement | undefined;
     let del: Database.Statement | undefined;
     for (const w of writes) {
@@ -718,6 +720,21 @@ export class SqliteStore implements Store {
       out[i] = { seq: first + i, sandboxId, audienceId: w.audienceId, profileId: w.profileId, status: w.event, at: now };
     }
     return out;
+  }
+
+  /**
+   * The writes minus the puts and events of privacy-deleted profiles (deletes still apply). In
+   * the writers' order, so a delete committed before this transaction is always seen.
+   */
+  private withoutDeletedProfiles(sandboxId: string, writes: readonly MembershipWrite[]): readonly MembershipWrite[] {
+    if (!this.get('SELECT 1 AS x FROM deleted_profiles WHERE sandbox_id = ? LIMIT 1', sandboxId)) return writes;
+    const ids = [...new Set(writes.map((w) => w.profileId))];
+    const gone = new Set(
+      this.all('SELECT profile_id FROM deleted_profiles WHERE sandbox_id = ? AND profile_id IN (SELECT value FROM json_each(?))', sandboxId, JSON.stringify(ids))
+        .map((r) => r['profile_id'] as string),
+    );
+    if (!gone.size) return writes;
+    return writes.flatMap((w) => (!gone.has(w.profileId) ? [w] : w.membership === null ? [{ ...w, event: undefined }] : []));
   }
 
   async listMembers(
@@ -764,6 +781,7 @@ export class SqliteStore implements Store {
   }
 
   async purgeExitedMemberships(before: number): Promise<number> {
+    this.run('DELETE FROM deleted_profiles WHERE at < ?', before);
     return this.run("DELETE FROM memberships WHERE status = 'exited' AND last_qualification_time < ?", before).changes;
   }
 
