@@ -162,10 +162,18 @@ async function streaming(env: RunEnv, records: number): Promise<Results> {
     child.send({ type: 'run', dir, records: Math.round(records * env.scale), batch: 10, audiences: 100, seed: SEED, label: 'paced', ratePerSec: Math.round(measured / 2) });
     runs.push(await child.receive('done', 3_600_000));
     await child.exited(60_000);
+    // The other kind of change: web events on existing profiles (with 0 and 100 audiences).
+    for (const audiences of [0, 100]) {
+      const c = forkTs<RunStreaming, StreamingDone>(beside(import.meta.url, './segmentation/streaming-process.ts'), { nodeArgs: prof(env, `segmentation-streaming-events-${audiences}`) });
+      c.send({ type: 'run', dir, records: Math.round(records * env.scale), batch: 100, audiences, seed: SEED, label: `events-a${audiences}`, workload: 'events' });
+      runs.push(await c.receive('done', 3_600_000));
+      await c.exited(60_000);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const [peer, ours, paced] = runs as [StreamingDone, StreamingDone, StreamingDone];
+  const [peer, ours, paced, events0, events] = runs as [StreamingDone, StreamingDone, StreamingDone, StreamingDone, StreamingDone];
+  const eventsRate = events.records / (events.wallMs / 1000);
   const rate = ours.records / (ours.wallMs / 1000);
   const peerRate = peer.records / (peer.wallMs / 1000);
   const pacedRate = Math.round(rate / 2);
@@ -182,7 +190,11 @@ async function streaming(env: RunEnv, records: number): Promise<Results> {
         [`offered at ${pacedRate}/s (half the rate above), 10 records per call: p50 latency, ms`]: round(paced.p50, 2),
         [`offered at ${pacedRate}/s: p99 latency, ms (from when each call was due)`]: round(paced.p99, 2),
         [`offered at ${pacedRate}/s: max latency, ms`]: round(paced.max, 2),
-        [`offered at ${pacedRate}/s: achieved, changes/s`]: Math.round(paced.records / (paced.wallMs / 1000)) },
+        [`offered at ${pacedRate}/s: achieved, changes/s`]: Math.round(paced.records / (paced.wallMs / 1000)),
+        'events on existing profiles (the figure is new profiles): changes/s': Math.round(eventsRate),
+        'events on existing profiles: changes/s with 0 audiences': Math.round(events0.records / (events0.wallMs / 1000)),
+        'events on existing profiles: CPU ms per change (ours / 0 audiences)': `${round(events.cpuMs / events.records, 4)} / ${round(events0.cpuMs / events0.records, 4)}`,
+        'events on existing profiles: membership events': events.membershipEvents },
     },
   };
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
 import { peakRssMB } from '../lib/rss.js';
 import { streamingAudiences } from './audiences.js';
-import { makeProfile } from './data.js';
+import { makeEvents, makeProfile } from './data.js';
 import { SANDBOX, benchContext } from './store-setup.js';
 
 /** Parent → process. */
@@ -28,6 +28,12 @@ export interface RunStreaming extends Message {
    * calls follow one another as fast as the pipeline takes them.
    */
   ratePerSec?: number;
+  /**
+   * `new-profiles` (default): each record is a new CRM profile. `events`: `records` CRM
+   * profiles are ingested first (untimed, drained), then the timed records are web events of
+   * those profiles, each on a profile drawn at random, timestamped at the current time.
+   */
+  workload?: 'new-profiles' | 'events';
 }
 
 /** Process → parent. */
@@ -62,22 +68,47 @@ async function main(): Promise<void> {
     membershipEvents++;
     if (!firstSeen.has(m.payload.profileId)) firstSeen.set(m.payload.profileId, performance.now());
   });
+  const profileRecord = (i: number): Record<string, unknown> => ({ ...makeProfile(i, run.seed), identityMap: { email: [{ id: `member${i}@example.net`, primary: true }] } });
+  const events = run.workload === 'events';
+  if (events) {
+    for (let from = 0; from < run.records; from += 100) {
+      await ctx.ingestion.ingest(SANDBOX, 'crm', Array.from({ length: Math.min(100, run.records - from) }, (_, k) => profileRecord(from + k)));
+    }
+    await ctx.feed.flush();
+    await ctx.bus.drain();
+    membershipEvents = 0;
+    firstSeen.clear();
+  }
+  // Deterministic draw of the profile of each event (xorshift32).
+  let x = (run.seed * 2_654_435_761) >>> 0 || 1;
+  const draw = (): number => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % run.records;
+  };
+  const eventRecord = (j: number): Record<string, unknown> => {
+    const shapes = makeEvents(j, run.seed);
+    const e = shapes[0] ?? { eventType: 'web.webpagedetails.pageViews' };
+    return { ...e, _id: `live-${run.seed}-${j}`, timestamp: new Date().toISOString(), identityMap: { email: [{ id: `member${draw()}@example.net`, primary: true }] } };
+  };
   const handedOff = new Map<string, number>();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let from = 0; from < run.records; from += run.batch) {
     const records: Array<Record<string, unknown>> = [];
-    for (let i = from; i < Math.min(run.records, from + run.batch); i++) {
-      records.push({ ...makeProfile(i, run.seed), identityMap: { email: [{ id: `member${i}@example.net`, primary: true }] } });
-    }
+    for (let i = from; i < Math.min(run.records, from + run.batch); i++) records.push(events ? eventRecord(i) : profileRecord(i));
     let at = performance.now();
     if (run.ratePerSec) {
       const due = t0 + (from / run.ratePerSec) * 1000;
       if (due > at) await new Promise((r) => setTimeout(r, due - at));
       at = due;
     }
-    const results = await ctx.ingestion.ingest(SANDBOX, 'crm', records);
-    for (const r of results) if (r.status === 'accepted' && r.profileId) handedOff.set(r.profileId, at);
+    const results = await ctx.ingestion.ingest(SANDBOX, events ? 'web' : 'crm', records);
+    for (const r of results) {
+      if (r.status !== 'accepted') throw new Error(`record not accepted: ${JSON.stringify(r)}`);
+      if (!events && r.profileId) handedOff.set(r.profileId, at);
+    }
   }
   const ingestMs = performance.now() - t0;
   await ctx.feed.flush();
