@@ -209,7 +209,7 @@ export const segmentation: Family = {
     const batchProfiles = Number(process.env['BENCH_SEG_BATCH_PROFILES'] ?? 20_000);
     if (selected.has(ID.batch)) Object.assign(out, await batch(env, batchProfiles, 'sqlite'));
     if (selected.has(ID.batchPg)) Object.assign(out, await batch(env, batchProfiles, 'postgres'));
-    if (selected.has(ID.streaming)) Object.assign(out, await streaming(env, Number(process.env['BENCH_SEG_STREAM_RECORDS'] ?? 5_000)));
+    if (selected.has(ID.streaming)) Object.assign(out, await streaming(env, Number(process.env['BENCH_SEG_STREAM_RECORDS'] ?? 20_000)));
     return out;
   },
 };
