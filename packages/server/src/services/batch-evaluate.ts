@@ -105,6 +105,16 @@ export function evaluatePage(
     changes: new Int32Array(0), evaluated, failed: new Int32Array(0), schedule: new Float64Array(0),
     sizes: targets.map(() => 0), evaluations: 0, realized: 0, exited: 0, errors: [], failures: 0,
   };
+  // Per page rather than per profile: the audience index of each target (for the sizes), and
+  // one inSegment closure reading the memberships of the profile being evaluated (it is only
+  // called synchronously, while that profile's targets are evaluated).
+  const targetOf = new Map<string, number>();
+  for (let k = 0; k < targets.length; k++) targetOf.set(targets[k]!.id, k);
+  let members = new Map<string, Membership>();
+  const inSegment = (id: string): boolean => {
+    const m = members.get(id);
+    return m !== undefined && m.status !== 'exited';
+  };
   let snapshots: unknown[] = [];
   let memberships: MembershipTuple[][] = [];
   for (let i = 0, chunk = -1, base = 0; i < n; i++) {
@@ -117,13 +127,9 @@ export function evaluatePage(
     }
     const profileId = page.ids[i]!;
     const profile = decodeSnapshot(profileId, snapshots[i - base] as object, eventsSince);
-    const members = membershipMap(memberships[i - base]!);
+    members = membershipMap(memberships[i - base]!);
     if (profile.fragments.length > 0 || profile.events.length > 0) {
       evaluated[i] = 1;
-      const inSegment = (id: string): boolean => {
-        const m = members.get(id);
-        return m !== undefined && m.status !== 'exited';
-      };
       let ctx: AudienceContext | undefined;
       let ctxKey = '';
       let contexts: Map<string, AudienceContext> | undefined;
@@ -168,11 +174,11 @@ export function evaluatePage(
       }
       if (Number.isFinite(next)) schedule.push(i, next);
     }
-    if (members.size > 0) {
-      for (let k = 0; k < targets.length; k++) {
-        const m = members.get(targets[k]!.id);
-        if (m !== undefined && m.status !== 'exited') out.sizes[k]!++;
-      }
+    // Sizes from the profile's memberships (a dozen or so) rather than a lookup per target.
+    for (const m of members.values()) {
+      if (m.status === 'exited') continue;
+      const k = targetOf.get(m.audienceId);
+      if (k !== undefined) out.sizes[k]!++;
     }
   }
   out.changes = Int32Array.from(changes);

@@ -70,9 +70,24 @@ const WRITE = {
   RETURNING seq`,
 };
 
-export async function writeBatchMemberships(db: Db, sandboxId: string, page: BatchMembershipPage, now: number): Promise<MembershipEventRow[]> {
+/**
+ * Turns JIT compilation off for the rest of the transaction. The write's estimated cost passes
+ * jit_above_cost whenever the statistics predate the run's memberships (the first run of a
+ * sandbox, planned on an empty table): PostgreSQL then compiled the statement for each page,
+ * about half a second per page of 2,000 profiles (measured: 515 ms of a 1,160 ms write), for a
+ * statement that only moves rows, where compiled expressions gain nothing.
+ */
+export const NO_JIT = 'SET LOCAL jit = off';
+
+/**
+ * Writes a page. `inTransaction`: `db` is a client inside a transaction (the store's, taken
+ * when the page logs events), where JIT is turned off first (see NO_JIT); outside one, SET LOCAL
+ * would have no effect.
+ */
+export async function writeBatchMemberships(db: Db, sandboxId: string, page: BatchMembershipPage, now: number, inTransaction = false): Promise<MembershipEventRow[]> {
   const { changes, confirm, schedule } = page;
   if (!changes.length && !schedule.length && !(confirm.profileIds.length && confirm.audienceIds.length)) return [];
+  if (inTransaction) await db.query(NO_JIT);
   const { rows } = await db.query<{ seq: number }>({
     ...WRITE,
     values: [

@@ -483,7 +483,7 @@ export class PostgresStore implements Store {
   }
   async writeBatchMemberships(sandboxId: string, page: BatchMembershipPage, now: number): Promise<MembershipEventRow[]> {
     if (!page.changes.length) return batch.writeBatchMemberships(this.pool, sandboxId, page, now);
-    return this.logTx('membership_events', (client) => batch.writeBatchMemberships(client, sandboxId, page, now));
+    return this.logTx('membership_events', (client) => batch.writeBatchMemberships(client, sandboxId, page, now, true));
   }
 
   async scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
