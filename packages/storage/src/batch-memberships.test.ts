@@ -117,4 +117,18 @@ await describeBackends((backend) => {
     for (const snap of decoded) assert.deepEqual(decodeSnapshot(snap.profileId, byId.get(snap.profileId)![0] as object, 0), snap, `the snapshot of ${snap.profileId}`);
     assert.deepEqual(['g1', 'g2', 'g3'].map((id) => byId.get(id)![1]), [[['b', 'exited', T1], ['q"uote', 'existing', T0]], [], [['b', 'realized', T1]]]);
   });
+
+  it('writes nothing of a profile privacy-deleted after the page read it', async () => {
+    const ident = (id: string, graphId: string) => ({ ns: 'email', id, graphId, type: 'person' as const, lastSeen: T0 });
+    await store.ingest('a', (tx) => tx.apply(plan({ newIdentities: [ident('x', 'g1'), ident('y', 'g2')] }), T0));
+    await store.deleteProfile('a', 'g1', T0 + 1);
+    const events = await store.writeBatchMemberships('a', page({
+      changes: [{ profileId: 'g1', audienceId: 'a', status: 'realized' }, { profileId: 'g2', audienceId: 'a', status: 'realized' }],
+      schedule: [{ profileId: 'g1', dueAt: T1 }, { profileId: 'g2', dueAt: T1 }],
+    }), T1);
+    assert.deepEqual(events.map((e) => [e.profileId, e.audienceId, e.status]), [['g2', 'a', 'realized']]);
+    assert.deepEqual(await membersOf(store, 'a', ['g1', 'g2']), { g1: [], g2: [member('a', 'realized', T1)] });
+    assert.deepEqual((await store.readMembershipEvents('a', 0, 10)).map((e) => e.profileId), ['g2']);
+    assert.deepEqual((await store.takeDueReevaluations(T1, 10)).map((d) => d.profileId), ['g2']);
+  });
 });

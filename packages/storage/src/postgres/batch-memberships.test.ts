@@ -32,9 +32,10 @@ describe('PostgreSQL writeBatchMemberships', () => {
   it('turns JIT off for the transaction before writing a page in one', async () => {
     const db = recorder();
     const events = await writeBatchMemberships(db as never, 'sb', page, 1_000, true);
-    assert.equal(db.texts.length, 2);
+    assert.equal(db.texts.length, 3);
     assert.equal(db.texts[0], NO_JIT);
-    assert.match(db.texts[1]!, /INSERT INTO membership_events/);
+    assert.match(db.texts[1]!, /FROM deleted_profiles/, 'the tombstones, read after the log lock');
+    assert.match(db.texts[2]!, /INSERT INTO membership_events/);
     assert.deepEqual(events.map((e) => [e.seq, e.profileId, e.audienceId, e.status]), [[1, 'p1', 'a', 'realized']]);
   });
 

@@ -4,6 +4,7 @@
  * (realized → existing) are one UPDATE over the page's profiles instead of one per membership.
  */
 import type pg from 'pg';
+import { pageProfileIds, withoutDeleted } from '../deleted-profiles.js';
 import type { BatchMembershipPage, BatchProfileChunk, MembershipEventRow } from '../port.js';
 
 type Db = Pick<pg.Pool, 'query'>;
@@ -84,10 +85,17 @@ export const NO_JIT = 'SET LOCAL jit = off';
  * when the page logs events), where JIT is turned off first (see NO_JIT); outside one, SET LOCAL
  * would have no effect.
  */
-export async function writeBatchMemberships(db: Db, sandboxId: string, page: BatchMembershipPage, now: number, inTransaction = false): Promise<MembershipEventRow[]> {
-  const { changes, confirm, schedule } = page;
-  if (!changes.length && !schedule.length && !(confirm.profileIds.length && confirm.audienceIds.length)) return [];
+export async function writeBatchMemberships(db: Db, sandboxId: string, whole: BatchMembershipPage, now: number, inTransaction = false): Promise<MembershipEventRow[]> {
+  if (!whole.changes.length && !whole.schedule.length && !(whole.confirm.profileIds.length && whole.confirm.audienceIds.length)) return [];
   if (inTransaction) await db.query(NO_JIT);
+  // Read after the membership-event log lock (taken by the store when the page logs events),
+  // which a privacy delete also takes: a delete committed before it is seen here.
+  const gone = whole.changes.length || whole.schedule.length
+    ? new Set((await db.query<{ profile_id: string }>(
+        'SELECT profile_id FROM deleted_profiles WHERE sandbox_id = $1 AND profile_id = ANY($2::text[])', [sandboxId, pageProfileIds(whole)],
+      )).rows.map((r) => r.profile_id))
+    : new Set<string>();
+  const { changes, confirm, schedule } = withoutDeleted(whole, gone);
   const { rows } = await db.query<{ seq: number }>({
     ...WRITE,
     values: [
