@@ -206,7 +206,7 @@ export const segmentation: Family = {
   async run(selected, env) {
     const out: Results = {};
     if (selected.has(ID.hand) || selected.has(ID.sift) || selected.has(ID.jre)) Object.assign(out, await evaluator(selected, env));
-    const batchProfiles = Number(process.env['BENCH_SEG_BATCH_PROFILES'] ?? 20_000);
+    const batchProfiles = Number(process.env['BENCH_SEG_BATCH_PROFILES'] ?? 100_000);
     if (selected.has(ID.batch)) Object.assign(out, await batch(env, batchProfiles, 'sqlite'));
     if (selected.has(ID.batchPg)) Object.assign(out, await batch(env, batchProfiles, 'postgres'));
     if (selected.has(ID.streaming)) Object.assign(out, await streaming(env, Number(process.env['BENCH_SEG_STREAM_RECORDS'] ?? 20_000)));
