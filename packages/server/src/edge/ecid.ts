@@ -40,8 +40,13 @@ export function identityCookieName(orgId: string): string {
 
 /** The identity cookie's value for an ECID. */
 export function encodeIdentityCookie(ecid: string): string {
-  const text = Buffer.from(ecid, 'utf8');
-  return Buffer.concat([Buffer.from([0x0a, text.length]), text]).toString('base64');
+  // Written in place (one buffer, no concatenation): this runs on every answer.
+  const length = Buffer.byteLength(ecid, 'utf8');
+  const bytes = Buffer.allocUnsafe(2 + length);
+  bytes[0] = 0x0a;
+  bytes[1] = length;
+  bytes.write(ecid, 2, 'utf8');
+  return bytes.toString('base64');
 }
 
 /**

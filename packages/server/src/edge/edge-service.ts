@@ -21,12 +21,12 @@
  * (setConsent). Consent is honoured: no collection when `consents.collect` is refused (stored
  * on the profile or in the consent cookie), no personalization when `consents.personalize` is.
  */
-import { DEFAULT_MERGE_POLICY, mergeFragments, namespaceKey, type Membership } from '@audient/core';
+import { DEFAULT_MERGE_POLICY, mergeFragments, namespaceKey, type DatasetDef, type Membership } from '@audient/core';
 import type { Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Connections } from '../activation/connections.js';
 import type { Dataflows } from '../activation/dataflows.js';
-import { newUuid } from '../ids.js';
+import { timeOrderedUuid } from '../ids.js';
 import type { AudienceService } from '../services/audiences.js';
 import type { Catalog } from '../services/catalog.js';
 import type { IngestionService } from '../services/ingestion.js';
@@ -109,6 +109,8 @@ export interface InteractResponse {
 export class EdgeService {
   /** Lookup connections, mapped audiences and compiled edge audiences per sandbox (see edge-cache.ts). */
   private readonly config: EdgeConfigCache;
+  /** Profile-enabled dataset ids per dataset list (see profileEnabled). */
+  private readonly enabledOf = new WeakMap<readonly DatasetDef[], ReadonlySet<string>>();
 
   constructor(
     private readonly deps: {
@@ -276,11 +278,18 @@ export class EdgeService {
    */
   private async consentOf(sandboxId: string, profileId: string): Promise<{ collect: boolean; personalize: boolean }> {
     const [fragments, datasets] = await Promise.all([this.deps.segmentation.fragmentsOf(sandboxId, profileId), this.deps.catalog.listDatasets(sandboxId)]);
-    const enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
+    const enabled = this.profileEnabled(datasets);
     // Only `consents` is read: merging just the fragments that carry it gives the same value.
     const withConsents = fragments.filter((f) => enabled.has(f.datasetId) && f.attributes['consents'] !== undefined);
     if (!withConsents.length) return { collect: true, personalize: true };
     return consentOfProfile(mergeFragments(withConsents, DEFAULT_MERGE_POLICY));
+  }
+
+  /** Ids of the profile-enabled datasets of a list (kept per list: the catalog hands out the same array until a dataset changes). */
+  private profileEnabled(datasets: readonly DatasetDef[]): ReadonlySet<string> {
+    let enabled = this.enabledOf.get(datasets);
+    if (!enabled) this.enabledOf.set(datasets, (enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id))));
+    return enabled;
   }
 
   /** The visitor's ECID: from the events, else the identity cookie, else a new one. */
@@ -328,7 +337,10 @@ export class EdgeService {
     const records = events.map((e) => {
       const map = { ...((e.xdm['identityMap'] as Record<string, unknown> | undefined) ?? {}) };
       if (!Object.keys(map).some((ns) => namespaceKey(ns) === 'ecid')) map['ECID'] = [{ id: ecid }];
-      return { ...e.xdm, _id: e.xdm['_id'] ?? newUuid(), timestamp: e.xdm['timestamp'] ?? timestamp, identityMap: map };
+      // Ids the edge mints are time-ordered (UUIDv7): each new event's entry then lands at the
+      // end of the events' primary-key index, not on a random page that the group commit has
+      // to write out (and the checkpoint again) for that one row.
+      return { ...e.xdm, _id: e.xdm['_id'] ?? timeOrderedUuid(), timestamp: e.xdm['timestamp'] ?? timestamp, identityMap: map };
     });
     let results;
     try {

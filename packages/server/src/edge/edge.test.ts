@@ -174,6 +174,25 @@ await describeBackends((backend) => {
       assert.equal(stored[0]?.['data'], undefined);
     });
 
+    it('gives events sent without _id time-ordered ids (UUIDv7, later ones sort later) and keeps an _id the page sent', async () => {
+      const ecid = ecidOf(9);
+      const at = (path: string) => ({ ...pageView({ web: { webPageDetails: { URL: `${ORIGIN}/${path}` } } }), ...withEcid(ecid) });
+      await interact(prod.datastreamId, { events: [{ xdm: at('first') }, { xdm: { ...at('own'), _id: 'page-sent-id' } }] });
+      await interact(prod.datastreamId, { events: [{ xdm: at('second') }] });
+      const profile = (await h.call('GET', `/v1/profiles?ns=ecid&id=${ecid}`)).json();
+      const idOf = (path: string): string => {
+        const e = (profile.events.items as Array<{ _id: string; web: { webPageDetails: { URL: string } } }>).find((x) => x.web.webPageDetails.URL === `${ORIGIN}/${path}`);
+        assert.ok(e, `event ${path} stored`);
+        return e._id;
+      };
+      assert.equal(idOf('own'), 'page-sent-id');
+      const uuidV7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+      assert.match(idOf('first'), uuidV7);
+      assert.match(idOf('second'), uuidV7);
+      // Minted later sorts later: new events' keys append to the end of the events' index.
+      assert.ok(idOf('first') < idOf('second'), `${idOf('first')} < ${idOf('second')}`);
+    });
+
     it('next page: an attribute audience qualified through API ingestion shows on the next interact; unmapped audiences never do', async () => {
       const ecid = ecidOf(2);
       await ok(h, 'POST', '/v1/datasets/crm/records', { ...withEcid(ecid), loyalty: { tier: 'gold' } });
