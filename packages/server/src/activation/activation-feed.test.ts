@@ -81,5 +81,37 @@ await describeBackends((backend) => {
       assert.ok(exported().includes('crm-4'), 'the seq jump made activation read the unpublished event from the log');
       assert.equal(await store.getCursor('activation-memberships'), await store.membershipEventHead('prod'));
     });
+
+    it('loads no profile for a sandbox whose only dataflows are edge (pull) ones', async () => {
+      const key = (await h.ctx.tenancy.createSandbox({ id: 'edge-only' })).apiKey;
+      const call = (url: string, body: unknown): Promise<Record<string, unknown>> => okJson(h, 'POST', url, body, key);
+      await call('/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-loyalty-details', 'profile-identifiers'], fields: {} });
+      await call('/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
+      await call('/v1/schemas', { id: 'web', name: 'Web', class: 'event', fieldGroups: ['event-web-details'], fields: {} });
+      await call('/v1/datasets', { id: 'web', name: 'Web', schemaId: 'web', profileEnabled: true });
+      await call('/v1/audiences', { id: 'platinum', name: 'Platinum', query: 'loyalty.tier = "platinum"' });
+      const datastreamId = String((await call('/v1/datastreams', { name: 'Site', eventDatasetId: 'web' }))['id']);
+      const conn = await call('/v1/connections', { name: 'home', destinationId: 'custom-personalization', settings: { integrationAlias: 'home', datastreamId } });
+      await call('/v1/dataflows', { name: 'home', connectionId: conn['id'], audienceIds: ['platinum'], mapping: [] });
+      await settle();
+      // The store's profile reads from here on (the real store, its method wrapped); activation's
+      // are the ones without events (exports carry none).
+      const { store } = h.ctx;
+      const activationLoads: string[][] = [];
+      const loadProfiles = store.loadProfiles.bind(store);
+      store.loadProfiles = async (sandboxId, ids, since) => {
+        if (since === Number.MAX_SAFE_INTEGER) activationLoads.push([sandboxId, ...ids]);
+        return loadProfiles(sandboxId, ids, since);
+      };
+      try {
+        const head = await store.membershipEventHead('edge-only');
+        await call('/v1/datasets/crm/records', { identification: { core: { crmId: 'crm-9' } }, loyalty: { tier: 'platinum' } });
+        await settle();
+        assert.ok((await store.membershipEventHead('edge-only')) > head, 'the record realized platinum');
+        assert.deepEqual(activationLoads, [], 'the profile change and the membership event concern no push dataflow');
+      } finally {
+        store.loadProfiles = loadProfiles;
+      }
+    });
   });
 });

@@ -171,6 +171,7 @@ export class ActivationService {
     },
   ) {
     deps.dataflows.onChanged((sandboxId) => this.flowCache.drop(sandboxId));
+    deps.connections.onChanged((sandboxId) => this.flowCache.drop(sandboxId));
     deps.audiences.onChanged((sandboxId) => this.nameCache.drop(sandboxId));
     // Starting the backfill job (not waiting for it) is part of saving the dataflow.
     deps.dataflows.onSaved(async (sandboxId, flow, added) => {
@@ -251,8 +252,21 @@ export class ActivationService {
     while (this.draining) await this.draining;
   }
 
+  /**
+   * The active dataflows that push: those of edge (pull-only) connections are left out here, so
+   * that membership events of audiences mapped only to the edge load no profile (the page pulls
+   * them within its request). A connection that cannot be opened is left out, as decide would.
+   */
   private activeFlows(sandboxId: string): Promise<Dataflow[]> {
-    return this.flowCache.get(sandboxId, async () => (await this.deps.dataflows.list(sandboxId)).filter((f) => f.status === 'active'));
+    return this.flowCache.get(sandboxId, async () => {
+      const out: Dataflow[] = [];
+      for (const f of await this.deps.dataflows.list(sandboxId)) {
+        if (f.status !== 'active') continue;
+        const conn = await this.deps.connections.open(sandboxId, f.connectionId).catch(() => undefined);
+        if (conn && conn.definition.category !== 'edge') out.push(f);
+      }
+      return out;
+    });
   }
 
   private async loadProfile(sandboxId: string, profileId: string, enabled: ReadonlySet<string>): Promise<ProfileSnapshot | undefined> {
@@ -318,7 +332,8 @@ export class ActivationService {
   ): Promise<void> {
     for (const flow of flows) {
       const conn = await this.deps.connections.open(sandboxId, flow.connectionId).catch(() => undefined);
-      // Edge destinations are pulled by the page within its request: nothing to push.
+      // Edge destinations are pulled by the page within its request: nothing to push (activeFlows
+      // leaves them out already; a backfill can name one).
       if (!conn || conn.definition.category === 'edge') continue;
       let exported: ExportRecord | undefined;
       let excluded: string | undefined;
