@@ -704,9 +704,12 @@ export class SegmentationEngine {
       report.memberships?.set(profileId, [...members.values()]);
       left.set(profileId, members);
     }
-    let events: MembershipEventRow[] = [];
-    if (writes.length) events = await this.deps.store.writeMemberships(sandboxId, writes, now);
-    if (schedule.length) await this.deps.store.scheduleReevaluations(sandboxId, schedule);
+    // Asked together: the embedded store commits both in one group; a re-evaluation asked for
+    // when the membership write fails only re-evaluates once more.
+    const [events] = await Promise.all([
+      writes.length ? this.deps.store.writeMemberships(sandboxId, writes, now) : ([] as MembershipEventRow[]),
+      schedule.length ? this.deps.store.scheduleReevaluations(sandboxId, schedule) : undefined,
+    ]);
     // Only once written: a failed write leaves nothing remembered, so the next pass evaluates again.
     for (const [id, state] of remembered) this.remember(id, state);
     for (const [profileId, members] of left) {

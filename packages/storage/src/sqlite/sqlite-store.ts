@@ -135,6 +135,8 @@ interface PendingMembershipWrite {
   sandboxId: string;
   writes: readonly MembershipWrite[];
   now: number;
+  /** Re-evaluations to ask for (scheduleReevaluations joins the group commit too). */
+  schedule?: ReadonlyArray<{ profileId: string; dueAt: number }>;
   resolve: (events: MembershipEventRow[]) => void;
   reject: (err: unknown) => void;
 }
@@ -639,8 +641,12 @@ export class SqliteStore implements Store {
    */
   async writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
     if (writes.length === 0) return [];
+    return this.queueMembershipWrite({ sandboxId, writes, now });
+  }
+
+  private queueMembershipWrite(w: Omit<PendingMembershipWrite, 'resolve' | 'reject'>): Promise<MembershipEventRow[]> {
     return new Promise((resolve, reject) => {
-      this.membershipQueue.push({ sandboxId, writes, now, resolve, reject });
+      this.membershipQueue.push({ ...w, resolve, reject });
       if (this.membershipQueue.length === 1) void this.flushMemberships();
     });
   }
@@ -681,7 +687,8 @@ export class SqliteStore implements Store {
    * bound run), whereas the events go in one statement from a JSON array, which beats a run per
    * row there (no conflict clause, one parse of the array).
    */
-  private applyMembershipWrites({ sandboxId, writes: all, now }: PendingMembershipWrite): MembershipEventRow[] {
+  private applyMembershipWrites({ sandboxId, writes: all, now, schedule }: PendingMembershipWrite): MembershipEventRow[] {
+    if (schedule?.length) this.applySchedule(sandboxId, schedule);
     const writes = this.withoutDeletedProfiles(sandboxId, all);
     let put: Database.Statement | undefined;
     let del: Database.Statement | undefined;
@@ -727,7 +734,7 @@ export class SqliteStore implements Store {
    * the writers' order, so a delete committed before this transaction is always seen.
    */
   private withoutDeletedProfiles(sandboxId: string, writes: readonly MembershipWrite[]): readonly MembershipWrite[] {
-    if (!this.get('SELECT 1 AS x FROM deleted_profiles WHERE sandbox_id = ? LIMIT 1', sandboxId)) return writes;
+    if (!writes.length || !this.get('SELECT 1 AS x FROM deleted_profiles WHERE sandbox_id = ? LIMIT 1', sandboxId)) return writes;
     const ids = [...new Set(writes.map((w) => w.profileId))];
     const gone = new Set(
       this.all('SELECT profile_id FROM deleted_profiles WHERE sandbox_id = ? AND profile_id IN (SELECT value FROM json_each(?))', sandboxId, JSON.stringify(ids))
@@ -911,17 +918,22 @@ export class SqliteStore implements Store {
    * Per profile the earliest request wins; an equal or later one leaves the row unwritten. One
    * statement, between ingestion transactions (see writeMemberships).
    */
+  /**
+   * Joins the membership writes' group commit: an evaluation asks for its re-evaluations beside
+   * its membership writes, and a commit of their own per evaluation cost as much as the upsert.
+   */
   async scheduleReevaluations(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): Promise<void> {
     if (!items.length) return;
-    const rows = JSON.stringify(items.map((i) => [i.profileId, i.dueAt]));
-    await this.writers.run(async () => {
-      this.run(
-        `INSERT INTO reevaluations (sandbox_id, profile_id, due_at)
-         SELECT ?, value ->> 0, MIN(value ->> 1) FROM json_each(?) GROUP BY value ->> 0
-         ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = excluded.due_at WHERE excluded.due_at < due_at`,
-        sandboxId, rows,
-      );
-    });
+    await this.queueMembershipWrite({ sandboxId, writes: [], now: 0, schedule: items });
+  }
+
+  private applySchedule(sandboxId: string, items: ReadonlyArray<{ profileId: string; dueAt: number }>): void {
+    this.run(
+      `INSERT INTO reevaluations (sandbox_id, profile_id, due_at)
+       SELECT ?, value ->> 0, MIN(value ->> 1) FROM json_each(?) GROUP BY value ->> 0
+       ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = excluded.due_at WHERE excluded.due_at < due_at`,
+      sandboxId, JSON.stringify(items.map((i) => [i.profileId, i.dueAt])),
+    );
   }
 
   /**
