@@ -59,7 +59,8 @@ await describeBackends((backend) => {
         h.call('POST', '/v1/datasets/web/records', ev(`g-${k}`, { ECID: k % 3 === 0 ? [{ id: ecid(k) }, { id: ecid(k + 1) }] : [{ id: ecid(k) }] })),
       );
       calls.push(h.call('POST', '/v1/datasets/web/records', { _id: 'bad', timestamp: 'yesterday', identityMap: { ECID: [{ id: ecid(500) }] } }));
-      calls.push(h.call('POST', '/v1/datasets/web/records', [ev('g-0', { ECID: [{ id: ecid(0) }] }), ev('g-batch', { ECID: [{ id: ecid(1) }] })]));
+      // g-0 again (a retried send: the same event, the same identities) beside a new event.
+      calls.push(h.call('POST', '/v1/datasets/web/records', [ev('g-0', { ECID: [{ id: ecid(0) }, { id: ecid(1) }] }), ev('g-batch', { ECID: [{ id: ecid(1) }] })]));
       const answers = await Promise.all(calls);
       for (let k = 0; k < 30; k++) {
         assert.equal(answers[k]!.statusCode, 200, answers[k]!.body);
@@ -74,7 +75,8 @@ await describeBackends((backend) => {
       // reports it as a duplicate, never both and never neither.
       const single = answers[0]!.json() as { duplicate?: boolean };
       assert.equal((single.duplicate === true) !== (batch.results[0]!.duplicate === true), true, 'exactly one request ingested g-0');
-      // Persons 0 and 1 are one profile (event g-0 linked them), as are 3 and 4; 1 and 2 are not.
+      // Persons 0 and 1 are one profile (event g-0 linked them, whichever copy was ingested), as
+      // are 3 and 4; 1 and 2 are not.
       const profile = async (n: number): Promise<string> => {
         const r = await h.call('GET', `/v1/profiles?ns=ECID&id=${ecid(n)}`);
         assert.equal(r.statusCode, 200, r.body);
