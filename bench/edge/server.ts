@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   });
 
   const seeder = new RawSeeder(dbPath, sandboxId);
-  const seedMs = seeder.profiles({ from: 0, to: start.profiles, batch: 1_000, seed: start.seed, datasetId: 'crm' });
+  const seedMs = seeder.profiles({ from: 0, to: start.profiles, batch: 1_000, seed: start.seed, datasetId: 'crm', checkpointEvery: 100_000 });
   // Page events of the last hour on random profiles, so edge audiences on events have something to find.
   const now = Date.now();
   const pick = prng(start.seed + 7);

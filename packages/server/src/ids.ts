@@ -1,7 +1,7 @@
 /** Identifier generation for the server side (the core gets ids injected). */
 import { randomBytes, randomUUID } from 'node:crypto';
 
-/** A random UUID (datastream ids, generated event ids, audience ids). */
+/** A random UUID (datastream ids, audience ids; the edge mints event ids with timeOrderedUuid). */
 export const newUuid = (): string => randomUUID();
 
 let lastTime = 0;
