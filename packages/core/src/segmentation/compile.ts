@@ -149,6 +149,15 @@ export interface CompiledAudience {
   evaluate(ctx: AudienceContext): boolean;
   /** The program's `next` at `ctx` (see nextChange, which clamps it after `ctx.now`); allocation-free like evaluate. */
   nextAt(ctx: AudienceContext): number | undefined;
+  /**
+   * `evaluate` on a state already bound to the context (`new EvalState().bind(ctx)`): the
+   * audiences of one profile share one binding, so what the state learns of the context once
+   * (whether the events are an array, where their times come from, whether they are sorted) is
+   * not learnt again per audience. The engine evaluates this way.
+   */
+  holds(s: EvalState): boolean;
+  /** `nextAt` on a bound state (see holds). */
+  nextOf(s: EvalState): number | undefined;
   /** Runs `fn` with a state bound to `ctx` (for nextChange/explain); safe against re-entry. */
   withState<T>(ctx: AudienceContext, fn: (s: EvalState) => T): T;
 }
@@ -181,6 +190,8 @@ export function compileAudience(checked: CheckedAudience): CompiledAudience {
       spare = s;
       return r;
     },
+    holds: (s) => test(s, -1),
+    nextOf: (s) => program.next(s, -1),
     nextAt: (ctx) => {
       const s = spare ?? new EvalState();
       spare = undefined;

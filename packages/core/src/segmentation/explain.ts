@@ -80,8 +80,12 @@ export function explain(query: CompiledAudience | CheckedAudience, ctx: Audience
  * earlier, in which case re-evaluating simply finds the same result.
  */
 export function nextChange(query: CompiledAudience | CheckedAudience, ctx: AudienceContext): number | undefined {
-  const n = compiledOf(query).nextAt(ctx);
-  return n === undefined ? undefined : Math.max(n, ctx.now + 1);
+  return changeAfter(compiledOf(query).nextAt(ctx), ctx.now);
+}
+
+/** A raw `next` (CompiledAudience.nextAt / nextOf) as nextChange gives it: strictly after `now`. */
+export function changeAfter(next: number | undefined, now: number): number | undefined {
+  return next === undefined ? undefined : Math.max(next, now + 1);
 }
 
 /**

@@ -10,8 +10,8 @@ export { parseAudience, MAX_NESTING } from './parser.js';
 export { checkAudience, diagnoseAudience, diagnoseAst, type AudienceSchemas, type CheckedAudience } from './check.js';
 export type { ResolvedPath, ValueType } from './schema-paths.js';
 export { compileAudience, compileQuery, type CompiledAudience } from './compile.js';
-export { eventTimesOf, type AudienceContext } from './runtime.js';
-export { explain, nextChange, evaluateAudience, timeIndependent, type ExplainNode } from './explain.js';
+export { EvalState, eventTimesOf, type AudienceContext } from './runtime.js';
+export { changeAfter, explain, nextChange, evaluateAudience, timeIndependent, type ExplainNode } from './explain.js';
 export {
   classifyAudience, DEFAULT_EVENT_RETENTION_MS, type Classification, type ClassifyOptions, type EvaluationMethod,
 } from './classify.js';

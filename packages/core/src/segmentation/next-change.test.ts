@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { compileQuery } from './compile.js';
-import { nextChange, timeIndependent } from './explain.js';
+import { changeAfter, nextChange, timeIndependent } from './explain.js';
+import { EvalState } from './runtime.js';
 import { DAY, HOUR, NOW, SCHEMAS, ago, ctx, ev } from './test-fixtures.js';
 
 describe('nextChange', () => {
@@ -131,6 +132,39 @@ describe('nextChange', () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+
+  it('property: audiences sharing one bound state answer as each evaluated alone', () => {
+    const queries = [
+      'select X from xEvent where X.eventType = "a" and X.timestamp occurs < 2 days before now',
+      'xEvent[eventType = "b"].count() >= 2 and loyalty.points > 10',
+      'chain(xEvent, timestamp, [A: WHAT(eventType = "a"), B: WHAT(eventType = "b") WHEN(< 12 hours after A)])',
+      'loyalty.joinDate occurs < 3 days before now or inSegment("x")',
+      'xEvent[timestamp occurs <= 36 hours before now].sum(commerce.order.priceTotal) > 10',
+      'person.birthDate occurs > 18 years before now',
+    ].map((q) => compileQuery(q, SCHEMAS));
+    const state = new EvalState();
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ type: fc.constantFrom('a', 'b'), offset: fc.integer({ min: -5 * DAY, max: DAY }), total: fc.integer({ min: 0, max: 20 }) }), { maxLength: 8 }),
+        fc.boolean(),
+        fc.integer({ min: -40 * 365 * DAY, max: DAY }),
+        fc.boolean(),
+        (raw, sorted, dateOffset, inX) => {
+          const events = raw.map((r) => ev(r.type, new Date(NOW + r.offset).toISOString(), { commerce: { order: { priceTotal: r.total } } }));
+          const dateText = new Date(NOW + dateOffset).toISOString();
+          const c = ctx({ person: { birthDate: dateText.slice(0, 10) }, loyalty: { joinDate: dateText, points: raw.length * 3 } }, events, NOW, inX ? ['x'] : []);
+          // Unsorted events too: the state learns that once for every audience.
+          if (!sorted) c.events = [...c.events].reverse();
+          const s = state.bind(c);
+          for (const q of queries) {
+            assert.equal(q.holds(s), q.evaluate(c));
+            assert.equal(changeAfter(q.nextOf(s), c.now), nextChange(q, c));
+          }
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });

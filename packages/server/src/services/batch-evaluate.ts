@@ -11,7 +11,8 @@
  * Store.writeBatchMemberships), leaving out the pairs whose evaluation failed.
  */
 import {
-  nextChange,
+  changeAfter,
+  EvalState,
   timeIndependent,
   transition,
   type AudienceContext,
@@ -115,6 +116,9 @@ export function evaluatePage(
     const m = members.get(id);
     return m !== undefined && m.status !== 'exited';
   };
+  // One evaluation state for every audience of a profile (re-bound when the context changes).
+  const state = new EvalState();
+  let bound: AudienceContext | undefined;
   let snapshots: unknown[] = [];
   let memberships: MembershipTuple[][] = [];
   for (let i = 0, chunk = -1, base = 0; i < n; i++) {
@@ -148,9 +152,13 @@ export function evaluatePage(
         }
         let qualifies: boolean;
         try {
-          qualifies = t.compiled.evaluate(ctx);
+          if (bound !== ctx) {
+          state.bind(ctx);
+          bound = ctx;
+        }
+          qualifies = t.compiled.holds(state);
           if (t.timed) {
-            const c = nextChange(t.compiled, ctx);
+            const c = changeAfter(t.compiled.nextOf(state), now);
             if (c !== undefined && c > now && c < next) next = c;
           }
         } catch (err) {

@@ -9,9 +9,10 @@
  * (`memberships.<sandbox>`). A failure on one profile is recorded and never stops the rest.
  */
 import {
+  changeAfter,
+  EvalState,
   eventTimesOf,
   mergeFragments,
-  nextChange,
   timeIndependent,
   transition,
   type AudienceContext,
@@ -159,6 +160,8 @@ export class SegmentationEngine {
   private readonly enabled = new WeakMap<readonly DatasetDef[], ReadonlySet<string>>();
   /** Per `sandbox\0profile`: what the last reusing evaluation saw and evaluated (see EvaluatedState). */
   private readonly states = new Map<string, EvaluatedState>();
+  /** Bound to one profile's context at a time (evaluateProfile is synchronous). */
+  private readonly evalState = new EvalState();
   /** Per `sandbox\0profile`: the hot profile view (see ProfileView); only while started. */
   private readonly views = new Map<string, ProfileView>();
   private viewsOn = false;
@@ -753,15 +756,22 @@ export class SegmentationEngine {
     let changed = false;
     contexts.fill(undefined);
     let next = Infinity;
+    // One evaluation state for every audience of the profile (re-bound when the policy's context changes).
+    const state = this.evalState;
+    let bound: AudienceContext | undefined;
     for (let i = 0; i < targets.length; i++) {
       const { row, compiled, policy, timed } = targets[i]!;
       if (!changed && done?.has(compiled)) continue;
       let qualifies: boolean;
       try {
         const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment));
-        qualifies = compiled.evaluate(ctx);
+        if (bound !== ctx) {
+          state.bind(ctx);
+          bound = ctx;
+        }
+        qualifies = compiled.holds(state);
         if (timed) {
-          const n = nextChange(compiled, ctx);
+          const n = changeAfter(compiled.nextOf(state), now);
           if (n !== undefined && n > now && n < next) next = n;
         }
       } catch (err) {
