@@ -71,19 +71,22 @@ const SCHEDULE = `
   SELECT @sb, value ->> 0, min(value ->> 1) FROM json_each(@schedule) WHERE true GROUP BY value ->> 0
   ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET due_at = excluded.due_at WHERE excluded.due_at < due_at`;
 
-/** The page's privacy-deleted profiles (a cheap probe first: tombstones are rare). */
-function deletedAmong(db: Database.Database, sandboxId: string, page: BatchMembershipPage): Set<string> {
-  if (!page.changes.length && !page.schedule.length) return new Set();
+/**
+ * The privacy-deleted profiles among `ids()` (a probe of the sandbox's tombstones first: they are
+ * rare, and the ids are listed only when there are some).
+ */
+export function deletedAmong(db: Database.Database, sandboxId: string, ids: () => readonly string[]): Set<string> {
   if (!stmt(db, 'SELECT 1 FROM deleted_profiles WHERE sandbox_id = ? LIMIT 1').get(sandboxId)) return new Set();
   const rows = stmt(db, 'SELECT profile_id FROM deleted_profiles WHERE sandbox_id = ? AND profile_id IN (SELECT value FROM json_each(?))')
-    .all(sandboxId, JSON.stringify(pageProfileIds(page))) as Array<{ profile_id: string }>;
+    .all(sandboxId, JSON.stringify(ids())) as Array<{ profile_id: string }>;
   return new Set(rows.map((r) => r.profile_id));
 }
 
 /** Writes a page in one transaction; the caller holds the store's writers' mutex. */
 export function writeBatchMemberships(db: Database.Database, sandboxId: string, whole: BatchMembershipPage, now: number): MembershipEventRow[] {
   return db.transaction(() => {
-    const { changes, confirm, schedule } = withoutDeleted(whole, deletedAmong(db, sandboxId, whole));
+    const gone = whole.changes.length || whole.schedule.length ? deletedAmong(db, sandboxId, () => pageProfileIds(whole)) : new Set<string>();
+    const { changes, confirm, schedule } = withoutDeleted(whole, gone);
     if (confirm.profileIds.length && confirm.audienceIds.length) {
       const params: Record<string, unknown> = { sb: sandboxId, profiles: JSON.stringify(confirm.profileIds), audiences: JSON.stringify(confirm.audienceIds) };
       if (confirm.unconfirmed.length) params['unconfirmed'] = JSON.stringify(confirm.unconfirmed.map((u) => [u.profileId, u.audienceId]));

@@ -734,12 +734,8 @@ export class SqliteStore implements Store {
    * the writers' order, so a delete committed before this transaction is always seen.
    */
   private withoutDeletedProfiles(sandboxId: string, writes: readonly MembershipWrite[]): readonly MembershipWrite[] {
-    if (!writes.length || !this.get('SELECT 1 AS x FROM deleted_profiles WHERE sandbox_id = ? LIMIT 1', sandboxId)) return writes;
-    const ids = [...new Set(writes.map((w) => w.profileId))];
-    const gone = new Set(
-      this.all('SELECT profile_id FROM deleted_profiles WHERE sandbox_id = ? AND profile_id IN (SELECT value FROM json_each(?))', sandboxId, JSON.stringify(ids))
-        .map((r) => r['profile_id'] as string),
-    );
+    if (!writes.length) return writes;
+    const gone = batch.deletedAmong(this.db, sandboxId, () => [...new Set(writes.map((w) => w.profileId))]);
     if (!gone.size) return writes;
     return writes.flatMap((w) => (!gone.has(w.profileId) ? [w] : w.membership === null ? [{ ...w, event: undefined }] : []));
   }
