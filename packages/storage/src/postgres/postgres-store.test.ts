@@ -155,6 +155,29 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     }
   });
 
+  it('a privacy delete waits for an open membership-event append; a write after it sees the tombstone', async () => {
+    await one.ingest('a', (tx) => tx.apply(eventPlan('del-', 1), T0));
+    const write = (store: PostgresStore) =>
+      store.writeMemberships('a', [{ profileId: 'g-del-0', audienceId: 'x', membership: { audienceId: 'x', status: 'realized', lastQualificationTime: T0 }, event: 'realized' }], T0);
+    const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      // An evaluation's write under way (it read the profile before the delete) holds the lock.
+      await client.query(`BEGIN; ${logLockSql('membership_events')}`);
+      let deleted = false;
+      const del = two.deleteProfile('a', 'g-del-0', T0 + 1).then((r) => ((deleted = true), r));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(deleted, false, 'the delete waits for the open append to commit');
+      await client.query('COMMIT');
+      assert.equal((await del).identities, 1);
+    } finally {
+      await client.end();
+    }
+    // A write that read the profile before the delete but reaches the store after it: nothing.
+    assert.deepEqual(await write(one), []);
+    assert.deepEqual((await one.memberships('a', ['g-del-0'])).get('g-del-0'), []);
+  });
+
   it('parses BIGINT columns to numbers without touching the global pg parsers', async () => {
     await one.setCursor('c', 2 ** 52);
     assert.equal(await one.getCursor('c'), 2 ** 52);
