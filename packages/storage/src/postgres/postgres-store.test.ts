@@ -54,6 +54,26 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     await dropScratchSchema(url, schema);
   });
 
+  /**
+   * Runs `op` while another connection holds the membership-event log's lock in an open
+   * transaction (an append under way), asserts that `op` waits for that commit, and returns its result.
+   */
+  async function waitsForOpenMembershipAppend<T>(op: () => Promise<T>, message: string): Promise<T> {
+    const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      await client.query(`BEGIN; ${logLockSql('membership_events')}`);
+      let done = false;
+      const result = op().then((r) => ((done = true), r));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(done, false, message);
+      await client.query('COMMIT');
+      return await result;
+    } finally {
+      await client.end();
+    }
+  }
+
   it('migrates concurrently without racing (advisory lock)', async () => {
     await Promise.all([one.migrate(), two.migrate(), one.migrate()]);
     const client = new pg.Client({ connectionString: url });
@@ -138,41 +158,20 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     assert.deepEqual((await one.readChanges(head, 10)).map((c) => c.seq), [...a, ...b]);
 
     // Membership events: an open append holds back another store's.
-    const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
-    await client.connect();
-    try {
-      await client.query(`BEGIN; ${logLockSql('membership_events')}`);
-      let written = false;
-      const write = two
-        .writeMemberships('a', [{ profileId: 'p', audienceId: 'x', membership: { audienceId: 'x', status: 'realized', lastQualificationTime: T0 }, event: 'realized' }], T0)
-        .then((events) => ((written = true), events));
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(written, false, 'the membership append waits for the open one');
-      await client.query('COMMIT');
-      assert.equal((await write).length, 1);
-    } finally {
-      await client.end();
-    }
+    const events = await waitsForOpenMembershipAppend(
+      () => two.writeMemberships('a', [{ profileId: 'p', audienceId: 'x', membership: { audienceId: 'x', status: 'realized', lastQualificationTime: T0 }, event: 'realized' }], T0),
+      'the membership append waits for the open one',
+    );
+    assert.equal(events.length, 1);
   });
 
   it('a privacy delete waits for an open membership-event append; a write after it sees the tombstone', async () => {
     await one.ingest('a', (tx) => tx.apply(eventPlan('del-', 1), T0));
     const write = (store: PostgresStore) =>
       store.writeMemberships('a', [{ profileId: 'g-del-0', audienceId: 'x', membership: { audienceId: 'x', status: 'realized', lastQualificationTime: T0 }, event: 'realized' }], T0);
-    const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
-    await client.connect();
-    try {
-      // An evaluation's write under way (it read the profile before the delete) holds the lock.
-      await client.query(`BEGIN; ${logLockSql('membership_events')}`);
-      let deleted = false;
-      const del = two.deleteProfile('a', 'g-del-0', T0 + 1).then((r) => ((deleted = true), r));
-      await new Promise((r) => setTimeout(r, 300));
-      assert.equal(deleted, false, 'the delete waits for the open append to commit');
-      await client.query('COMMIT');
-      assert.equal((await del).identities, 1);
-    } finally {
-      await client.end();
-    }
+    // An evaluation's write under way (it read the profile before the delete) holds the lock.
+    const del = await waitsForOpenMembershipAppend(() => two.deleteProfile('a', 'g-del-0', T0 + 1), 'the delete waits for the open append to commit');
+    assert.equal(del.identities, 1);
     // A write that read the profile before the delete but reaches the store after it: nothing.
     assert.deepEqual(await write(one), []);
     assert.deepEqual((await one.memberships('a', ['g-del-0'])).get('g-del-0'), []);
