@@ -11,6 +11,7 @@ import {
 } from './compile-leaves.js';
 import { parseAudience } from './parser.js';
 import { NEVER, type Next, type Program, type Test } from './program.js';
+import { eventRelevance, type EventRelevance } from './relevance.js';
 import { EvalState, type AudienceContext } from './runtime.js';
 import { earliest } from './time-relation.js';
 
@@ -160,6 +161,8 @@ export interface CompiledAudience {
   nextOf(s: EvalState): number | undefined;
   /** Runs `fn` with a state bound to `ctx` (for nextChange/explain); safe against re-entry. */
   withState<T>(ctx: AudienceContext, fn: (s: EvalState) => T): T;
+  /** Which new events can change the result (see relevance.ts). */
+  readonly relevance: EventRelevance;
 }
 
 /** Compiles a checked query. No code is generated from query text; the result is reusable and allocation-free per call. */
@@ -200,6 +203,7 @@ export function compileAudience(checked: CheckedAudience): CompiledAudience {
       return r;
     },
     withState,
+    relevance: eventRelevance(program),
   };
 }
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { REEVALUATION_LEASE_MS } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
 import { createHarness, type Harness } from '../testing/harness.js';
-import { ALL_METHODS, STREAMING_METHODS } from './segmentation.js';
+import { ALL_METHODS, STREAMING_METHODS, eventChangeKey } from './segmentation.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -231,6 +231,60 @@ await describeBackends((backend) => {
       assert.deepEqual(events.map((e) => [e.audienceId, e.status]), [['gold', 'realized']]);
       const gold = (await h.ctx.store.memberships('prod', [profileId])).get(profileId)?.find((m) => m.audienceId === 'gold');
       assert.equal(gold?.status, 'existing', 'the later evaluations confirmed it');
+    });
+  });
+
+  describe('events added to an evaluated profile', () => {
+    let h: Harness;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => T0 });
+      await setup(h);
+    });
+    after(() => h.close());
+
+    const statuses = async (profileId: string): Promise<Record<string, string>> =>
+      Object.fromEntries(((await h.ctx.store.memberships('prod', [profileId])).get(profileId) ?? []).map((m) => [m.audienceId, m.status]));
+
+    // Only the audiences an added event can touch are evaluated again (see relevance.ts in the
+    // core); the others keep what the last evaluation of the profile found.
+    it('re-evaluate only the audiences those events can touch', async () => {
+      const ann = person('ann@x.io', { loyalty: { tier: 'gold' }, person: { birthDate: '1990-01-01' } });
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', ann.record)).statusCode, 200);
+      await h.ctx.feed.flush();
+      await h.ctx.bus.drain();
+      const profileId = await h.ctx.store.findProfileId('prod', { ns: 'email', id: 'ann@x.io' });
+      assert.ok(profileId);
+      assert.deepEqual(await statuses(profileId), { gold: 'realized', adults: 'realized' });
+      // From here the test hands the changes to the engine itself, with every method (some of
+      // these audiences are batch ones), starting from an evaluation of everything.
+      await h.ctx.segmentation.stop();
+      assert.equal((await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS, reuse: true })).evaluations, AUDIENCES.length);
+
+      const views = [view('ann@x.io', -3 * HOUR), view('ann@x.io', -2 * HOUR), view('ann@x.io', -HOUR)];
+      for (const v of views) assert.equal((await h.call('POST', '/v1/datasets/web/records', v.record)).statusCode, 200);
+      const viewKeys = views.map((v) => eventChangeKey('web', v.record._id));
+      const seen = await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS, reuse: true, arrived: new Map([[profileId, viewKeys]]) });
+      // Page views touch viewers-3 and view-then-buy's first step; not gold, buyers-7d, big-spenders, gold-buyers nor adults.
+      assert.equal(seen.evaluations, 2);
+      assert.equal(seen.realized, 1);
+      assert.deepEqual(await statuses(profileId), { gold: 'existing', adults: 'existing', 'viewers-3': 'realized' });
+
+      // The edge's way: its own committed event, named in `includes`. A purchase realizes buyers-7d
+      // and view-then-buy, and gold-buyers after them (it depends on buyers-7d).
+      const buy = purchase('ann@x.io', -30 * 60_000, 100);
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', buy.record)).statusCode, 200);
+      const bought = await h.ctx.segmentation.evaluate('prod', [profileId], {
+        methods: ALL_METHODS, reuse: true, includes: new Map([[profileId, [eventChangeKey('web', buy.record._id)]]]),
+      });
+      assert.equal(bought.realized, 3);
+      assert.deepEqual(await statuses(profileId), {
+        gold: 'existing', adults: 'existing', 'viewers-3': 'existing', 'buyers-7d': 'realized', 'view-then-buy': 'realized', 'gold-buyers': 'realized',
+      });
+
+      // An event whose key is not among the profile's events (outside the retention window
+      // here) is not guessed at: everything is evaluated.
+      const again = await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS, reuse: true, arrived: new Map([[profileId, [eventChangeKey('web', 'nowhere')]]]) });
+      assert.equal(again.evaluations, AUDIENCES.length);
     });
   });
 

@@ -18,6 +18,7 @@ import {
   type AudienceContext,
   type DatasetDef,
   type EvaluationMethod,
+  type EventRelevance,
   type IdentityRef,
   type Membership,
   type MergePolicy,
@@ -92,6 +93,12 @@ interface ProfileView {
   dueAt?: number;
 }
 
+/** A remembered state an evaluation starts from, and the keys of the events added since (see unchangedStates). */
+interface Reused {
+  state: EvaluatedState;
+  added: string[] | undefined;
+}
+
 /** Hot profiles kept (the least recently used are forgotten first). */
 const MAX_VIEWS = 50_000;
 /** Identities whose profile is kept (see profileIdOf). */
@@ -162,6 +169,8 @@ export class SegmentationEngine {
   private readonly states = new Map<string, EvaluatedState>();
   /** Bound to one profile's context at a time (evaluateProfile is synchronous). */
   private readonly evalState = new EvalState();
+  /** Bound to the events added to that profile since its remembered state, if any. */
+  private readonly addedState = new EvalState();
   /** Per `sandbox\0profile`: the hot profile view (see ProfileView); only while started. */
   private readonly views = new Map<string, ProfileView>();
   private viewsOn = false;
@@ -517,16 +526,17 @@ export class SegmentationEngine {
 
   /**
    * The remembered states of profiles whose data is what their last reusing evaluation read
-   * (see evaluate): every arrived change was pending in it (it moves to `held`), every included
-   * one is held by it.
+   * (see evaluate), with the events added since: every arrived change was pending in it (it
+   * moves to `held`) or is an event, every included one is held by it or is an event. A change
+   * that is not an event (an attribute write) voids the state.
    */
   private unchangedStates(
     sandboxId: string,
     profileIds: readonly string[],
     arrived: ReadonlyMap<string, ReadonlyArray<string | undefined>> | undefined,
     includes: ReadonlyMap<string, readonly string[]> | undefined,
-  ): Map<string, EvaluatedState> {
-    const out = new Map<string, EvaluatedState>();
+  ): Map<string, Reused> {
+    const out = new Map<string, Reused>();
     if (!arrived && !includes) return out;
     for (const profileId of profileIds) {
       const seen = this.states.get(stateId(sandboxId, profileId));
@@ -534,13 +544,15 @@ export class SegmentationEngine {
       const known = includes?.get(profileId);
       if (!seen || (!came && !known)) continue;
       let same = true;
+      let added: string[] | undefined;
       // Arrived keys are consumed whatever the outcome: a change is awaited only once.
       for (const k of came ?? []) {
-        if (k !== undefined && seen.pending?.delete(k)) hold((seen.held ??= new Set()), k);
-        else same = false;
+        if (k === undefined) same = false;
+        else if (seen.pending?.delete(k)) hold((seen.held ??= new Set()), k);
+        else (added ??= []).push(k);
       }
-      for (const k of known ?? []) if (!seen.held?.has(k)) same = false;
-      if (same) out.set(profileId, seen);
+      for (const k of known ?? []) if (!seen.held?.has(k)) (added ??= []).push(k);
+      if (same) out.set(profileId, { state: seen, added });
     }
     return out;
   }
@@ -650,7 +662,7 @@ export class SegmentationEngine {
     const now = this.now();
     const since = now - config.eventRetentionMs;
     if (opts.withMemberships) report.memberships = new Map();
-    const unchanged = opts.reuse ? this.unchangedStates(sandboxId, allIds, opts.arrived, opts.includes) : new Map<string, EvaluatedState>();
+    const unchanged = opts.reuse ? this.unchangedStates(sandboxId, allIds, opts.arrived, opts.includes) : new Map<string, Reused>();
     const views = new Map<string, ProfileView>();
     if (this.viewsOn) for (const p of allIds) views.set(p, this.view(stateId(sandboxId, p))!);
     let profileIds = allIds;
@@ -662,13 +674,14 @@ export class SegmentationEngine {
       // Memberships first: a profile unchanged since an evaluation of every target is not read.
       current = await this.loadMembers(sandboxId, profileIds, views, opts.reuse);
       profileIds = profileIds.filter((profileId) => {
-        const seen = unchanged.get(profileId);
-        if (!seen) return true;
+        const reused = unchanged.get(profileId);
+        if (!reused) return true;
+        const seen = reused.state;
         if (!sameMembers(seen.members, current.get(profileId))) {
           unchanged.delete(profileId);
           return true;
         }
-        if (seen.evaluated !== planned && !targets.every((t) => seen.evaluated.has(t.compiled))) return true;
+        if (reused.added || (seen.evaluated !== planned && !targets.every((t) => seen.evaluated.has(t.compiled)))) return true;
         report.memberships?.set(profileId, [...seen.members.values()]);
         return false;
       });
@@ -686,10 +699,18 @@ export class SegmentationEngine {
       const list = current.get(profileId);
       const members = new Map<string, Membership>();
       if (list) for (const m of list) members.set(m.audienceId, m);
-      // What a reusing evaluation of this very state already evaluated (skipped unless a
-      // membership changes earlier in this pass: targets are in dependency order).
-      const done = unchanged.get(profileId)?.evaluated;
-      const { next, failed } = this.evaluateProfile(sandboxId, profileId, profile, members, plan, enabled, now, done, contexts, writes, report);
+      // What a reusing evaluation of this very state, or of it before some events were added,
+      // already evaluated: skipped unless a membership changes earlier in this pass (targets are
+      // in dependency order) or an added event can touch it (see relevance.ts in the core).
+      const reused = unchanged.get(profileId);
+      let done = reused?.state.evaluated;
+      let added: EvalState | undefined;
+      if (reused?.added) {
+        const bodies = addedEvents(profile.events, reused.added);
+        if (bodies) added = this.addedState.bind({ profile: {}, events: bodies, now, inSegment: () => false });
+        else done = undefined;
+      }
+      const { next, failed } = this.evaluateProfile(sandboxId, profileId, profile, members, plan, enabled, now, done, added, contexts, writes, report);
       // Earliest wins: a re-evaluation this engine scheduled, still ahead and not later, stands.
       const due = views.get(profileId)?.dueAt;
       if (next !== Infinity && !(due !== undefined && due > now && due <= next)) schedule.push({ profileId, dueAt: next });
@@ -742,6 +763,7 @@ export class SegmentationEngine {
     enabled: ReadonlySet<string>,
     now: number,
     done: ReadonlySet<unknown> | undefined,
+    added: EvalState | undefined,
     contexts: Array<AudienceContext | undefined>,
     writes: MembershipWrite[],
     report: EvaluationReport,
@@ -761,7 +783,7 @@ export class SegmentationEngine {
     let bound: AudienceContext | undefined;
     for (let i = 0; i < targets.length; i++) {
       const { row, compiled, policy, timed } = targets[i]!;
-      if (!changed && done?.has(compiled)) continue;
+      if (!changed && done?.has(compiled) && !(added && touches(compiled.relevance, added))) continue;
       let qualifies: boolean;
       try {
         const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment));
@@ -795,6 +817,24 @@ export class SegmentationEngine {
     }
     return { next, failed };
   }
+}
+
+/** Whether the events a state is bound to can change an audience (see EventRelevance). */
+function touches(relevance: EventRelevance, added: EvalState): boolean {
+  return typeof relevance === 'boolean' ? relevance : relevance(added);
+}
+
+/**
+ * The bodies of the events with these change keys among a profile's loaded events (oldest
+ * first), or undefined when one is not there (then everything is evaluated).
+ */
+function addedEvents(events: readonly EventRow[], keys: readonly string[]): Array<Record<string, unknown>> | undefined {
+  const out: Array<Record<string, unknown>> = [];
+  for (let i = events.length - 1; i >= 0 && out.length < keys.length; i--) {
+    const e = events[i]!;
+    if (keys.includes(eventChangeKey(e.datasetId, e.eventId))) out.push(e.body);
+  }
+  return out.length === keys.length ? out.reverse() : undefined;
 }
 
 /** Adds a delivered change key to a state's `held` (the oldest forgotten past MAX_HELD). */
