@@ -4,6 +4,7 @@
  */
 import { join, resolve } from 'node:path';
 import { DEFAULT_LIMITS, type IngestLimits } from '@audient/core';
+import { DEFAULT_CACHE_MB } from '@audient/storage';
 
 /** Every setting of a running Audient. */
 export interface Config {
@@ -11,6 +12,8 @@ export interface Config {
   dataDir: string;
   /** `postgres://…` for PostgreSQL; otherwise a SQLite file path. */
   databaseUrl: string;
+  /** SQLite page cache, MB (the embedded store only). */
+  sqliteCacheMB: number;
   host: string;
   port: number;
   logLevel: string;
@@ -88,6 +91,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   return {
     dataDir,
     databaseUrl: overrides.databaseUrl ?? env['AUDIENT_DATABASE_URL'] ?? join(dataDir, 'audient.db'),
+    sqliteCacheMB: overrides.sqliteCacheMB ?? intFrom(env, 'AUDIENT_SQLITE_CACHE_MB', DEFAULT_CACHE_MB),
     host: overrides.host ?? env['AUDIENT_HOST'] ?? '127.0.0.1',
     port: overrides.port ?? intFrom(env, 'AUDIENT_PORT', 8080),
     logLevel: overrides.logLevel ?? env['AUDIENT_LOG_LEVEL'] ?? 'info',

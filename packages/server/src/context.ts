@@ -76,7 +76,7 @@ export async function createContext(
   if (!opts.store && !/^postgres(ql)?:/.test(config.databaseUrl) && config.databaseUrl !== ':memory:') {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   }
-  const store = opts.store ?? (await openStore(config.databaseUrl));
+  const store = opts.store ?? (await openStore(config.databaseUrl, { sqlite: { cacheMB: config.sqliteCacheMB } }));
   const bus = new MemoryBus(log);
   const metrics = createMetrics();
   const feed = new ChangeFeed({ store, bus, log, metrics });
