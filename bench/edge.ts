@@ -64,12 +64,14 @@ export const edge: Family = {
     const out: Results = {};
     try {
       env.log(`  building ${profiles.toLocaleString('en-US')} profiles, ${events.toLocaleString('en-US')} events, ${AUDIENCES} edge audiences…`);
-      ours.send({ type: 'start', dir, profiles, events, audiences: AUDIENCES, seed: SEED });
-      load.send({ type: 'prepare', bodies: Math.min(BODIES, profiles), profiles, seed: SEED });
+      const bodies = Math.min(BODIES, profiles);
+      ours.send({ type: 'start', dir, profiles, events, audiences: AUDIENCES, seed: SEED, bodies });
+      load.send({ type: 'prepare', bodies, profiles, seed: SEED });
       const ready = await ours.receive('ready', 900_000);
       env.log(
         `  ours ready: ${ready.audiences} edge audiences (${ready.mappedAudiences} mapped), seeded in ${Math.round(ready.seedMs / 1000)} s, ${ready.dbMB} MB database, ` +
-          `RSS ${ready.rssMB} MB; probe answers ${ready.answerBytes} B with ${ready.probeSegments} segments (means)`,
+          `RSS ${ready.rssMB} MB; probe answers ${ready.answerBytes} B with ${ready.probeSegments} segments (means); ` +
+          `first visits of the ${bodies.toLocaleString('en-US')} visitors took ${Math.round(ready.primeMs / 1000)} s`,
       );
       bare.send({ type: 'start', answerBytes: ready.answerBytes });
       const bareReady = await bare.receive('ready', 60_000);
@@ -107,6 +109,7 @@ export const edge: Family = {
           'edge audiences (all mapped to the datastream)': ready.audiences,
           'request body, mean bytes': prepared.meanBodyBytes,
           'distinct request bodies (random known profiles)': prepared.bodies,
+          'first visit of each visitor before the phases (untimed), s': Math.round(ready.primeMs / 1000),
           'answer, mean bytes (ours)': o.meanAnswerBytes,
           'answer, bytes (peer)': p.meanAnswerBytes,
           'segments per probe answer (mean of 20)': ready.probeSegments,
@@ -140,7 +143,7 @@ export const edge: Family = {
           at: new Date().toISOString(),
           note:
             `Open loop: ${RATE}/s for ${ms(OPEN_MS) / 1000} s after ${ms(OPEN_WARMUP_MS) / 1000} s of warm-up (not counted), node:http keep-alive client in its own process, up to ${MAX_SOCKETS} requests in flight (the rest wait in the client); ` +
-            `latency from when each request was due, so queueing behind a slow answer counts. Each request is one page view of a known visitor (ECID of a random profile of the store): ` +
+            `latency from when each request was due, so queueing behind a slow answer counts. Each request is one page view of a returning visitor (ECID of a random profile of the store, which visited once before the phases, untimed, so its edge memberships exist): ` +
             `it is ingested through the normal pipeline (committed before the answer), the sandbox's edge audiences are evaluated on the profile with it, and the answer carries the two lookup connections' segments and a URL sync. ` +
             `The change feed and streaming evaluation run in the same process, as in production.` +
             (failed ? ` Failures: ${o.done.firstFailure}.` : '') +
