@@ -7,6 +7,16 @@
  * hot index page is written often (measured on the streaming benchmark: 250 ms cost about 5–15 %
  * more CPU per change than 1 s, the checkpoint thread's included). Recovery replays at most the
  * last second of the log.
+ *
+ * A checkpoint never resets the log by itself: SQLite writes it from its start again only when a
+ * write transaction begins with every frame already copied. A once-a-second checkpoint copies a
+ * second of frames while new ones keep coming, so under steady writes (an edge answering
+ * thousands of requests a second) it never ends complete and the file grew without bound (2 GB
+ * within a minute in the edge benchmark). Past CHASE_FRAMES, the worker checkpoints every
+ * millisecond instead: each copies the few frames written since the last, ends complete between
+ * two commits, and the next commit starts the log over (the store's journal_size_limit then gives
+ * the space back). It never takes the writer's lock (RESTART would, and stall the event loop
+ * behind a long copy).
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -16,11 +26,21 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.path);
 db.pragma('busy_timeout = 1000');
-const timer = setInterval(() => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (err) { parentPort.postMessage(String(err && err.message || err)); }
-}, workerData.everyMs);
-parentPort.on('message', (m) => { if (m === 'stop') { clearInterval(timer); db.close(); process.exit(0); } });
+let timer;
+const tick = () => {
+  let next = workerData.everyMs;
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (r && r.log >= workerData.chaseFrames) next = 1;
+  } catch (err) { parentPort.postMessage(String(err && err.message || err)); }
+  timer = setTimeout(tick, next);
+};
+timer = setTimeout(tick, workerData.everyMs);
+parentPort.on('message', (m) => { if (m === 'stop') { clearTimeout(timer); db.close(); process.exit(0); } });
 `;
+
+/** Log frames (pages) past which the worker checkpoints every millisecond until the log starts over: 64 MB of 4 KB pages. */
+export const CHASE_FRAMES = 16_384;
 
 /** A running checkpointer; `stop()` ends it. */
 export class Checkpointer {
@@ -28,7 +48,7 @@ export class Checkpointer {
 
   constructor(path: string, everyMs = 1000) {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER_CODE, { eval: true, workerData: { path, driver, everyMs } });
+    this.worker = new Worker(WORKER_CODE, { eval: true, workerData: { path, driver, everyMs, chaseFrames: CHASE_FRAMES } });
     this.worker.unref();
     // A failed checkpoint is retried at the next tick; nothing to do here but not crash.
     this.worker.on('message', () => undefined);

@@ -46,7 +46,7 @@ import { newLeaseToken } from '../lease.js';
 import { REEVALUATION_LEASE_MS } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import * as batch from './batch-memberships.js';
-import { Checkpointer } from './checkpointer.js';
+import { Checkpointer, CHASE_FRAMES } from './checkpointer.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 type Row = Record<string, unknown>;
@@ -178,8 +178,10 @@ export class SqliteStore implements Store {
     // lookup of a request (identity, events, memberships) then reads its pages from the OS again.
     this.db.pragma(`cache_size = -${Math.max(1, Math.round(opts.cacheMB ?? DEFAULT_CACHE_MB)) * 1024}`);
     if (path !== ':memory:' && path !== '') {
-      // Checkpoints run in a worker thread; see checkpointer.ts.
+      // Checkpoints run in a worker thread; see checkpointer.ts. When the log restarts, its file
+      // is cut back to 64 MB.
       this.db.pragma('wal_autocheckpoint = 0');
+      this.db.pragma(`journal_size_limit = ${CHASE_FRAMES * 4096}`);
       this.checkpointer = new Checkpointer(path);
     }
   }
