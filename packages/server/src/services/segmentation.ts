@@ -481,7 +481,9 @@ export class SegmentationEngine {
    * by the re-evaluation that evaluation scheduled), unless a membership changed earlier in the
    * same pass; a profile with nothing left to evaluate is not even read. `includes` lists, per
    * profile, changes committed before this call (the edge's own events): their arrival on the
-   * feed then costs nothing. Re-evaluations on time and batch runs never skip.
+   * feed then costs nothing. When the only changes the state did not hold are events (arrived or
+   * included), only the audiences those events can touch are evaluated again (see relevance.ts
+   * in the core). Re-evaluations on time and batch runs never skip.
    *
    * Views (while started): reusing evaluations take memberships from the profiles' views; `hot`
    * ones (the edge's and the streaming engine's) take fragments there too and read only events.
