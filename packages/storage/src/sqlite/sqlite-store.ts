@@ -179,9 +179,9 @@ export class SqliteStore implements Store {
     this.db.pragma(`cache_size = -${Math.max(1, Math.round(opts.cacheMB ?? DEFAULT_CACHE_MB)) * 1024}`);
     if (path !== ':memory:' && path !== '') {
       // Checkpoints run in a worker thread; see checkpointer.ts. When the log restarts, its file
-      // is cut back to 64 MB.
+      // is cut back to CHASE_FRAMES pages.
       this.db.pragma('wal_autocheckpoint = 0');
-      this.db.pragma(`journal_size_limit = ${CHASE_FRAMES * 4096}`);
+      this.db.pragma(`journal_size_limit = ${CHASE_FRAMES * (this.db.pragma('page_size', { simple: true }) as number)}`);
       this.checkpointer = new Checkpointer(path);
     }
   }
