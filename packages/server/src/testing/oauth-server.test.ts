@@ -128,14 +128,16 @@ describe('startOAuthServer', () => {
 
 describe('startOAuthServer token expiry', () => {
   it('a token introspects active, then inactive once its TTL has passed', async () => {
-    const oauth = await startOAuthServer({ accessTokenTtlSeconds: 1 });
+    // The provider counts whole seconds from a floored issue time, so a 1 s token issued late in a
+    // second can expire within milliseconds; 2 s leaves it alive for more than 1 s, and dead by 2.1 s.
+    const oauth = await startOAuthServer({ accessTokenTtlSeconds: 2 });
     try {
       const { body } = await postToken(
         oauth.tokenUrl,
         { grant_type: 'client_credentials' },
         { authorization: basic('test-client', 'test-secret') },
       );
-      assert.equal(body.expires_in, 1);
+      assert.equal(body.expires_in, 2);
       assert.ok(body.access_token);
       assert.equal((await oauth.introspect(body.access_token)).active, true);
       await new Promise((resolve) => setTimeout(resolve, 2100));
