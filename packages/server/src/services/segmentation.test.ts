@@ -281,6 +281,20 @@ await describeBackends((backend) => {
         gold: 'existing', adults: 'existing', 'viewers-3': 'existing', 'buyers-7d': 'realized', 'view-then-buy': 'realized', 'gold-buyers': 'realized',
       });
 
+      // A confirmation (realized → existing) changes nothing a later audience reads. A second
+      // purchase touches buyers-7d, big-spenders and view-then-buy (in that order, with others
+      // between): it confirms buyers-7d and view-then-buy, and neither gold-buyers (which reads
+      // buyers-7d) nor viewers-3 (page views only) is evaluated again.
+      const again7d = purchase('ann@x.io', -5 * 60_000, 100);
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', again7d.record)).statusCode, 200);
+      const confirmed = await h.ctx.segmentation.evaluate('prod', [profileId], {
+        methods: ALL_METHODS, reuse: true, includes: new Map([[profileId, [eventChangeKey('web', again7d.record._id)]]]),
+      });
+      assert.deepEqual([confirmed.evaluations, confirmed.realized, confirmed.exited], [3, 0, 0]);
+      assert.deepEqual(await statuses(profileId), {
+        gold: 'existing', adults: 'existing', 'viewers-3': 'existing', 'buyers-7d': 'existing', 'view-then-buy': 'existing', 'gold-buyers': 'realized',
+      });
+
       // An event whose key is not among the profile's events (outside the retention window
       // here) is not guessed at: everything is evaluated.
       const again = await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS, reuse: true, arrived: new Map([[profileId, [eventChangeKey('web', 'nowhere')]]]) });

@@ -812,7 +812,9 @@ export class SegmentationEngine {
       if (!t.changed) continue;
       if (t.next) members.set(row.id, t.next);
       else members.delete(row.id);
-      changed = true;
+      // Entering or leaving is what later audiences can read (inSegment); a confirmation
+      // (realized → existing) leaves them as they were.
+      if (t.event) changed = true;
       writes.push({ profileId, audienceId: row.id, membership: t.next ?? null, event: t.event });
       if (t.event === 'realized') report.realized++;
       if (t.event === 'exited') report.exited++;
