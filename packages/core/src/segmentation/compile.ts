@@ -11,7 +11,7 @@ import {
 } from './compile-leaves.js';
 import { parseAudience } from './parser.js';
 import { NEVER, type Next, type Program, type Test } from './program.js';
-import { eventRelevance, type EventRelevance } from './relevance.js';
+import { eventRelevance, relevanceTerms, type EventRelevance, type RelevanceTerms } from './relevance.js';
 import { EvalState, type AudienceContext } from './runtime.js';
 import { earliest } from './time-relation.js';
 
@@ -163,12 +163,15 @@ export interface CompiledAudience {
   withState<T>(ctx: AudienceContext, fn: (s: EvalState) => T): T;
   /** Which new events can change the result (see relevance.ts). */
   readonly relevance: EventRelevance;
+  /** The same as data, for evaluating many audiences' relevance together (RelevanceIndex). */
+  readonly relevanceTerms: RelevanceTerms;
 }
 
 /** Compiles a checked query. No code is generated from query text; the result is reusable and allocation-free per call. */
 export function compileAudience(checked: CheckedAudience): CompiledAudience {
   const program = compileProgram(checked);
   const test = program.test;
+  const terms = relevanceTerms(program, checked.paths);
   let spare: EvalState | undefined = new EvalState();
   const withState = <T>(ctx: AudienceContext, fn: (s: EvalState) => T): T => {
     const s = spare ?? new EvalState();
@@ -203,7 +206,8 @@ export function compileAudience(checked: CheckedAudience): CompiledAudience {
       return r;
     },
     withState,
-    relevance: eventRelevance(program),
+    relevance: eventRelevance(terms),
+    relevanceTerms: terms,
   };
 }
 

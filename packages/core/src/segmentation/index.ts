@@ -10,7 +10,7 @@ export { parseAudience, MAX_NESTING } from './parser.js';
 export { checkAudience, diagnoseAudience, diagnoseAst, type AudienceSchemas, type CheckedAudience } from './check.js';
 export type { ResolvedPath, ValueType } from './schema-paths.js';
 export { compileAudience, compileQuery, type CompiledAudience } from './compile.js';
-export type { EventRelevance } from './relevance.js';
+export { RelevanceIndex, type EventRelevance, type EventTerm, type RelevanceTerms } from './relevance.js';
 export { EvalState, eventTimesOf, type AudienceContext } from './runtime.js';
 export { changeAfter, explain, nextChange, evaluateAudience, timeIndependent, type ExplainNode } from './explain.js';
 export {

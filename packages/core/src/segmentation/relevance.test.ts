@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { compileQuery, type CompiledAudience } from './compile.js';
+import { RelevanceIndex } from './relevance.js';
 import { EvalState } from './runtime.js';
 import { DAY, HOUR, NOW, SCHEMAS, ago, ctx, ev } from './test-fixtures.js';
 
@@ -57,6 +58,39 @@ describe('event relevance', () => {
     assert.equal(touchedBy(chain, [view('home')]), true);
     assert.equal(touchedBy(chain, [purchase()]), true);
     assert.equal(touchedBy(chain, [ev('commerce.productViews', ago(HOUR))]), false);
+  });
+
+  // The engine asks many audiences at once: shared terms run once, and the answer is each audience's own.
+  it('an index over many audiences answers what each audience answers alone (property)', () => {
+    const queries = [
+      'select X from xEvent where X.eventType = "commerce.purchases" and X.timestamp occurs < 3 days before now',
+      'select X from xEvent where X.eventType = "commerce.purchases" and X.commerce.order.priceTotal > 40',
+      'xEvent[eventType = "commerce.purchases"].count() >= 2 and loyalty.points > 5',
+      'select X from xEvent where X.eventType = "web.webpagedetails.pageViews" and X.web.webPageDetails.name = "cart"',
+      'select X from xEvent where X.eventType = "web.webpagedetails.pageViews" and X.web.webPageDetails.name = "home"',
+      'chain(xEvent, timestamp, [A: WHAT(eventType = "commerce.productViews"), B: WHAT(eventType = "commerce.purchases") WHEN(< 1 day after A)])',
+      'loyalty.points > 5',
+      'select X from xEvent where X.timestamp occurs < 1 day before now',
+    ].map((q) => compileQuery(q, SCHEMAS));
+    const index = new RelevanceIndex(queries.map((q) => q.relevanceTerms));
+    const event = fc
+      .record({
+        type: fc.constantFrom('commerce.purchases', 'web.webpagedetails.pageViews', 'commerce.productViews'),
+        name: fc.constantFrom('home', 'cart'),
+        total: fc.integer({ min: 0, max: 80 }),
+      })
+      .map(({ type, name, total }) => ev(type, ago(HOUR), { web: { webPageDetails: { name } }, commerce: { order: { priceTotal: total } } }));
+    fc.assert(
+      fc.property(fc.array(event, { minLength: 1, maxLength: 3 }), (events) => {
+        const touched = index.touched(new EvalState().bind(ctx({}, events)));
+        assert.deepEqual([...touched].map((t) => t === 1), queries.map((q) => touchedBy(q, events)));
+      }),
+      { numRuns: 300 },
+    );
+    // Equal conditions of different audiences are one term.
+    const keys = (q: (typeof queries)[number]) => (typeof q.relevanceTerms === 'boolean' ? [] : q.relevanceTerms.flat(2).map((t) => t.key));
+    assert.equal(keys(queries[0]!)[0], keys(queries[1]!)[0]);
+    assert.notEqual(keys(queries[3]!)[1], keys(queries[4]!)[1]);
   });
 
   // The property the engine relies on: an event the audience is not touched by never changes its result.

@@ -11,6 +11,7 @@
 import {
   changeAfter,
   EvalState,
+  RelevanceIndex,
   eventTimesOf,
   mergeFragments,
   timeIndependent,
@@ -18,7 +19,6 @@ import {
   type AudienceContext,
   type DatasetDef,
   type EvaluationMethod,
-  type EventRelevance,
   type IdentityRef,
   type Membership,
   type MergePolicy,
@@ -399,7 +399,8 @@ export class SegmentationEngine {
         }
         targets.push({ row, compiled, policy, timed: !timeIndependent(compiled) });
       }
-      byMethods.set(methods, (plan = { targets, policies, compiled: new Set(targets.map((t) => t.compiled)) }));
+      const relevance = new RelevanceIndex(targets.map((t) => t.compiled.relevanceTerms));
+      byMethods.set(methods, (plan = { targets, policies, compiled: new Set(targets.map((t) => t.compiled)), relevance }));
     }
     return plan;
   }
@@ -761,7 +762,7 @@ export class SegmentationEngine {
     profileId: string,
     profile: LoadedProfile,
     members: Map<string, Membership>,
-    { targets, policies }: EvaluationPlan,
+    { targets, policies, compiled: planned, relevance }: EvaluationPlan,
     enabled: ReadonlySet<string>,
     now: number,
     done: ReadonlySet<unknown> | undefined,
@@ -783,9 +784,12 @@ export class SegmentationEngine {
     // One evaluation state for every audience of the profile (re-bound when the policy's context changes).
     const state = this.evalState;
     let bound: AudienceContext | undefined;
+    // Which targets the added events can touch, each distinct event test run once for all.
+    const touched = added ? relevance.touched(added) : undefined;
+    const doneAll = done !== undefined && done === planned;
     for (let i = 0; i < targets.length; i++) {
       const { row, compiled, policy, timed } = targets[i]!;
-      if (!changed && done?.has(compiled) && !(added && touches(compiled.relevance, added))) continue;
+      if (!changed && (doneAll || done?.has(compiled)) && !(touched !== undefined && touched[i] === 1)) continue;
       let qualifies: boolean;
       try {
         const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment));
@@ -821,11 +825,6 @@ export class SegmentationEngine {
     }
     return { next, failed };
   }
-}
-
-/** Whether the events a state is bound to can change an audience (see EventRelevance). */
-function touches(relevance: EventRelevance, added: EvalState): boolean {
-  return typeof relevance === 'boolean' ? relevance : relevance(added);
 }
 
 /**
@@ -884,6 +883,8 @@ interface EvaluationPlan {
   policies: MergePolicy[];
   /** The targets' compiled audiences. */
   compiled: ReadonlySet<unknown>;
+  /** The targets' event relevance, evaluated together (in target order). */
+  relevance: RelevanceIndex;
 }
 
 /** Methods the streaming evaluator handles on each change. */
