@@ -39,6 +39,11 @@ export interface IngestSnapshot {
 export interface BatchRecord {
   datasetId: string;
   prepared: Extract<PreparedRecord, { ok: true }>;
+  /**
+   * The event's id was minted for it by the ingesting service (the edge's UUIDv7 for an event
+   * sent without `_id`): no stored event can have it, so the store is not asked.
+   */
+  mintedId?: boolean;
 }
 
 /** A change to one profile, published on the change feed. */

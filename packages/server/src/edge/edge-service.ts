@@ -334,17 +334,20 @@ export class EdgeService {
     const datasetId = datastream.eventDatasetId;
     if (!datasetId || !events.length) return undefined;
     const timestamp = new Date(this.deps.now()).toISOString();
+    const minted = new Set<string>();
     const records = events.map((e) => {
       const map = { ...((e.xdm['identityMap'] as Record<string, unknown> | undefined) ?? {}) };
       if (!Object.keys(map).some((ns) => namespaceKey(ns) === 'ecid')) map['ECID'] = [{ id: ecid }];
       // Ids the edge mints are time-ordered (UUIDv7): each new event's entry then lands at the
       // end of the events' primary-key index, not on a random page that the group commit has
       // to write out (and the checkpoint again) for that one row.
-      return { ...e.xdm, _id: e.xdm['_id'] ?? timeOrderedUuid(), timestamp: e.xdm['timestamp'] ?? timestamp, identityMap: map };
+      let id = e.xdm['_id'];
+      if (id === undefined) minted.add((id = timeOrderedUuid()));
+      return { ...e.xdm, _id: id, timestamp: e.xdm['timestamp'] ?? timestamp, identityMap: map };
     });
     let results;
     try {
-      results = await this.deps.ingestion.ingest(sandboxId, datasetId, records, 'edge');
+      results = await this.deps.ingestion.ingest(sandboxId, datasetId, records, 'edge', { mintedIds: minted });
     } catch (err) {
       // A datastream whose dataset was removed still answers lookups; the owner sees the warning.
       this.deps.log.warn({ err, sandboxId, datastreamId: datastream.id }, 'edge ingestion failed');

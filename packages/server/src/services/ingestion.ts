@@ -71,8 +71,8 @@ export class IngestionService {
   private readonly queues = new Map<string, SandboxQueue>();
 
   /** Ingests plain records (a streaming request): position = index in the request. */
-  ingest(sandboxId: string, datasetId: string, records: readonly unknown[], source = 'stream'): Promise<RecordResult[]> {
-    return this.ingestRows(sandboxId, datasetId, records.map((record, position) => ({ position, record })), source);
+  ingest(sandboxId: string, datasetId: string, records: readonly unknown[], source = 'stream', opts: { mintedIds?: ReadonlySet<string> } = {}): Promise<RecordResult[]> {
+    return this.ingestRows(sandboxId, datasetId, records.map((record, position) => ({ position, record })), source, opts);
   }
 
   /** Ingests rows that may include parse failures (files, replays). */
@@ -81,7 +81,11 @@ export class IngestionService {
     datasetId: string,
     rows: readonly IncomingRecord[],
     source: string,
-    opts: { keepFailures?: boolean } = {},
+    opts: {
+      keepFailures?: boolean;
+      /** Event ids the caller minted for these records (see BatchRecord.mintedId). */
+      mintedIds?: ReadonlySet<string> | undefined;
+    } = {},
   ): Promise<RecordResult[]> {
     const { store, catalog, limits } = this.deps;
     const dataset = await catalog.getDataset(sandboxId, datasetId);
@@ -110,7 +114,7 @@ export class IngestionService {
         }
         return reject(i, row, p.code, p.message, p.details);
       }
-      if (dataset.profileEnabled) good.push({ i, rec: { datasetId, prepared: p } });
+      if (dataset.profileEnabled) good.push({ i, rec: p.kind === 'event' && opts.mintedIds?.has(p.eventId) ? { datasetId, prepared: p, mintedId: true } : { datasetId, prepared: p } });
       else lake.push({ i, body: p.kind === 'event' ? p.body : p.attributes });
     });
 
@@ -212,7 +216,7 @@ export class IngestionService {
       const eventKeys: Array<{ datasetId: string; eventId: string }> = [];
       for (const r of records) {
         if (r.prepared.kind === 'profile') fragKeys.push({ datasetId: r.datasetId, identity: r.prepared.primary });
-        else eventKeys.push({ datasetId: r.datasetId, eventId: r.prepared.eventId });
+        else if (!r.mintedId) eventKeys.push({ datasetId: r.datasetId, eventId: r.prepared.eventId });
       }
       const members = await tx.graphMembersOf(identities);
       const fragments = fragKeys.length ? await tx.fragments(fragKeys) : new Map<string, StoredFragment>();
