@@ -11,9 +11,9 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { BareOut, StartBare } from './edge/bare.js';
+import type { BareCpu, BareOut, StartBare } from './edge/bare.js';
 import type { EdgeLoadDone, EdgeLoadOut, PrepareLoad, RunEdgeLoad } from './edge/load.js';
-import type { EdgeServerOut, StartEdge } from './edge/server.js';
+import type { EdgeServerOut, EdgeSettled, StartEdge } from './edge/server.js';
 import { beside, forkTs, type Message } from './lib/child.js';
 import { commandFor, type Family } from './lib/family.js';
 import { machineInfo } from './lib/machine.js';
@@ -56,7 +56,7 @@ export const edge: Family = {
     mkdirSync(dir, { recursive: true });
     const profiles = Math.round(PROFILES * env.scale);
     const events = Math.round(EVENTS * env.scale);
-    const ms = (x: number): number => Math.max(1_000, Math.round(x * env.scale));
+    const ms = (x: number): number => (process.env['BENCH_FULL_TIME'] ? x : Math.max(1_000, Math.round(x * env.scale)));
     const nodeArgs = env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, '--cpu-prof-name=edge-server.cpuprofile'] : [];
     const ours = forkTs<StartEdge | Message, EdgeServerOut>(beside(import.meta.url, './edge/server.ts'), { nodeArgs });
     const bare = forkTs<StartBare | Message, BareOut>(beside(import.meta.url, './edge/bare.ts'));
@@ -76,7 +76,7 @@ export const edge: Family = {
       bare.send({ type: 'start', answerBytes: ready.answerBytes });
       const bareReady = await bare.receive('ready', 60_000);
       const prepared = await load.receive('prepared', 120_000);
-      const settle = async (): Promise<{ drainMs: number; clockUs: number }> => {
+      const settle = async (): Promise<EdgeSettled> => {
         ours.send({ type: 'settle' });
         return ours.receive('settled', 300_000);
       };
@@ -88,21 +88,32 @@ export const edge: Family = {
         load.send(r);
         return load.receive('done', 600_000);
       };
-      const ourPhase = async (label: string, mode: 'open' | 'closed'): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number }> => {
+      const ourPhase = async (label: string, mode: 'open' | 'closed'): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number; cpuMsPerAnswer: number }> => {
         const before = await settle();
         const la = loadavg()[0]!;
         const done = await runLoad(ready.url, ready.path, mode);
         const after = await settle();
-        env.log(`  ${label} ours: ${describe(done)}; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
+        // The server's CPU (every thread: answers, change feed, streaming evaluation, checkpoints)
+        // per request it handled in the phase, warm-up included: steadier than throughput on a VM
+        // whose speed varies from run to run.
+        const cpuMsPerAnswer = (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.accepted - before.accepted);
+        env.log(`  ${label} ours: ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
         if (env.cpuProfDir) env.log(`  ${label} ours ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
-        return { done, loadavg: la, drainMs: after.drainMs };
+        return { done, loadavg: la, drainMs: after.drainMs, cpuMsPerAnswer };
       };
-      const barePhase = async (label: string, mode: 'open' | 'closed'): Promise<EdgeLoadDone> => {
+      const bareCpu = async (): Promise<BareCpu> => {
+        bare.send({ type: 'cpu' });
+        return bare.receive('cpu', 30_000);
+      };
+      const barePhase = async (label: string, mode: 'open' | 'closed'): Promise<EdgeLoadDone & { cpuMsPerAnswer: number }> => {
+        const before = await bareCpu();
         const done = await runLoad(bareReady.url, ready.path, mode);
-        env.log(`  ${label} bare node:http: ${describe(done)}`);
-        return done;
+        const after = await bareCpu();
+        const cpuMsPerAnswer = (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.answered - before.answered);
+        env.log(`  ${label} bare node:http: ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer`);
+        return { ...done, cpuMsPerAnswer };
       };
-      const common = (o: EdgeLoadDone, p: EdgeLoadDone, la: number, drainMs: number): Partial<BenchEntry> & { details: Record<string, number | string> } => ({
+      const common = (o: EdgeLoadDone, p: EdgeLoadDone & { cpuMsPerAnswer: number }, la: number, drainMs: number, cpuMsPerAnswer: number): Partial<BenchEntry> & { details: Record<string, number | string> } => ({
         details: {
           profiles,
           'page events seeded (last hour)': events,
@@ -120,6 +131,10 @@ export const edge: Family = {
           'ours p50 / p90 / p99 / p99.9 / max, ms': [o.p50Ms, o.p90Ms, o.p99Ms, o.p999Ms, o.maxMs].map((x) => round(x, 2)).join(' / '),
           'peer p50 / p90 / p99 / p99.9 / max, ms': [p.p50Ms, p.p90Ms, p.p99Ms, p.p999Ms, p.maxMs].map((x) => round(x, 2)).join(' / '),
           'change feed / streaming evaluation caught up after the phase, ms': Math.round(drainMs),
+          'server CPU-ms per answer (all threads, warm-up included)': round(cpuMsPerAnswer, 3),
+          'peer server CPU-ms per answer': round(p.cpuMsPerAnswer, 3),
+          // The machine's speed varies from run to run; this ratio of costs moves much less.
+          'server CPU per answer, ours / peer': round(cpuMsPerAnswer / p.cpuMsPerAnswer, 1),
           'load average (1 min) when ours started': round(la, 2),
         },
       });
@@ -132,7 +147,7 @@ export const edge: Family = {
         const p = bareOpen;
         const o = await ourPhase(`open loop ${RATE}/s`, 'open');
         const failed = o.done.firstFailure !== undefined;
-        const c = common(o.done, p, o.loadavg, o.drainMs);
+        const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer);
         out[P99_ID] = {
           value: round(o.done.p99Ms, 2),
           unit: `ms, p99 of interact at ${RATE.toLocaleString('en-US')} requests/s offered (open loop, from when each request was due; lower is better)`,
@@ -156,7 +171,7 @@ export const edge: Family = {
       if (bareClosed) {
         const p = bareClosed;
         const o = await ourPhase(`closed loop ×${CONCURRENCY}`, 'closed');
-        const c = common(o.done, p, o.loadavg, o.drainMs);
+        const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer);
         const failed = o.done.firstFailure !== undefined;
         out[MAX_ID] = {
           value: Math.round(o.done.throughput),

@@ -28,8 +28,16 @@ export interface BareStopped extends Message {
   peakRssMB: number;
 }
 
+/** Peer → parent: CPU used so far (answer to `cpu`). */
+export interface BareCpu extends Message {
+  type: 'cpu';
+  /** CPU time of the process so far, µs. */
+  cpuUs: number;
+  answered: number;
+}
+
 /** Peer messages. */
-export type BareOut = BareReady | BareStopped;
+export type BareOut = BareReady | BareStopped | BareCpu;
 
 /** A JSON object of exactly `bytes` bytes (at least 40). */
 function fixedAnswer(bytes: number): Buffer {
@@ -51,7 +59,12 @@ async function main(): Promise<void> {
   });
   toParent({ type: 'ready', url: server.url } satisfies BareReady);
 
-  await fromParent<Message>('stop');
+  for (;;) {
+    const msg = await Promise.race([fromParent<Message>('cpu'), fromParent<Message>('stop')]);
+    if (msg.type === 'stop') break;
+    const cpu = process.cpuUsage();
+    toParent({ type: 'cpu', cpuUs: cpu.user + cpu.system, answered } satisfies BareCpu);
+  }
   await server.close();
   toParent({ type: 'stopped', answered, failed, peakRssMB: peakRssMB() } satisfies BareStopped);
   process.disconnect?.();

@@ -60,6 +60,10 @@ export interface EdgeSettled extends Message {
   drainMs: number;
   /** Now, on the clock of CPU profiles (µs): for `bench/cpu-profile.ts --window`. */
   clockUs: number;
+  /** CPU time the server process has used so far (all its threads), µs. */
+  cpuUs: number;
+  /** Events ingested so far (one per interact request of the load). */
+  accepted: number;
 }
 
 /** Edge server messages. */
@@ -203,7 +207,9 @@ async function main(): Promise<void> {
     const t = performance.now();
     await ctx.feed.flush();
     await ctx.bus.drain();
-    toParent({ type: 'settled', drainMs: performance.now() - t, clockUs: Number(process.hrtime.bigint() / 1000n) } satisfies EdgeSettled);
+    const cpu = process.cpuUsage();
+    const { accepted } = await ingestCounts(ctx);
+    toParent({ type: 'settled', drainMs: performance.now() - t, clockUs: Number(process.hrtime.bigint() / 1000n), cpuUs: cpu.user + cpu.system, accepted } satisfies EdgeSettled);
   }
   const t = performance.now();
   await ctx.feed.flush();
