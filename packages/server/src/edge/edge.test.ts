@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { describeBackends } from '@audient/storage/testing';
+import { IngestionService } from '../services/ingestion.js';
 import { createHarness, type Harness } from '../testing/harness.js';
 import { decodeIdentityCookie } from './ecid.js';
 
@@ -288,6 +289,47 @@ await describeBackends((backend) => {
       assert.deepEqual(segmentsByAlias(third), { personalizationAlias: [], adServerAlias: [] }, 'personalization refused');
     });
 
+    // The edge also evaluates from the events the engine's view of the profile holds (events
+    // committed in this process are added as they commit): an event that reaches the profile
+    // another way must not be missed.
+    it('after a visit, an event ingested through the API counts in the next evaluation', async () => {
+      const ecid = ecidOf(60);
+      const created = await ok(h, 'POST', '/v1/audiences', {
+        id: 'views-2',
+        name: 'Exactly two page views today',
+        query: 'xEvent[eventType = "web.webpagedetails.pageViews" and timestamp occurs < 1 day before now].count() = 2',
+      });
+      assert.ok(created['method'] === 'streaming' || created['method'] === 'edge', String(created['method']));
+      try {
+        const statusOf = async () => {
+          const profileId = await h.ctx.store.findProfileId('prod', { ns: 'ecid', id: ecid });
+          return profileId ? ((await h.ctx.store.memberships('prod', [profileId])).get(profileId) ?? []).find((m) => m.audienceId === 'views-2')?.status : undefined;
+        };
+        await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+        await settle();
+        assert.equal(await statusOf(), undefined, 'one page view');
+        clock += 1_000;
+        await ok(h, 'POST', '/v1/datasets/web/records', { ...pageView(), _id: 'api-view-60', timestamp: new Date(clock).toISOString(), ...withEcid(ecid) });
+        await settle();
+        assert.equal(await statusOf(), 'realized', 'two page views, the second through the API');
+        clock += 1_000;
+        await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+        await settle();
+        assert.equal(await statusOf(), 'exited', 'three page views');
+        // An event another process stored (its own ingestion, the same store) is known here only
+        // through the change feed: the view's events must give way to the store's.
+        clock += 1_000;
+        const elsewhere = new IngestionService({ store: h.ctx.store, catalog: h.ctx.catalog, feed: h.ctx.feed, limits: h.ctx.config.limits, metrics: h.ctx.metrics, now: () => clock });
+        const [r] = await elsewhere.ingest('prod', 'web', [{ ...purchase(), _id: 'elsewhere-60', timestamp: new Date(clock).toISOString(), ...withEcid(ecid) }]);
+        assert.equal(r?.status, 'accepted');
+        await settle();
+        const next = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
+        assert.deepEqual(segmentsByAlias(next)['personalizationAlias'], ['buyers'], 'the purchase stored elsewhere counts');
+      } finally {
+        assert.equal((await h.call('DELETE', '/v1/audiences/views-2')).statusCode < 300, true);
+      }
+    });
+
     it('after a visit, a merge is seen by the next answer', async () => {
       const a = ecidOf(51);
       const b = ecidOf(52);
@@ -393,6 +435,31 @@ await describeBackends((backend) => {
       assertEdgeError(await edge(h, `/ee/v1/interact?configId=${id}`, { events: [{ xdm: pageView() }] }), 403, /disabled/);
       assert.equal((await h.call('DELETE', `/v1/datastreams/${id}`)).statusCode, 204);
       assertEdgeError(await edge(h, `/ee/v1/interact?configId=${id}`, { events: [{ xdm: pageView() }] }), 404, /Unknown datastream/);
+    });
+  });
+
+  // Under load the edge evaluates a returning visitor before its own event is published on the
+  // change feed: the event must be in the events the view of the profile holds from its commit.
+  // Here the feed publishes nothing after the first visit, so that order is certain.
+  describe('edge interact before its change is published', () => {
+    let h: Harness;
+    after(() => h.close());
+
+    it("a returning visitor's purchase qualifies the very page, from the events the view holds", async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => T0, delivery: { pollMs: 3_600_000 } });
+      await setupSandbox(h, '');
+      const { datastreamId } = await setupDatastream(h, '');
+      const ecid = ecidOf(70);
+      const visit = async (xdm: Record<string, unknown>): Promise<Answer> => {
+        const r = await edge(h, `/ee/v1/interact?configId=${datastreamId}`, { events: [{ xdm: { ...xdm, ...withEcid(ecid) } }] }, { origin: ORIGIN });
+        assert.equal(r.statusCode, 200, r.body);
+        return r.json();
+      };
+      assert.deepEqual(segmentsByAlias(await visit(pageView())), { personalizationAlias: [], adServerAlias: ['viewers'] });
+      await h.ctx.feed.flush();
+      await h.ctx.bus.drain();
+      await h.ctx.feed.stop();
+      assert.deepEqual(segmentsByAlias(await visit(purchase())), { personalizationAlias: ['buyers'], adServerAlias: ['viewers'] });
     });
   });
 });

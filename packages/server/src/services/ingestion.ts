@@ -69,6 +69,16 @@ export class IngestionService {
   ) {}
 
   private readonly queues = new Map<string, SandboxQueue>();
+  private readonly storedListeners: Array<(sandboxId: string, events: WritePlan['events']) => void> = [];
+
+  /**
+   * Calls `fn` with the events of each commit, synchronously after the commit and before its
+   * changes go to the change feed: whoever keeps profiles' events in memory (the segmentation
+   * engine's views) has them before any subscriber hears of them.
+   */
+  onEventsStored(fn: (sandboxId: string, events: WritePlan['events']) => void): void {
+    this.storedListeners.push(fn);
+  }
 
   /** Ingests plain records (a streaming request): position = index in the request. */
   ingest(sandboxId: string, datasetId: string, records: readonly unknown[], source = 'stream', opts: { mintedIds?: ReadonlySet<string> } = {}): Promise<RecordResult[]> {
@@ -230,7 +240,10 @@ export class IngestionService {
       });
       return { plan: p, seqs: await tx.apply(p, now) };
     });
-    if (written) this.deps.feed.committed(sandboxId, written.plan.changes, written.seqs, now);
+    if (written) {
+      if (written.plan.events.length) for (const fn of this.storedListeners) fn(sandboxId, written.plan.events);
+      this.deps.feed.committed(sandboxId, written.plan.changes, written.seqs, now);
+    }
     const plan = written?.plan;
     const out: Array<WritePlan['results']> = [];
     let at = 0;

@@ -91,6 +91,15 @@ interface ProfileView {
   members?: ReadonlyMap<string, Membership>;
   /** The re-evaluation this engine last scheduled (kept while it is still ahead). */
   dueAt?: number;
+  /**
+   * The profile's events at or after `eventsSince`, oldest first, as the store returns them
+   * (never mutated: a change makes a new array). They go when an event that is not among them
+   * comes through the change feed; the edge adds its own as it commits them (eventsStored).
+   */
+  events?: readonly EventRow[];
+  eventsSince?: number;
+  /** Counts events reaching the profile: a read begun before one does not fill `events`. */
+  eventsGen?: number;
 }
 
 /** A remembered state an evaluation starts from, and the keys of the events added since (see unchangedStates). */
@@ -107,6 +116,9 @@ const MAX_IDENTITIES = 100_000;
 /** Messages the views' subscribers take per call (their work per message is a few map operations). */
 const VIEW_BATCH = 10_000;
 
+/** Events a view keeps at most (a profile with more is read from the store each time). */
+const MAX_VIEW_EVENTS = 1_000;
+
 /** Delivered change keys remembered per profile (an edge request is answered well within a few changes). */
 const MAX_HELD = 16;
 
@@ -121,7 +133,7 @@ export const eventChangeKey = (datasetId: string, eventId: string): string => `$
 /** A profile as evaluators see it. */
 export interface LoadedProfile {
   fragments: StoredFragment[];
-  events: EventRow[];
+  events: readonly EventRow[];
 }
 
 const MAX_REPORTED_ERRORS = 100;
@@ -229,7 +241,7 @@ export class SegmentationEngine {
     this.unsubscribeViews.push(
       this.deps.bus.subscribeBatch<ChangeMessage>('changes.*', 'segmentation-views', VIEW_BATCH, async (msgs) => {
         for (const { payload: c } of msgs) {
-          if (c.type !== 'event' || c.identitiesEvicted?.length) this.views.delete(stateId(c.sandboxId, c.profileId));
+          this.changeReachesView(c);
           for (const a of c.mergedFrom ?? []) this.views.delete(stateId(c.sandboxId, a));
           if (c.type === 'delete') this.dropIdentities(c.sandboxId, c.profileId);
           for (const a of c.mergedFrom ?? []) this.dropIdentities(c.sandboxId, a);
@@ -276,7 +288,7 @@ export class SegmentationEngine {
       if (!s) bySandbox.set(c.sandboxId, (s = { gone: [], profiles: new Map() }));
       // Also done on publication (start()): here too, so that no evaluation below reads a view
       // older than the changes it evaluates, whichever subscriber the bus served first.
-      if (c.type !== 'event' || c.identitiesEvicted?.length) this.views.delete(stateId(c.sandboxId, c.profileId));
+      this.changeReachesView(c);
       if (c.type === 'merge') s.gone.push(...(c.mergedFrom ?? []));
       if (c.type === 'delete') {
         // What was evaluated for it is void; the delete removed its memberships, and what an
@@ -450,6 +462,44 @@ export class SegmentationEngine {
     return v;
   }
 
+  /**
+   * A published change reaching the profile's view: anything but an event voids the view; an
+   * event voids only its events, unless they already hold it (the edge's own, see eventsStored).
+   */
+  private changeReachesView(c: ChangeMessage): void {
+    const id = stateId(c.sandboxId, c.profileId);
+    if (c.type !== 'event' || c.identitiesEvicted?.length) {
+      this.views.delete(id);
+      return;
+    }
+    const v = this.views.get(id);
+    if (!v) return;
+    if (v.events?.some((e) => e.eventId === c.eventId && e.datasetId === c.datasetId)) return;
+    v.events = undefined;
+    v.eventsGen = (v.eventsGen ?? 0) + 1;
+  }
+
+  /**
+   * Events just committed in this process (ingestion calls this before the change feed hears of
+   * them): added to the events the profiles' views hold, so the evaluations that follow (the
+   * edge's, the streaming engine's) do not read them back. A read of a profile's events begun
+   * before no longer fills its view.
+   */
+  eventsStored(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>): void {
+    if (!this.viewsOn) return;
+    for (const e of events) {
+      const v = this.views.get(stateId(sandboxId, e.graphId));
+      if (!v) continue;
+      v.eventsGen = (v.eventsGen ?? 0) + 1;
+      if (!v.events || v.events.some((x) => x.eventId === e.eventId && x.datasetId === e.datasetId)) continue;
+      const next = [...v.events];
+      let at = next.length;
+      while (at > 0 && eventOrder(next[at - 1]!, e) > 0) at--;
+      next.splice(at, 0, { datasetId: e.datasetId, eventId: e.eventId, timestamp: e.timestamp, body: e.body });
+      v.events = next.length <= MAX_VIEW_EVENTS ? next : undefined;
+    }
+  }
+
   /** Whether `v` is still the profile's view (not dropped since it was taken): only then may a read fill it. */
   private current(id: string, v: ProfileView | undefined): v is ProfileView {
     return v !== undefined && this.views.get(id) === v;
@@ -592,19 +642,49 @@ export class SegmentationEngine {
     hot: boolean | undefined,
   ): Promise<Map<string, LoadedProfile>> {
     const { store } = this.deps;
+    const ready: string[] = [];
     const held: string[] = [];
     const cold: string[] = [];
-    for (const p of profileIds) (hot && store.loadEvents && views.get(p)?.fragments ? held : cold).push(p);
-    const [out, events] = await Promise.all([
+    for (const p of profileIds) {
+      const v = views.get(p);
+      if (!hot || !store.loadEvents || !v?.fragments) cold.push(p);
+      else if (v.events && v.eventsSince !== undefined && v.eventsSince <= since) ready.push(p);
+      else held.push(p);
+    }
+    // Taken before the reads: an event reaching a profile meanwhile keeps this read out of its view.
+    const gens = hot ? [...held, ...cold].map((p) => views.get(p)?.eventsGen ?? 0) : [];
+    const [out, events]: [Map<string, LoadedProfile>, Map<string, EventRow[]>] = await Promise.all([
       cold.length ? store.loadProfiles(sandboxId, cold, since) : new Map<string, LoadedProfile>(),
       held.length ? store.loadEvents!(sandboxId, held, since) : new Map<string, EventRow[]>(),
     ]);
-    if (hot) for (const p of cold) {
+    const keep = (p: string, k: number, list: readonly EventRow[]): void => {
       const v = views.get(p);
-      const loaded = out.get(p);
-      if (loaded && this.current(stateId(sandboxId, p), v)) v.fragments = loaded.fragments;
+      if (!this.current(stateId(sandboxId, p), v) || (v.eventsGen ?? 0) !== gens[k] || list.length > MAX_VIEW_EVENTS) return;
+      v.events = list;
+      v.eventsSince = since;
+    };
+    if (hot) {
+      held.forEach((p, k) => keep(p, k, events.get(p) ?? []));
+      cold.forEach((p, k) => {
+        const v = views.get(p);
+        const loaded = out.get(p);
+        if (!loaded || !this.current(stateId(sandboxId, p), v)) return;
+        v.fragments = loaded.fragments;
+        keep(p, held.length + k, loaded.events);
+      });
     }
     for (const p of held) out.set(p, { fragments: views.get(p)!.fragments!, events: events.get(p) ?? [] });
+    for (const p of ready) {
+      const v = views.get(p)!;
+      // Older than the retention now: they leave the view too.
+      let first = 0;
+      while (first < v.events!.length && v.events![first]!.timestamp < since) first++;
+      if (first > 0) {
+        v.events = v.events!.slice(first);
+        v.eventsSince = since;
+      }
+      out.set(p, { fragments: v.fragments!, events: v.events! });
+    }
     return out;
   }
 
@@ -825,6 +905,12 @@ export class SegmentationEngine {
     }
     return { next, failed };
   }
+}
+
+/** The store's order of a profile's events: by time, then by id (bytes, as SQLite's BINARY). */
+function eventOrder(a: EventRow, b: EventRow): number {
+  if (a.timestamp !== b.timestamp) return a.timestamp - b.timestamp;
+  return a.eventId === b.eventId ? 0 : Buffer.compare(Buffer.from(a.eventId), Buffer.from(b.eventId));
 }
 
 /**
