@@ -118,6 +118,8 @@ const VIEW_BATCH = 10_000;
 
 /** Events a view keeps at most (a profile with more is read from the store each time). */
 const MAX_VIEW_EVENTS = 1_000;
+/** Events all views keep together at most (about 1–2 KB of memory each). */
+const MAX_HELD_EVENTS = 200_000;
 
 /** Delivered change keys remembered per profile (an edge request is answered well within a few changes). */
 const MAX_HELD = 16;
@@ -186,6 +188,8 @@ export class SegmentationEngine {
   /** Per `sandbox\0profile`: the hot profile view (see ProfileView); only while started. */
   private readonly views = new Map<string, ProfileView>();
   private viewsOn = false;
+  /** Events the views hold in all (bounded by MAX_HELD_EVENTS). */
+  private heldEvents = 0;
   /** Seqs of membership events this engine wrote and published, until they come back from the bus. */
   private readonly ownEvents = new Set<number>();
   private unsubscribeViews: Array<() => void> = [];
@@ -217,7 +221,7 @@ export class SegmentationEngine {
     // A removed audience's memberships are deleted by the store: views of the sandbox are void.
     deps.audiences.onChanged((sandboxId) => {
       const prefix = stateId(sandboxId, '');
-      for (const id of this.views.keys()) if (id.startsWith(prefix)) this.views.delete(id);
+      for (const id of this.views.keys()) if (id.startsWith(prefix)) this.dropView(id);
     });
   }
 
@@ -242,7 +246,7 @@ export class SegmentationEngine {
       this.deps.bus.subscribeBatch<ChangeMessage>('changes.*', 'segmentation-views', VIEW_BATCH, async (msgs) => {
         for (const { payload: c } of msgs) {
           this.changeReachesView(c);
-          for (const a of c.mergedFrom ?? []) this.views.delete(stateId(c.sandboxId, a));
+          for (const a of c.mergedFrom ?? []) this.dropView(stateId(c.sandboxId, a));
           if (c.type === 'delete') this.dropIdentities(c.sandboxId, c.profileId);
           for (const a of c.mergedFrom ?? []) this.dropIdentities(c.sandboxId, a);
           for (const i of c.identitiesEvicted ?? []) {
@@ -254,7 +258,7 @@ export class SegmentationEngine {
         }
       }),
       this.deps.bus.subscribeBatch<MembershipEventRow>('memberships.*', 'segmentation-views', VIEW_BATCH, async (msgs) => {
-        for (const { payload: e } of msgs) if (!this.ownEvents.delete(e.seq)) this.views.delete(stateId(e.sandboxId, e.profileId));
+        for (const { payload: e } of msgs) if (!this.ownEvents.delete(e.seq)) this.dropView(stateId(e.sandboxId, e.profileId));
       }),
     );
     this.viewsOn = true;
@@ -270,6 +274,7 @@ export class SegmentationEngine {
     this.unsubscribeViews = [];
     this.viewsOn = false;
     this.views.clear();
+    this.heldEvents = 0;
     this.identities.clear();
     this.identitiesOf.clear();
     if (this.timer) clearInterval(this.timer);
@@ -308,7 +313,7 @@ export class SegmentationEngine {
         for (const a of gone) {
           profiles.delete(a);
           this.states.delete(stateId(sandboxId, a));
-          this.views.delete(stateId(sandboxId, a));
+          this.dropView(stateId(sandboxId, a));
         }
         const ids = [...new Set(gone)];
         const release = await this.hold(sandboxId, ids);
@@ -458,7 +463,8 @@ export class SegmentationEngine {
   private view(id: string): ProfileView | undefined {
     if (!this.viewsOn) return undefined;
     const v = this.views.get(id) ?? {};
-    lruSet(this.views, id, v, MAX_VIEWS);
+    const evicted = lruSet(this.views, id, v, MAX_VIEWS);
+    if (evicted?.[1].events) this.heldEvents -= evicted[1].events.length;
     return v;
   }
 
@@ -469,13 +475,13 @@ export class SegmentationEngine {
   private changeReachesView(c: ChangeMessage): void {
     const id = stateId(c.sandboxId, c.profileId);
     if (c.type !== 'event' || c.identitiesEvicted?.length) {
-      this.views.delete(id);
+      this.dropView(id);
       return;
     }
     const v = this.views.get(id);
     if (!v) return;
     if (v.events?.some((e) => e.eventId === c.eventId && e.datasetId === c.datasetId)) return;
-    v.events = undefined;
+    this.setViewEvents(v, undefined);
     v.eventsGen = (v.eventsGen ?? 0) + 1;
   }
 
@@ -496,8 +502,23 @@ export class SegmentationEngine {
       let at = next.length;
       while (at > 0 && eventOrder(next[at - 1]!, e) > 0) at--;
       next.splice(at, 0, { datasetId: e.datasetId, eventId: e.eventId, timestamp: e.timestamp, body: e.body });
-      v.events = next.length <= MAX_VIEW_EVENTS ? next : undefined;
+      this.setViewEvents(v, next);
     }
+  }
+
+  /** Drops a profile's view (and the events it held). */
+  private dropView(id: string): void {
+    const v = this.views.get(id);
+    if (v?.events) this.heldEvents -= v.events.length;
+    this.views.delete(id);
+  }
+
+  /** Sets the events a view holds, within the per-view and overall bounds (past them it holds none). */
+  private setViewEvents(v: ProfileView, list: readonly EventRow[] | undefined): void {
+    const before = v.events?.length ?? 0;
+    const fits = list !== undefined && list.length <= MAX_VIEW_EVENTS && this.heldEvents - before + list.length <= MAX_HELD_EVENTS;
+    v.events = fits ? list : undefined;
+    this.heldEvents += (v.events?.length ?? 0) - before;
   }
 
   /** Whether `v` is still the profile's view (not dropped since it was taken): only then may a read fill it. */
@@ -659,8 +680,8 @@ export class SegmentationEngine {
     ]);
     const keep = (p: string, k: number, list: readonly EventRow[]): void => {
       const v = views.get(p);
-      if (!this.current(stateId(sandboxId, p), v) || (v.eventsGen ?? 0) !== gens[k] || list.length > MAX_VIEW_EVENTS) return;
-      v.events = list;
+      if (!this.current(stateId(sandboxId, p), v) || (v.eventsGen ?? 0) !== gens[k]) return;
+      this.setViewEvents(v, list);
       v.eventsSince = since;
     };
     if (hot) {
@@ -680,7 +701,7 @@ export class SegmentationEngine {
       let first = 0;
       while (first < v.events!.length && v.events![first]!.timestamp < since) first++;
       if (first > 0) {
-        v.events = v.events!.slice(first);
+        this.setViewEvents(v, v.events!.slice(first));
         v.eventsSince = since;
       }
       out.set(p, { fragments: v.fragments!, events: v.events! });
@@ -728,7 +749,7 @@ export class SegmentationEngine {
   /** Forgets what is held about a profile (its view and last evaluation): for writers that change it outside the change feed's pace. */
   forget(sandboxId: string, profileId: string): void {
     const id = stateId(sandboxId, profileId);
-    this.views.delete(id);
+    this.dropView(id);
     this.states.delete(id);
   }
 
