@@ -15,9 +15,8 @@
  * within a minute in the edge benchmark). Past CHASE_FRAMES, the worker checkpoints every
  * millisecond instead: each copies the few frames written since the last, ends complete between
  * two commits, and the next commit starts the log over (the store's journal_size_limit then gives
- * the space back). It does not take the writer's lock (RESTART would, and stall the event loop
- * behind a long copy), unless the chase fails for ESCALATE_AFTER rounds: then the copy left is
- * short, and RESTART ends it.
+ * the space back). It never takes the writer's lock (RESTART would, and stall the event loop
+ * behind a long copy).
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -28,16 +27,11 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.path);
 db.pragma('busy_timeout = 1000');
 let timer;
-let chased = 0;
 const tick = () => {
   let next = workerData.everyMs;
   try {
-    const mode = chased >= workerData.escalateAfter ? 'RESTART' : 'PASSIVE';
-    const [r] = db.pragma('wal_checkpoint(' + mode + ')');
-    if (r && r.log >= workerData.chaseFrames) {
-      next = 1;
-      chased++;
-    } else chased = 0;
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    if (r && r.log >= workerData.chaseFrames) next = 1;
   } catch (err) { parentPort.postMessage(String(err && err.message || err)); }
   timer = setTimeout(tick, next);
 };
@@ -47,14 +41,6 @@ parentPort.on('message', (m) => { if (m === 'stop') { clearTimeout(timer); db.cl
 
 /** Log frames (pages) past which the worker checkpoints every millisecond until the log starts over: 64 MB of 4 KB pages. */
 export const CHASE_FRAMES = 16_384;
-/**
- * Chasing checkpoints after which the worker checkpoints in RESTART mode: when this thread gets
- * too little CPU (a loaded machine) to copy the frames of one commit before the next arrives,
- * passive checkpoints never end complete, and the log grew again. RESTART holds off writers
- * while it copies what the chase left (a few commits' frames) and has the next commit start the
- * log over.
- */
-const ESCALATE_AFTER = 200;
 
 /** A running checkpointer; `stop()` ends it. */
 export class Checkpointer {
@@ -62,7 +48,7 @@ export class Checkpointer {
 
   constructor(path: string, everyMs = 1000) {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER_CODE, { eval: true, workerData: { path, driver, everyMs, chaseFrames: CHASE_FRAMES, escalateAfter: ESCALATE_AFTER } });
+    this.worker = new Worker(WORKER_CODE, { eval: true, workerData: { path, driver, everyMs, chaseFrames: CHASE_FRAMES } });
     this.worker.unref();
     // A failed checkpoint is retried at the next tick; nothing to do here but not crash.
     this.worker.on('message', () => undefined);
