@@ -100,20 +100,8 @@ export function relevanceTerms(root: Program, paths: ReadonlyMap<PathExpr, Resol
 /** The relevance of new events to a compiled query, as one function (see relevanceTerms). */
 export function eventRelevance(terms: RelevanceTerms): EventRelevance {
   if (typeof terms === 'boolean') return terms;
-  const clauses = terms.map((alternatives) => alternatives.map((t) => t.map((x) => x.test)));
-  return (s) => {
-    const n = s.events.length;
-    for (let i = 0; i < n; i++) {
-      for (const alternatives of clauses) {
-        for (const tests of alternatives) {
-          let passes = true;
-          for (let k = 0; k < tests.length && passes; k++) passes = (tests[k] as Test)(s, i);
-          if (passes) return true;
-        }
-      }
-    }
-    return false;
-  };
+  const index = new RelevanceIndex([terms]);
+  return (s) => index.touched(s)[0] === 1;
 }
 
 /**

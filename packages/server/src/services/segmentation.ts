@@ -94,7 +94,8 @@ interface ProfileView {
   /**
    * The profile's events at or after `eventsSince`, oldest first, as the store returns them
    * (never mutated: a change makes a new array). They go when an event that is not among them
-   * comes through the change feed; the edge adds its own as it commits them (eventsStored).
+   * comes through the change feed; this process's ingestion adds its own as it commits them
+   * (eventsStored).
    */
   events?: readonly EventRow[];
   eventsSince?: number;
@@ -480,7 +481,7 @@ export class SegmentationEngine {
     }
     const v = this.views.get(id);
     if (!v) return;
-    if (v.events?.some((e) => e.eventId === c.eventId && e.datasetId === c.datasetId)) return;
+    if (v.events && c.datasetId !== undefined && c.eventId !== undefined && holdsEvent(v.events, c.datasetId, c.eventId)) return;
     this.setViewEvents(v, undefined);
     v.eventsGen = (v.eventsGen ?? 0) + 1;
   }
@@ -497,7 +498,7 @@ export class SegmentationEngine {
       const v = this.views.get(stateId(sandboxId, e.graphId));
       if (!v) continue;
       v.eventsGen = (v.eventsGen ?? 0) + 1;
-      if (!v.events || v.events.some((x) => x.eventId === e.eventId && x.datasetId === e.datasetId)) continue;
+      if (!v.events || holdsEvent(v.events, e.datasetId, e.eventId)) continue;
       const next = [...v.events];
       let at = next.length;
       while (at > 0 && eventOrder(next[at - 1]!, e) > 0) at--;
@@ -926,6 +927,11 @@ export class SegmentationEngine {
     }
     return { next, failed };
   }
+}
+
+/** Whether a list of events holds this one. */
+function holdsEvent(events: readonly EventRow[], datasetId: string, eventId: string): boolean {
+  return events.some((e) => e.eventId === eventId && e.datasetId === datasetId);
 }
 
 /** The store's order of a profile's events: by time, then by id (bytes, as SQLite's BINARY). */
