@@ -1,5 +1,5 @@
 /** Audient's storage port and adapters, chosen by a database URL. */
 export * from './port.js';
 export { decodeSnapshot } from './snapshot.js';
-export { SqliteStore, DEFAULT_CACHE_MB, type SqliteOptions } from './sqlite/sqlite-store.js';
+export { SqliteStore, DEFAULT_CACHE_MB, SMALL_DB_CACHE_MB, cachePages, type SqliteOptions } from './sqlite/sqlite-store.js';
 export { openStore } from './open.js';
