@@ -32,7 +32,7 @@ import type { Metrics } from '../metrics.js';
 import type { AudienceService, CompiledEntry } from './audiences.js';
 import type { Catalog } from './catalog.js';
 import type { ChangeMessage } from './change-feed.js';
-import { pushTo } from '../collections.js';
+import { pushTo, sameSet } from '../collections.js';
 
 /** Subject of a sandbox's membership events. */
 export const membershipSubject = (sandboxId: string): string => `memberships.${sandboxId}`;
@@ -154,6 +154,23 @@ function sameMembers(left: ReadonlyMap<string, Membership>, stored: readonly Mem
   return true;
 }
 
+/**
+ * Merged attributes per fragment list (then per enabled datasets and merge policy), for hot
+ * profiles: a profile view hands out the same fragment list until the profile's attributes
+ * change (then a new list), so the edge's returning visitor is merged once, not on every
+ * evaluation. Evaluation only reads the merged object.
+ */
+const mergedOf = new WeakMap<readonly StoredFragment[], Array<{ enabled: ReadonlySet<string>; policy: MergePolicy; merged: Record<string, unknown> }>>();
+
+function mergedAttributes(fragments: readonly StoredFragment[], enabled: ReadonlySet<string>, policy: MergePolicy, remember: boolean): Record<string, unknown> {
+  const known = remember ? mergedOf.get(fragments) : undefined;
+  // The catalog hands out a new dataset list (so a new enabled set) now and then: equal sets match.
+  if (known) for (const k of known) if (k.policy === policy && sameSet(k.enabled, enabled)) return k.merged;
+  const merged = mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), policy);
+  if (remember) pushTo(mergedOf, fragments, { enabled, policy, merged });
+  return merged;
+}
+
 /** Builds the evaluation context of one profile (merged attributes per policy, events oldest first). */
 export function profileContext(
   loaded: LoadedProfile,
@@ -161,10 +178,12 @@ export function profileContext(
   policy: MergePolicy,
   now: number,
   inSegment: (id: string) => boolean,
+  /** Keep the merged attributes with the fragment list (a profile view's, see mergedAttributes). */
+  hot = false,
 ): AudienceContext {
   const events = loaded.events.filter((e) => enabled.has(e.datasetId)).map((e) => e.body);
   return {
-    profile: mergeFragments(loaded.fragments.filter((f) => enabled.has(f.datasetId)), policy),
+    profile: mergedAttributes(loaded.fragments, enabled, policy, hot),
     events,
     eventTimes: eventTimesOf(events),
     now,
@@ -815,7 +834,7 @@ export class SegmentationEngine {
         if (bodies) added = this.addedState.bind({ profile: {}, events: bodies, now, inSegment: () => false });
         else done = undefined;
       }
-      const { next, failed } = this.evaluateProfile(sandboxId, profileId, profile, members, plan, enabled, now, done, added, contexts, writes, report);
+      const { next, failed } = this.evaluateProfile(sandboxId, profileId, profile, members, plan, enabled, now, done, added, contexts, writes, report, opts.hot === true);
       // Earliest wins: a re-evaluation this engine scheduled, still ahead and not later, stands.
       const due = views.get(profileId)?.dueAt;
       if (next !== Infinity && !(due !== undefined && due > now && due <= next)) schedule.push({ profileId, dueAt: next });
@@ -872,6 +891,7 @@ export class SegmentationEngine {
     contexts: Array<AudienceContext | undefined>,
     writes: MembershipWrite[],
     report: EvaluationReport,
+    hot: boolean,
   ): { next: number; failed: unknown[] | undefined } {
     const inSegment = (id: string): boolean => {
       const m = members.get(id);
@@ -894,7 +914,7 @@ export class SegmentationEngine {
       if (!changed && (doneAll || done?.has(compiled)) && !(touched !== undefined && touched[i] === 1)) continue;
       let qualifies: boolean;
       try {
-        const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment));
+        const ctx = (contexts[policy] ??= profileContext(profile, enabled, policies[policy]!, now, inSegment, hot));
         if (bound !== ctx) {
           state.bind(ctx);
           bound = ctx;
