@@ -312,8 +312,8 @@ export class ActivationService {
     return this.nameCache.get(sandboxId, async () => new Map((await this.deps.audiences.list(sandboxId)).map((a) => [a.id, a.name])));
   }
 
-  private async enabledDatasets(sandboxId: string): Promise<Set<string>> {
-    return new Set((await this.deps.catalog.listDatasets(sandboxId)).filter((d) => d.profileEnabled).map((d) => d.id));
+  private enabledDatasets(sandboxId: string): Promise<ReadonlySet<string>> {
+    return this.deps.catalog.profileEnabledIds(sandboxId);
   }
 
   /**
@@ -538,7 +538,7 @@ export class ActivationService {
     const flow = await this.deps.dataflows.get(sandboxId, dataflowId);
     const profileId = await this.deps.store.findProfileId(sandboxId, identity);
     if (!profileId) throw new AudientError('NOT_FOUND', `no profile has the identity ${identity.ns}:${identity.id}`);
-    const enabled = new Set((await this.deps.catalog.listDatasets(sandboxId)).filter((d) => d.profileEnabled).map((d) => d.id));
+    const enabled = await this.enabledDatasets(sandboxId);
     const profile = (await this.loadProfile(sandboxId, profileId, enabled))!;
     const conn = await this.deps.connections.open(sandboxId, flow.connectionId);
     const audienceId = flow.audienceIds[0];

@@ -21,12 +21,11 @@
  * (setConsent). Consent is honoured: no collection when `consents.collect` is refused (stored
  * on the profile or in the consent cookie), no personalization when `consents.personalize` is.
  */
-import { DEFAULT_MERGE_POLICY, mergeFragments, namespaceKey, type DatasetDef, type Membership, type StoredFragment } from '@audient/core';
+import { DEFAULT_MERGE_POLICY, mergeFragments, namespaceKey, type Membership, type StoredFragment } from '@audient/core';
 import type { Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Connections } from '../activation/connections.js';
 import type { Dataflows } from '../activation/dataflows.js';
-import { sameSet } from '../collections.js';
 import { timeOrderedUuid } from '../ids.js';
 import type { AudienceService } from '../services/audiences.js';
 import type { Catalog } from '../services/catalog.js';
@@ -110,8 +109,6 @@ export interface InteractResponse {
 export class EdgeService {
   /** Lookup connections, mapped audiences and compiled edge audiences per sandbox (see edge-cache.ts). */
   private readonly config: EdgeConfigCache;
-  /** Profile-enabled dataset ids per dataset list (see profileEnabled). */
-  private readonly enabledOf = new WeakMap<readonly DatasetDef[], ReadonlySet<string>>();
   /** What a fragment list's consents allow, with the profile-enabled datasets it was read for (see consentOf). */
   private readonly consentsOf = new WeakMap<readonly StoredFragment[], { enabled: ReadonlySet<string>; consent: { collect: boolean; personalize: boolean } }>();
 
@@ -280,23 +277,15 @@ export class EdgeService {
    * (dropped by any profile write the change feed brings, and by set-consent at once).
    */
   private async consentOf(sandboxId: string, profileId: string): Promise<{ collect: boolean; personalize: boolean }> {
-    const [fragments, datasets] = await Promise.all([this.deps.segmentation.fragmentsOf(sandboxId, profileId), this.deps.catalog.listDatasets(sandboxId)]);
-    const enabled = this.profileEnabled(datasets);
+    const [fragments, enabled] = await Promise.all([this.deps.segmentation.fragmentsOf(sandboxId, profileId), this.deps.catalog.profileEnabledIds(sandboxId)]);
     // A view hands out the same fragment list until the profile changes: read once per list.
     const known = this.consentsOf.get(fragments);
-    if (known && sameSet(known.enabled, enabled)) return { ...known.consent };
+    if (known?.enabled === enabled) return { ...known.consent };
     // Only `consents` is read: merging just the fragments that carry it gives the same value.
     const withConsents = fragments.filter((f) => enabled.has(f.datasetId) && f.attributes['consents'] !== undefined);
     const consent = withConsents.length ? consentOfProfile(mergeFragments(withConsents, DEFAULT_MERGE_POLICY)) : { collect: true, personalize: true };
     this.consentsOf.set(fragments, { enabled, consent });
     return { ...consent };
-  }
-
-  /** Ids of the profile-enabled datasets of a list (kept per list: the catalog hands out the same array until a dataset changes). */
-  private profileEnabled(datasets: readonly DatasetDef[]): ReadonlySet<string> {
-    let enabled = this.enabledOf.get(datasets);
-    if (!enabled) this.enabledOf.set(datasets, (enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id))));
-    return enabled;
   }
 
   /** The visitor's ECID: from the events, else the identity cookie, else a new one. */

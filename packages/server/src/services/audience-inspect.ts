@@ -35,8 +35,8 @@ export interface Preview {
 export class AudienceInspector {
   constructor(private readonly deps: { store: Store; catalog: Catalog; audiences: AudienceService; config: SegmentationConfig; now: () => number }) {}
 
-  private async enabled(sandboxId: string): Promise<Set<string>> {
-    return new Set((await this.deps.catalog.listDatasets(sandboxId)).filter((d) => d.profileEnabled).map((d) => d.id));
+  private enabled(sandboxId: string): Promise<ReadonlySet<string>> {
+    return this.deps.catalog.profileEnabledIds(sandboxId);
   }
 
   private async compile(sandboxId: string, query: string) {

@@ -16,6 +16,7 @@ import {
   type SchemaDef,
 } from '@audient/core';
 import type { Store } from '@audient/storage';
+import { sameSet } from '../collections.js';
 import { SandboxCache } from '../sandbox-cache.js';
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -34,6 +35,8 @@ export class Catalog {
   private readonly registries = new Map<string, NamespaceRegistry>();
   /** Datasets per sandbox; read on every ingestion and evaluation, so kept for a few seconds. */
   private readonly datasets = new SandboxCache<DatasetDef[]>();
+  /** Per sandbox: the dataset list the enabled ids were last taken from, and those ids (see profileEnabledIds). */
+  private readonly enabledIds = new Map<string, { datasets: readonly DatasetDef[]; ids: ReadonlySet<string> }>();
 
   private readonly listeners: Array<(sandboxId: string) => void> = [];
 
@@ -118,6 +121,21 @@ export class Catalog {
   /** Datasets of a sandbox (cached for 5 s; writes through this service refresh it at once). */
   listDatasets(sandboxId: string): Promise<DatasetDef[]> {
     return this.datasets.get(sandboxId, () => this.store.listDatasets(sandboxId));
+  }
+
+  /**
+   * Ids of the sandbox's profile-enabled datasets: the same set object for as long as they stay
+   * the same, even when the dataset list is read again (every 5 s), so what is kept per enabled
+   * set (hot profiles' merged attributes, the edge's consents) survives those re-reads.
+   */
+  async profileEnabledIds(sandboxId: string): Promise<ReadonlySet<string>> {
+    const datasets = await this.listDatasets(sandboxId);
+    const last = this.enabledIds.get(sandboxId);
+    if (last?.datasets === datasets) return last.ids;
+    const fresh = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id));
+    const ids = last && sameSet(last.ids, fresh) ? last.ids : fresh;
+    this.enabledIds.set(sandboxId, { datasets, ids });
+    return ids;
   }
 
   /** Adds a custom namespace; standard codes and duplicates are refused. */

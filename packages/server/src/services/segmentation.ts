@@ -17,7 +17,6 @@ import {
   timeIndependent,
   transition,
   type AudienceContext,
-  type DatasetDef,
   type EvaluationMethod,
   type IdentityRef,
   type Membership,
@@ -32,7 +31,7 @@ import type { Metrics } from '../metrics.js';
 import type { AudienceService, CompiledEntry } from './audiences.js';
 import type { Catalog } from './catalog.js';
 import type { ChangeMessage } from './change-feed.js';
-import { pushTo, sameSet } from '../collections.js';
+import { pushTo } from '../collections.js';
 
 /** Subject of a sandbox's membership events. */
 export const membershipSubject = (sandboxId: string): string => `memberships.${sandboxId}`;
@@ -164,8 +163,7 @@ const mergedOf = new WeakMap<readonly StoredFragment[], Array<{ enabled: Readonl
 
 function mergedAttributes(fragments: readonly StoredFragment[], enabled: ReadonlySet<string>, policy: MergePolicy, remember: boolean): Record<string, unknown> {
   const known = remember ? mergedOf.get(fragments) : undefined;
-  // The catalog hands out a new dataset list (so a new enabled set) now and then: equal sets match.
-  if (known) for (const k of known) if (k.policy === policy && sameSet(k.enabled, enabled)) return k.merged;
+  if (known) for (const k of known) if (k.policy === policy && k.enabled === enabled) return k.merged;
   const merged = mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), policy);
   if (remember) pushTo(mergedOf, fragments, { enabled, policy, merged });
   return merged;
@@ -198,7 +196,6 @@ export class SegmentationEngine {
   private ticking: Promise<void> | undefined;
   private lastSizeDay = '';
   private readonly plans = new WeakMap<readonly CompiledEntry[], Map<ReadonlySet<EvaluationMethod>, EvaluationPlan>>();
-  private readonly enabled = new WeakMap<readonly DatasetDef[], ReadonlySet<string>>();
   /** Per `sandbox\0profile`: what the last reusing evaluation saw and evaluated (see EvaluatedState). */
   private readonly states = new Map<string, EvaluatedState>();
   /** Bound to one profile's context at a time (evaluateProfile is synchronous). */
@@ -440,13 +437,6 @@ export class SegmentationEngine {
       byMethods.set(methods, (plan = { targets, policies, compiled: new Set(targets.map((t) => t.compiled)), relevance }));
     }
     return plan;
-  }
-
-  /** Ids of the profile-enabled datasets (worked out once per dataset list the catalog hands out). */
-  private enabledDatasets(datasets: readonly DatasetDef[]): ReadonlySet<string> {
-    let enabled = this.enabled.get(datasets);
-    if (!enabled) this.enabled.set(datasets, (enabled = new Set(datasets.filter((d) => d.profileEnabled).map((d) => d.id))));
-    return enabled;
   }
 
   /**
@@ -811,7 +801,7 @@ export class SegmentationEngine {
       });
       loaded = profileIds.length ? await this.loadData(sandboxId, profileIds, since, views, opts.hot) : new Map();
     }
-    const enabled = this.enabledDatasets(await catalog.listDatasets(sandboxId));
+    const enabled = await catalog.profileEnabledIds(sandboxId);
     const writes: MembershipWrite[] = [];
     const schedule: Array<{ profileId: string; dueAt: number }> = [];
     const remembered: Array<[string, EvaluatedState]> = [];
