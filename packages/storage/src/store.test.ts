@@ -199,6 +199,38 @@ await describeBackends((backend) => {
     });
   });
 
+  it('reads each graph as last written, when it was read before every kind of identity write', async () => {
+    const graphOf = async (ns: string, id: string): Promise<string[]> =>
+      store.ingest('a', async (tx) => (await tx.graphMembersOf([{ ns, id }])).map((m) => `${m.graphId}/${m.ns}/${m.id}/${m.lastSeen - T0}`).sort());
+    await store.ingest('a', (tx) => tx.apply(plan({
+      newIdentities: [ident('email', 'a', 'gA'), ident('ecid', 'a1', 'gA'), ident('email', 'b', 'gB'), ident('ecid', 'b1', 'gB')],
+    }), T0));
+    assert.deepEqual(await graphOf('email', 'a'), ['gA/ecid/a1/0', 'gA/email/a/0']);
+    assert.deepEqual(await graphOf('email', 'b'), ['gB/ecid/b1/0', 'gB/email/b/0']);
+    // A touch, a new member.
+    await store.ingest('a', (tx) => tx.apply(plan({ touchedIdentities: [{ ns: 'ecid', id: 'a1', lastSeen: T0 + 5 }] }), T0 + 5));
+    assert.deepEqual(await graphOf('email', 'a'), ['gA/ecid/a1/5', 'gA/email/a/0']);
+    await store.ingest('a', (tx) => tx.apply(plan({ newIdentities: [ident('phone', 'p', 'gA', T0 + 5)] }), T0 + 5));
+    assert.deepEqual(await graphOf('ecid', 'a1'), ['gA/ecid/a1/5', 'gA/email/a/0', 'gA/phone/p/5']);
+    // A merge, read through the absorbed graph's member.
+    await store.ingest('a', (tx) => tx.apply(plan({ graphMerges: [{ from: 'gB', to: 'gA' }] }), T0 + 6));
+    assert.deepEqual(await graphOf('ecid', 'b1'), ['gA/ecid/a1/5', 'gA/ecid/b1/0', 'gA/email/a/0', 'gA/email/b/0', 'gA/phone/p/5']);
+    // An eviction.
+    await store.ingest('a', (tx) => tx.apply(plan({ evictedIdentities: [{ ns: 'email', id: 'b' }] }), T0 + 7));
+    assert.deepEqual(await graphOf('email', 'b'), []);
+    assert.equal((await graphOf('ecid', 'a1')).length, 4);
+    // A rolled-back write leaves the graph as committed.
+    await assert.rejects(store.ingest('a', async (tx) => {
+      await tx.apply(plan({ newIdentities: [ident('phone', 'q', 'gA')] }), T0 + 8);
+      assert.equal((await tx.graphMembersOf([{ ns: 'email', id: 'a' }])).length, 5, 'the transaction reads its own write');
+      throw new Error('abort');
+    }), /abort/);
+    assert.equal((await graphOf('email', 'a')).length, 4);
+    // A deleted profile.
+    await store.deleteProfile('a', 'gA', T0 + 9);
+    assert.deepEqual(await graphOf('email', 'a'), []);
+  });
+
   it('re-adds an identity evicted earlier in the same plan', async () => {
     await store.ingest('a', (tx) => tx.apply(plan({ newIdentities: [ident('ecid', 'c1', 'g1')] }), T0));
     await store.ingest('a', (tx) => tx.apply(plan({ evictedIdentities: [{ ns: 'ecid', id: 'c1' }], newIdentities: [ident('ecid', 'c1', 'g2')] }), T0));

@@ -47,6 +47,7 @@ import { REEVALUATION_LEASE_MS } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import * as batch from './batch-memberships.js';
 import { Checkpointer, CHASE_FRAMES } from './checkpointer.js';
+import { GraphCache } from './graph-cache.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 type Row = Record<string, unknown>;
@@ -166,6 +167,8 @@ export const SMALL_DB_CACHE_MB = 8;
 const MMAP_BYTES = 4 * 1024 ** 3;
 /** Write transactions between two checks of the database's size against the cache (see cachePages). */
 const CACHE_CHECK_EVERY = 1024;
+/** Identities whose graphs ingestion keeps in memory (a few hundred bytes each). */
+const GRAPH_CACHE_IDENTITIES = 200_000;
 
 /**
  * The page cache (pages) for a database of `pageCount` pages of `pageSize` bytes.
@@ -193,6 +196,11 @@ export class SqliteStore implements Store {
   private readonly stmtCache = new Map<string, Database.Statement>();
   /** Ingestion's read of the graph holding an identity (raw rows). */
   private graphMembersStmt: Database.Statement | undefined;
+  /** Graphs ingestion read, while no write changed them (see graph-cache.ts). */
+  private readonly graphs = new GraphCache(GRAPH_CACHE_IDENTITIES);
+  /** `PRAGMA data_version` at the last ingestion transaction: it moves when another connection commits. */
+  private dataVersion: number | undefined;
+  private dataVersionStmt: Database.Statement | undefined;
   /** `appendChanges` statements, indexed by log2 of their row count. */
   private readonly appendChangeStmts: Database.Statement[] = [];
   private readonly checkpointer: Checkpointer | undefined;
@@ -366,12 +374,18 @@ export class SqliteStore implements Store {
   async ingest<T>(sandboxId: string, fn: (tx: IngestTx) => Promise<T>): Promise<T> {
     return this.writers.run(async () => {
       this.db.exec('BEGIN IMMEDIATE');
+      // Another connection (a second process on the file) may have written identities.
+      const version = (this.dataVersionStmt ??= this.db.prepare('PRAGMA data_version').pluck()).get() as number;
+      if (version !== this.dataVersion) this.graphs.clear();
+      this.dataVersion = version;
       try {
         const result = await fn(this.ingestTx(sandboxId));
         this.db.exec('COMMIT');
         this.wrote();
         return result;
       } catch (err) {
+        // The graphs dropped for this transaction's writes stay dropped; one read inside it could hold them.
+        this.graphs.clear();
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
       }
@@ -387,6 +401,14 @@ export class SqliteStore implements Store {
         const out: StoredIdentity[] = [];
         for (const i of identities) {
           if (loaded.has(identityKey(i))) continue;
+          const held = this.graphs.get(sandboxId, i.ns, i.id);
+          if (held) {
+            for (const m of held) {
+              loaded.add(identityKey(m));
+              out.push(m);
+            }
+            continue;
+          }
           // Raw rows (arrays): no per-row object with column names to build and drop.
           const stmt = (this.graphMembersStmt ??= this.db
             .prepare(
@@ -395,11 +417,14 @@ export class SqliteStore implements Store {
                WHERE k.sandbox_id = ? AND k.ns = ? AND k.id = ?`,
             )
             .raw(true));
+          const graph: StoredIdentity[] = [];
           for (const r of stmt.all(sandboxId, i.ns, i.id) as unknown[][]) {
             const m: StoredIdentity = { ns: r[0] as string, id: r[1] as string, graphId: r[2] as string, type: r[3] as NamespaceType, lastSeen: r[4] as number };
             loaded.add(identityKey(m));
             out.push(m);
+            graph.push(m);
           }
+          this.graphs.put(sandboxId, graph);
         }
         return out;
       },
@@ -433,6 +458,14 @@ export class SqliteStore implements Store {
   }
 
   private applyPlan(sandboxId: string, plan: WritePlan, now: number): number[] {
+    const { graphs } = this;
+    for (const { from, to } of plan.graphMerges) {
+      graphs.dropGraph(sandboxId, from);
+      graphs.dropGraph(sandboxId, to);
+    }
+    for (const e of plan.evictedIdentities) graphs.dropGraphOf(sandboxId, e.ns, e.id);
+    for (const i of plan.newIdentities) graphs.dropGraph(sandboxId, i.graphId);
+    for (const t of plan.touchedIdentities) graphs.touch(sandboxId, t.ns, t.id, t.lastSeen);
     for (const { from, to } of plan.graphMerges) {
       this.run('UPDATE identities INDEXED BY identities_graph SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
       this.run('UPDATE fragments SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
@@ -575,6 +608,7 @@ export class SqliteStore implements Store {
   async deleteProfile(sandboxId: string, profileId: string, now: number): Promise<{ identities: number; fragments: number; events: number }> {
     return this.writers.run(async () =>
       this.db.transaction(() => {
+        this.graphs.dropGraph(sandboxId, profileId);
         this.run(
           "DELETE FROM id_syncs WHERE sandbox_id = ? AND ecid IN (SELECT id FROM identities INDEXED BY identities_graph WHERE sandbox_id = ? AND graph_id = ? AND ns = 'ecid')",
           sandboxId, sandboxId, profileId,
