@@ -102,7 +102,7 @@ await describeBackends((backend) => {
       assert.deepEqual(await edgeIds(), ['viewers', 'viewers-too']);
 
       await h.ctx.dataflows.delete('prod', dataflowId);
-      assert.deepEqual((await cache.get('prod')).lookups(datastreamId), [{ connectionId, alias: 'home', audienceIds: [] }]);
+      assert.deepEqual((await cache.get('prod')).lookups(datastreamId), [{ connectionId, alias: 'home', audienceIds: [], mapped: new Set() }]);
       await h.ctx.connections.delete('prod', connectionId);
       assert.deepEqual((await cache.get('prod')).lookups(datastreamId), []);
     });

@@ -23,6 +23,8 @@ export interface LookupConnection {
   connectionId: string;
   alias: string;
   audienceIds: readonly string[];
+  /** The same audiences as a set. */
+  mapped: ReadonlySet<string>;
 }
 
 /** The edge configuration of one sandbox. */
@@ -75,7 +77,7 @@ export class EdgeConfigCache {
       if (typeof datastreamId !== 'string') continue;
       const mapped = new Set(active.filter((f) => f.connectionId === c.id).flatMap((f) => f.audienceIds));
       const list = byDatastream.get(datastreamId) ?? [];
-      list.push({ connectionId: c.id, alias: String(c.settings['integrationAlias']), audienceIds: [...mapped].sort() });
+      list.push({ connectionId: c.id, alias: String(c.settings['integrationAlias']), audienceIds: [...mapped].sort(), mapped });
       byDatastream.set(datastreamId, list);
     }
     return {

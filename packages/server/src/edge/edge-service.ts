@@ -145,7 +145,7 @@ export class EdgeService {
     return found;
   }
 
-  /** Handles one interact (answer) or collect (no answer) request. */
+  /** Handles one interact (answer) or collect (no answer) request; `body` is the request's own (its events are completed in place). */
   async handle(
     target: { sandboxId: string; datastream: Datastream },
     body: EdgeRequestBody,
@@ -337,9 +337,12 @@ export class EdgeService {
       // Ids the edge mints are time-ordered (UUIDv7): each new event's entry then lands at the
       // end of the events' primary-key index, not on a random page that the group commit has
       // to write out (and the checkpoint again) for that one row.
-      let id = e.xdm['_id'];
-      if (id === undefined) minted.add((id = timeOrderedUuid()));
-      return { ...e.xdm, _id: id, timestamp: e.xdm['timestamp'] ?? timestamp, identityMap: map };
+      // The request's own objects, completed in place (a copy of each event cost more than the rest of this).
+      const xdm = e.xdm;
+      if (xdm['_id'] === undefined) minted.add((xdm['_id'] = timeOrderedUuid()));
+      xdm['timestamp'] ??= timestamp;
+      xdm['identityMap'] = map;
+      return xdm;
     });
     let results;
     try {
@@ -355,7 +358,7 @@ export class EdgeService {
     for (const r of results) {
       if (r.status === 'accepted') {
         profileId ??= r.profileId;
-        const id = records[r.index]?._id;
+        const id = records[r.index]?.['_id'];
         if (r.profileId === profileId && !r.duplicate && typeof id === 'string') keys.push(eventChangeKey(datasetId, id));
       } else {
         warnings.push({
@@ -380,11 +383,13 @@ export class EdgeService {
     if (!connections.length) return [];
     // No personalization when the visitor refused it (consents.personalize.content).
     const inside = profileId && personalize ? await this.audiencesOf(sandboxId, profileId, evaluated) : new Set<string>();
+    // A profile is in far fewer audiences than a connection maps: those are picked, in id order.
+    const list = [...inside];
     return connections.map((c) => ({
       type: 'profileLookup' as const,
       destinationId: c.connectionId,
       alias: c.alias,
-      segments: c.audienceIds.filter((id) => inside.has(id)).map((id) => ({ id })),
+      segments: list.filter((id) => c.mapped.has(id)).sort().map((id) => ({ id })),
     }));
   }
 

@@ -143,10 +143,9 @@ const MAX_REPORTED_ERRORS = 100;
 const MAX_REMEMBERED_STATES = 50_000;
 
 /** Whether the stored memberships are exactly the ones an evaluation left. */
-function sameMembers(left: ReadonlyMap<string, Membership>, stored: readonly Membership[] | undefined): boolean {
-  const list = stored ?? [];
-  if (list.length !== left.size) return false;
-  for (const m of list) {
+function sameMembers(left: ReadonlyMap<string, Membership>, stored: ReadonlyMap<string, Membership> | undefined): boolean {
+  if ((stored?.size ?? 0) !== left.size) return false;
+  for (const m of stored?.values() ?? []) {
     const l = left.get(m.audienceId);
     if (!l || l.status !== m.status || l.lastQualificationTime !== m.lastQualificationTime) return false;
   }
@@ -642,21 +641,26 @@ export class SegmentationEngine {
   }
 
   /** Memberships of the profiles: from their views when `useViews`, the rest from the store (kept in the views). */
-  private async loadMembers(sandboxId: string, profileIds: readonly string[], views: ReadonlyMap<string, ProfileView>, useViews: boolean | undefined): Promise<Map<string, Membership[]>> {
-    const out = new Map<string, Membership[]>();
+  private async loadMembers(
+    sandboxId: string,
+    profileIds: readonly string[],
+    views: ReadonlyMap<string, ProfileView>,
+    useViews: boolean | undefined,
+  ): Promise<Map<string, ReadonlyMap<string, Membership>>> {
+    const out = new Map<string, ReadonlyMap<string, Membership>>();
     const missing: string[] = [];
     for (const p of profileIds) {
       const m = useViews ? views.get(p)?.members : undefined;
-      if (m) out.set(p, [...m.values()]);
+      if (m) out.set(p, m);
       else missing.push(p);
     }
     if (!missing.length) return out;
     const read = await this.deps.store.memberships(sandboxId, missing);
     for (const p of missing) {
-      const list = read.get(p) ?? [];
-      out.set(p, list);
+      const members = new Map((read.get(p) ?? []).map((m) => [m.audienceId, m]));
+      out.set(p, members);
       const v = views.get(p);
-      if (this.current(stateId(sandboxId, p), v)) v.members = new Map(list.map((m) => [m.audienceId, m]));
+      if (this.current(stateId(sandboxId, p), v)) v.members = members;
     }
     return out;
   }
@@ -781,7 +785,7 @@ export class SegmentationEngine {
     if (this.viewsOn) for (const p of allIds) views.set(p, this.view(stateId(sandboxId, p))!);
     let profileIds = allIds;
     let loaded: Map<string, LoadedProfile>;
-    let current: Map<string, Membership[]>;
+    let current: Map<string, ReadonlyMap<string, Membership>>;
     if (unchanged.size === 0) {
       [loaded, current] = await Promise.all([this.loadData(sandboxId, profileIds, since, views, opts.hot), this.loadMembers(sandboxId, profileIds, views, opts.reuse)]);
     } else {
@@ -810,9 +814,8 @@ export class SegmentationEngine {
     for (const profileId of profileIds) {
       const profile = loaded.get(profileId);
       if (!profile || (profile.fragments.length === 0 && profile.events.length === 0)) continue;
-      const list = current.get(profileId);
-      const members = new Map<string, Membership>();
-      if (list) for (const m of list) members.set(m.audienceId, m);
+      // A copy: the evaluation updates it, the view keeps what it read until the write succeeds.
+      const members = new Map(current.get(profileId));
       // What a reusing evaluation of this very state, or of it before some events were added,
       // already evaluated: skipped unless a membership changes earlier in this pass (targets are
       // in dependency order) or an added event can touch it (see relevance.ts in the core).
@@ -832,10 +835,20 @@ export class SegmentationEngine {
         const id = stateId(sandboxId, profileId);
         // Whatever the last state held was committed before this read too.
         const last = this.states.get(id);
-        let pending = last?.pending?.size ? new Set(last.pending) : undefined;
-        let held = last?.held?.size ? new Set(last.held) : undefined;
-        for (const k of opts.arrived?.get(profileId) ?? []) if (k !== undefined) hold((held ??= new Set()), k);
-        for (const k of opts.includes?.get(profileId) ?? []) if (!held?.has(k)) (pending ??= new Set()).add(k);
+        // Copied before adding to them (a failed write keeps the last state as it was); shared
+        // otherwise: of the last state and this one, only one is kept.
+        let pending = last?.pending?.size ? last.pending : undefined;
+        let held = last?.held?.size ? last.held : undefined;
+        const arrived = opts.arrived?.get(profileId);
+        if (arrived?.length) {
+          held = new Set(held);
+          for (const k of arrived) if (k !== undefined) hold(held, k);
+        }
+        const included = opts.includes?.get(profileId)?.filter((k) => !held?.has(k));
+        if (included?.length) {
+          pending = new Set(pending);
+          for (const k of included) pending.add(k);
+        }
         const evaluated = failed ? new Set([...planned].filter((c) => !failed!.includes(c))) : planned;
         remembered.push([id, { members, evaluated, pending, held }]);
       }
