@@ -31,8 +31,11 @@ export function forkTs<In extends Message, Out extends Message>(
   file: string,
   opts: { nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): ChildHandle<In, Out> {
+  // The `development` condition resolves @audient/* to their sources; BENCH_DIST keeps the built
+  // `dist` (profiles with line numbers, see README).
+  const conditions = process.env['BENCH_DIST'] ? [] : ['--conditions=development'];
   const child: ChildProcess = fork(file, [], {
-    execArgv: ['--conditions=development', '--import', 'tsx', ...(opts.nodeArgs ?? [])],
+    execArgv: [...conditions, '--import', 'tsx', ...(opts.nodeArgs ?? [])],
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

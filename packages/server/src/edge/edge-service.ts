@@ -329,7 +329,7 @@ export class EdgeService {
   ): Promise<IngestedEvents | undefined> {
     const datasetId = datastream.eventDatasetId;
     if (!datasetId || !events.length) return undefined;
-    const timestamp = new Date(this.deps.now()).toISOString();
+    let timestamp: string | undefined;
     const minted = new Set<string>();
     const records = events.map((e) => {
       const map = { ...((e.xdm['identityMap'] as Record<string, unknown> | undefined) ?? {}) };
@@ -340,7 +340,7 @@ export class EdgeService {
       // The request's own objects, completed in place (a copy of each event cost more than the rest of this).
       const xdm = e.xdm;
       if (xdm['_id'] === undefined) minted.add((xdm['_id'] = timeOrderedUuid()));
-      xdm['timestamp'] ??= timestamp;
+      xdm['timestamp'] ??= timestamp ??= new Date(this.deps.now()).toISOString();
       xdm['identityMap'] = map;
       return xdm;
     });

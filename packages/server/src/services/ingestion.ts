@@ -164,7 +164,8 @@ export class IngestionService {
     return new Promise((resolve, reject) => {
       let q = this.queues.get(sandboxId);
       if (!q) this.queues.set(sandboxId, (q = { jobs: [], running: false }));
-      q.jobs.push({ ...job, resolve, reject });
+      // Built field by field: a spread of the job measured as costly as the rest of this call.
+      q.jobs.push({ records: job.records, lake: job.lake, registry: job.registry, resolve, reject });
       if (!q.running) {
         q.running = true;
         // Let every request whose body arrived in this turn of the event loop join the group.
