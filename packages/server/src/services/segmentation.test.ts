@@ -300,6 +300,23 @@ await describeBackends((backend) => {
       const again = await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS, reuse: true, arrived: new Map([[profileId, [eventChangeKey('web', 'nowhere')]]]) });
       assert.equal(again.evaluations, AUDIENCES.length);
     });
+    // A reusing evaluation of fewer methods (the edge's, the streaming engine's) leaves the
+    // other audiences unevaluated in the state it remembers: an evaluation of every method on
+    // that same state evaluates them, even though nothing it reads changed.
+    it('evaluates what a narrower evaluation of the same state left out', async () => {
+      await h.ctx.segmentation.stop();
+      const bob = person('bob@x.io', { loyalty: { tier: 'gold' }, person: { birthDate: '1990-01-01' } });
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', bob.record)).statusCode, 200);
+      const v = view('bob@x.io', -HOUR);
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', v.record)).statusCode, 200);
+      const profileId = await h.ctx.store.findProfileId('prod', { ns: 'email', id: 'bob@x.io' });
+      assert.ok(profileId);
+      const key = eventChangeKey('web', v.record._id);
+      const narrow = await h.ctx.segmentation.evaluate('prod', [profileId], { methods: STREAMING_METHODS, reuse: true, includes: new Map([[profileId, [key]]]) });
+      assert.ok(narrow.evaluations > 0 && narrow.evaluations < AUDIENCES.length, `${narrow.evaluations} streaming audiences`);
+      const all = await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS, reuse: true, arrived: new Map([[profileId, [key]]]) });
+      assert.ok(all.evaluations >= AUDIENCES.length - narrow.evaluations, `${all.evaluations} evaluated`);
+    });
   });
 
   describe('membership events of one evaluation', () => {

@@ -197,6 +197,8 @@ export class SegmentationEngine {
   private readonly plans = new WeakMap<readonly CompiledEntry[], Map<ReadonlySet<EvaluationMethod>, EvaluationPlan>>();
   /** Per `sandbox\0profile`: what the last reusing evaluation saw and evaluated (see EvaluatedState). */
   private readonly states = new Map<string, EvaluatedState>();
+  /** Per evaluated set, per plan: whether the set holds every target (see covers). */
+  private readonly coverage = new WeakMap<ReadonlySet<unknown>, WeakMap<EvaluationPlan, boolean>>();
   /** Bound to one profile's context at a time (evaluateProfile is synchronous). */
   private readonly evalState = new EvalState();
   /** Bound to the events added to that profile since its remembered state, if any. */
@@ -461,6 +463,20 @@ export class SegmentationEngine {
       for (const id of ids) if (this.inFlight.get(id) === mine) this.inFlight.delete(id);
       done();
     };
+  }
+
+  /**
+   * Whether a state's evaluated audiences include every target of the plan. Asked per profile
+   * evaluated, of a few long-lived sets (the plans' own and those minus failures): answered once
+   * per pair.
+   */
+  private covers(evaluated: ReadonlySet<unknown>, plan: EvaluationPlan): boolean {
+    if (evaluated === plan.compiled) return true;
+    let known = this.coverage.get(evaluated);
+    if (!known) this.coverage.set(evaluated, (known = new WeakMap()));
+    let all = known.get(plan);
+    if (all === undefined) known.set(plan, (all = plan.targets.every((t) => evaluated.has(t.compiled))));
+    return all;
   }
 
   /** Remembers what a reusing evaluation saw and evaluated for a profile (bounded, oldest forgotten first). */
@@ -776,7 +792,7 @@ export class SegmentationEngine {
     report: EvaluationReport,
   ): Promise<MembershipEventRow[]> {
     const { catalog, config } = this.deps;
-    const { targets, policies, compiled: planned } = plan;
+    const { policies, compiled: planned } = plan;
     const now = this.now();
     const since = now - config.eventRetentionMs;
     if (opts.withMemberships) report.memberships = new Map();
@@ -799,7 +815,7 @@ export class SegmentationEngine {
           unchanged.delete(profileId);
           return true;
         }
-        if (reused.added || (seen.evaluated !== planned && !targets.every((t) => seen.evaluated.has(t.compiled)))) return true;
+        if (reused.added || !this.covers(seen.evaluated, plan)) return true;
         report.memberships?.set(profileId, [...seen.members.values()]);
         return false;
       });

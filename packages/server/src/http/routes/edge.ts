@@ -162,11 +162,22 @@ function toEdgeError(err: FastifyError | Error): EdgeError {
   return new EdgeError('INTERNAL', 'internal error; it has been logged');
 }
 
+/** What the edge's onRequest hook settled for a request. */
+interface EdgeRequestState {
+  requestId: string;
+  target?: { sandboxId: string; datastream: Datastream };
+}
+const EDGE_STATE = 'audientEdge';
+type EdgeFastifyRequest = FastifyRequest & { [EDGE_STATE]: EdgeRequestState | null };
+
 /** Routes of the edge endpoint (register with prefix `/ee`). */
 export function edgeRoutes(ctx: AudientContext) {
   return async (base: FastifyInstance): Promise<void> => {
     const app = base.withTypeProvider<TypeBoxTypeProvider>();
-    const requests = new WeakMap<FastifyRequest, { requestId: string; target?: { sandboxId: string; datastream: Datastream } }>();
+    // Each request's id and datastream, on the request itself (a WeakMap entry per request cost
+    // more: ephemeron bookkeeping on every set and collection).
+    app.decorateRequest(EDGE_STATE, null);
+    const stateOf = (req: FastifyRequest): EdgeRequestState | null => (req as EdgeFastifyRequest)[EDGE_STATE];
 
     // The Web SDK sends JSON as text/plain (sendBeacon, and fetch without a CORS preflight).
     app.removeContentTypeParser('text/plain');
@@ -183,9 +194,9 @@ export function edgeRoutes(ctx: AudientContext) {
       // When no datastream was resolved (unknown or disabled configId), let the page read why:
       // the error body carries no data, so reflecting the origin exposes nothing.
       const origin = req.headers.origin;
-      if (origin && !requests.get(req)?.target) reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
-      if (e.status >= 500) req.log.error({ err, sandboxId: requests.get(req)?.target?.sandboxId }, 'edge request failed');
-      return reply.status(e.status).header('content-type', 'application/json').send(e.toBody(requests.get(req)?.requestId));
+      if (origin && !stateOf(req)?.target) reply.header('access-control-allow-origin', origin).header('vary', 'Origin');
+      if (e.status >= 500) req.log.error({ err, sandboxId: stateOf(req)?.target?.sandboxId }, 'edge request failed');
+      return reply.status(e.status).header('content-type', 'application/json').send(e.toBody(stateOf(req)?.requestId));
     });
     app.setNotFoundHandler(async (req, reply) => {
       const e = new EdgeError('NOT_FOUND', `no edge route ${req.method} ${req.url.split('?')[0]}`);
@@ -198,8 +209,8 @@ export function edgeRoutes(ctx: AudientContext) {
       if (!req.routeOptions.url) return; // unknown route: the not-found handler answers
       const query = req.query as { configId?: string; requestId?: string };
       const requestId = query.requestId && /^[A-Za-z0-9-]{1,64}$/.test(query.requestId) ? query.requestId : newUuid();
-      const state: { requestId: string; target?: { sandboxId: string; datastream: Datastream } } = { requestId };
-      requests.set(req, state);
+      const state: EdgeRequestState = { requestId };
+      (req as EdgeFastifyRequest)[EDGE_STATE] = state;
       const { region } = req.params as { region?: string };
       if (region !== undefined && !REGION_RE.test(region)) throw new EdgeError('NOT_FOUND', `no edge region ${region}: a region is letters and digits, e.g. /ee/irl1/v1/interact`);
       state.target = await ctx.edge.datastream(query.configId);
@@ -219,7 +230,7 @@ export function edgeRoutes(ctx: AudientContext) {
         .send();
     };
     const target = (req: FastifyRequest) => {
-      const state = requests.get(req);
+      const state = stateOf(req);
       if (!state?.target) throw new EdgeError('MISSING_CONFIG_ID', 'pass the datastream id as ?configId=<datastream id>');
       const { region } = req.params as { region?: string };
       return { requestId: state.requestId, target: state.target, region };
