@@ -144,6 +144,8 @@ const MAX_REMEMBERED_STATES = 50_000;
 
 /** Whether the stored memberships are exactly the ones an evaluation left. */
 function sameMembers(left: ReadonlyMap<string, Membership>, stored: ReadonlyMap<string, Membership> | undefined): boolean {
+  // The common case: the view holds the very map the last evaluation left.
+  if (left === stored) return true;
   if ((stored?.size ?? 0) !== left.size) return false;
   for (const m of stored?.values() ?? []) {
     const l = left.get(m.audienceId);
