@@ -348,6 +348,16 @@ await describeBackends((backend) => {
     await store.setCursor('other', 1);
     assert.equal(await store.getCursor('export'), seqs[3]);
     assert.equal(typeof (await store.getCursor('export')), 'number');
+    // Moves asked for together (with membership writes beside them) land in call order: the last one stands.
+    await Promise.all([
+      store.setCursor('export', 7),
+      store.writeMemberships('a', [{ profileId: 'g1', audienceId: 'aud', membership: { audienceId: 'aud', status: 'realized', lastQualificationTime: T0 }, event: 'realized' }], T0),
+      store.setCursor('export', 9),
+      store.setCursor('other', 2),
+    ]);
+    assert.equal(await store.getCursor('export'), 9);
+    assert.equal(await store.getCursor('other'), 2);
+    assert.equal((await store.memberships('a', ['g1'])).get('g1')?.[0]?.status, 'realized');
   });
 
   it('keeps failed records: list, filter, page, get, set status, purge', async () => {

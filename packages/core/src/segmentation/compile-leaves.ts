@@ -252,10 +252,11 @@ export function compileOccurs(env: LeafEnv, e: OccursExpr): Program {
   const one = acc.one;
   let test: Test;
   const fixed = d.kind === 'compare' && d.unit !== 'months' && d.unit !== 'years';
+  // An event's own `timestamp`: its instant is the one the state parsed once for every audience.
+  const isTimestamp = one !== undefined && e.target.scope === 'event' && e.target.segments.length === 1 && e.target.segments[0] === 'timestamp';
   if (one && fixed && e.relation.direction === 'before' && e.relation.anchor === 'now' && (d.op === '<' || d.op === '<=')) {
     // The window test events use most: t <= now < t + d (or <=), without the generic bounds call.
     const span = d.amount * { seconds: 1e3, minutes: 6e4, hours: 36e5, days: 864e5, weeks: 6048e5, months: 0, years: 0 }[d.unit];
-    const isTimestamp = e.target.scope === 'event' && e.target.segments.length === 1 && e.target.segments[0] === 'timestamp';
     const strict = d.op === '<';
     test = isTimestamp
       ? strict
@@ -278,7 +279,9 @@ export function compileOccurs(env: LeafEnv, e: OccursExpr): Program {
   }
   // With `one` (no array on the path) the test reads that one value, so next does too, and
   // allocates nothing: it runs per event of every timed audience on each evaluation.
-  const next = one
+  const next = isTimestamp
+    ? (s: EvalState, i: number): number | undefined => rel.next(s.time(i), s.now)
+    : one
     ? (s: EvalState, i: number): number | undefined => rel.next(parseInstant(one(s, i)), s.now)
     : (s: EvalState, i: number): number | undefined => {
         let best: number | undefined;

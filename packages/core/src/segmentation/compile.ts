@@ -67,13 +67,20 @@ function compileOr(e: LogicalExpr, children: Program[]): Program {
 
 /**
  * An `and` that has a child false forever stays false forever (an `or` with a child true forever
- * stays true); otherwise it can change no earlier than its earliest child.
+ * stays true); otherwise it can change no earlier than its earliest child. The children that never
+ * change by themselves are tested first: one of them holding the deciding value settles it
+ * without asking the timed children when they change (the common case over events: a page view of
+ * another section, an event of another type).
  */
 function logicalNext(children: Program[], decidingValue: boolean): Next {
-  if (children.every((c) => c.next === NEVER)) return NEVER;
+  const moving = children.filter((c) => c.next !== NEVER);
+  if (!moving.length) return NEVER;
+  const fixed = children.filter((c) => c.next === NEVER).map((c) => c.test);
   return (s, i) => {
+    for (let k = 0; k < fixed.length; k++) if ((fixed[k] as Test)(s, i) === decidingValue) return undefined;
     let best: number | undefined;
-    for (const c of children) {
+    for (let k = 0; k < moving.length; k++) {
+      const c = moving[k] as Program;
       const n = c.next(s, i);
       if (n === undefined && c.test(s, i) === decidingValue) return undefined;
       best = earliest(best, n);

@@ -32,6 +32,7 @@ import type { AudienceService, CompiledEntry } from './audiences.js';
 import type { Catalog } from './catalog.js';
 import type { ChangeMessage } from './change-feed.js';
 import { pushTo } from '../collections.js';
+import { RecentMap } from './recent-map.js';
 
 /** Subject of a sandbox's membership events. */
 export const membershipSubject = (sandboxId: string): string => `memberships.${sandboxId}`;
@@ -108,7 +109,7 @@ interface Reused {
   added: string[] | undefined;
 }
 
-/** Hot profiles kept (the least recently used are forgotten first). */
+/** Hot profiles kept at most (the least recently used are forgotten first; see RecentMap). */
 const MAX_VIEWS = 50_000;
 /** Identities whose profile is kept (see profileIdOf). */
 const MAX_IDENTITIES = 100_000;
@@ -139,7 +140,7 @@ export interface LoadedProfile {
 }
 
 const MAX_REPORTED_ERRORS = 100;
-/** Profiles whose last evaluated state is remembered (the oldest are forgotten first). */
+/** Profiles whose last evaluated state is remembered at most (the least recently used are forgotten first). */
 const MAX_REMEMBERED_STATES = 50_000;
 
 /** Whether the stored memberships are exactly the ones an evaluation left. */
@@ -198,7 +199,7 @@ export class SegmentationEngine {
   private lastSizeDay = '';
   private readonly plans = new WeakMap<readonly CompiledEntry[], Map<ReadonlySet<EvaluationMethod>, EvaluationPlan>>();
   /** Per `sandbox\0profile`: what the last reusing evaluation saw and evaluated (see EvaluatedState). */
-  private readonly states = new Map<string, EvaluatedState>();
+  private readonly states = new RecentMap<string, EvaluatedState>(MAX_REMEMBERED_STATES);
   /** Per evaluated set, per plan: whether the set holds every target (see covers). */
   private readonly coverage = new WeakMap<ReadonlySet<unknown>, WeakMap<EvaluationPlan, boolean>>();
   /** Bound to one profile's context at a time (evaluateProfile is synchronous). */
@@ -206,7 +207,9 @@ export class SegmentationEngine {
   /** Bound to the events added to that profile since its remembered state, if any. */
   private readonly addedState = new EvalState();
   /** Per `sandbox\0profile`: the hot profile view (see ProfileView); only while started. */
-  private readonly views = new Map<string, ProfileView>();
+  private readonly views = new RecentMap<string, ProfileView>(MAX_VIEWS, (_id, v) => {
+    if (v.events) this.heldEvents -= v.events.length;
+  });
   private viewsOn = false;
   /** Events the views hold in all (bounded by MAX_HELD_EVENTS). */
   private heldEvents = 0;
@@ -218,7 +221,11 @@ export class SegmentationEngine {
    * changes profile only by a merge (the absorbed profile's identities), an eviction or a
    * delete; each drops the entries concerned when the change feed brings it.
    */
-  private readonly identities = new Map<string, { profileId: string; of: string }>();
+  private readonly identities = new RecentMap<string, { profileId: string; of: string }>(MAX_IDENTITIES, (key, { of }) => {
+    const left = this.identitiesOf.get(of);
+    left?.delete(key);
+    if (left?.size === 0) this.identitiesOf.delete(of);
+  });
   /** Per `sandbox\0profile`: the keys of `identities` resolving to it. */
   private readonly identitiesOf = new Map<string, Set<string>>();
   /** Counts identity invalidations: a lookup that raced one does not fill the map. */
@@ -483,15 +490,14 @@ export class SegmentationEngine {
 
   /** Remembers what a reusing evaluation saw and evaluated for a profile (bounded, oldest forgotten first). */
   private remember(id: string, state: EvaluatedState): void {
-    lruSet(this.states, id, state, MAX_REMEMBERED_STATES);
+    this.states.use(id, state);
   }
 
   /** The profile's view (created empty, and made the most recently used), or undefined while stopped. */
   private view(id: string): ProfileView | undefined {
     if (!this.viewsOn) return undefined;
     const v = this.views.get(id) ?? {};
-    const evicted = lruSet(this.views, id, v, MAX_VIEWS);
-    if (evicted?.[1].events) this.heldEvents -= evicted[1].events.length;
+    this.views.use(id, v);
     return v;
   }
 
@@ -751,7 +757,7 @@ export class SegmentationEngine {
     const key = identityId(sandboxId, identity);
     const hit = this.viewsOn ? this.identities.get(key) : undefined;
     if (hit !== undefined) {
-      lruSet(this.identities, key, hit, MAX_IDENTITIES);
+      this.identities.use(key, hit);
       return hit.profileId;
     }
     const epoch = this.identityEpoch;
@@ -761,12 +767,7 @@ export class SegmentationEngine {
     let keys = this.identitiesOf.get(of);
     if (!keys) this.identitiesOf.set(of, (keys = new Set()));
     keys.add(key);
-    const evicted = lruSet(this.identities, key, { profileId, of }, MAX_IDENTITIES);
-    if (evicted) {
-      const left = this.identitiesOf.get(evicted[1].of);
-      left?.delete(evicted[0]);
-      if (left?.size === 0) this.identitiesOf.delete(evicted[1].of);
-    }
+    this.identities.use(key, { profileId, of });
     return profileId;
   }
 
@@ -998,19 +999,6 @@ function addedEvents(events: readonly EventRow[], keys: readonly string[]): Arra
 function hold(held: Set<string>, key: string): void {
   held.add(key);
   if (held.size > MAX_HELD) held.delete(held.values().next().value as string);
-}
-
-/**
- * Sets `key` as the most recently used entry of `map` (Maps iterate in insertion order); past
- * `max` entries, removes and returns the least recently used one.
- */
-function lruSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): [K, V] | undefined {
-  map.delete(key);
-  map.set(key, value);
-  if (map.size <= max) return undefined;
-  const oldest = map.entries().next().value as [K, V];
-  map.delete(oldest[0]);
-  return oldest;
 }
 
 /** Key of an identity in the engine's identity map. */

@@ -138,6 +138,8 @@ interface PendingMembershipWrite {
   now: number;
   /** Re-evaluations to ask for (scheduleReevaluations joins the group commit too). */
   schedule?: ReadonlyArray<{ profileId: string; dueAt: number }>;
+  /** A cursor to move (setCursor joins the group commit too). */
+  cursor?: { name: string; seq: number };
   resolve: (events: MembershipEventRow[]) => void;
   reject: (err: unknown) => void;
 }
@@ -644,8 +646,13 @@ export class SqliteStore implements Store {
     return (this.get('SELECT seq FROM cursors WHERE name = ?', name)?.['seq'] as number | undefined) ?? 0;
   }
 
+  /**
+   * Joins the membership writes' group commit: the change feed and activation move their cursors
+   * right after each ingestion group, when the edge requests of that group write their
+   * memberships; a commit of its own per cursor cost a transaction (and a log frame) each.
+   */
   async setCursor(name: string, seq: number): Promise<void> {
-    this.run('INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq', name, seq);
+    await this.queueMembershipWrite({ sandboxId: '', writes: [], now: 0, cursor: { name, seq } });
   }
 
   async addFailedRecords(rows: ReadonlyArray<Omit<FailedRecordRow, 'status' | 'createdAt' | 'replayedAt'>>): Promise<void> {
@@ -791,7 +798,8 @@ export class SqliteStore implements Store {
    * bound run), whereas the events go in one statement from a JSON array, which beats a run per
    * row there (no conflict clause, one parse of the array).
    */
-  private applyMembershipWrites({ sandboxId, writes: all, now, schedule }: PendingMembershipWrite): MembershipEventRow[] {
+  private applyMembershipWrites({ sandboxId, writes: all, now, schedule, cursor }: PendingMembershipWrite): MembershipEventRow[] {
+    if (cursor) this.stmt('INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq').run(cursor.name, cursor.seq);
     if (schedule?.length) this.applySchedule(sandboxId, schedule);
     const writes = this.withoutDeletedProfiles(sandboxId, all);
     let put: Database.Statement | undefined;
