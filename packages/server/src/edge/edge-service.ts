@@ -176,7 +176,7 @@ export class EdgeService {
     const config = await this.config.get(sandboxId);
     // Same page: the edge audiences on the profile with these events. `reuse` and `includes`:
     // when this request's changes reach the streaming engine, it does not evaluate them again.
-    let memberships: readonly Membership[] | undefined;
+    let memberships: ReadonlyMap<string, Membership> | undefined;
     if (profileId) {
       const includes = stored?.profileId === profileId && stored.keys.length ? new Map([[profileId, stored.keys]]) : undefined;
       const report = await this.deps.segmentation.evaluate(sandboxId, [profileId], {
@@ -291,19 +291,20 @@ export class EdgeService {
   /** The visitor's ECID: from the events, else the identity cookie, else a new one. */
   private settleEcid(datastream: Datastream, body: EdgeRequestBody): { id: string; minted: boolean } {
     // The events' identity maps, then the request's (`xdm.identityMap` of interact, `identityMap` of set-consent).
-    const maps: Array<{ map: unknown; path: string }> = body.events.map((event, i) => ({ map: event.xdm['identityMap'], path: `events.${i}.xdm.identityMap` }));
-    maps.push({ map: body.xdm?.identityMap, path: 'xdm.identityMap' }, { map: body.identityMap, path: 'identityMap' });
-    for (const { map, path } of maps) {
+    const { events } = body;
+    for (let i = 0; i < events.length + 2; i++) {
+      const map = i < events.length ? events[i]!.xdm['identityMap'] : i === events.length ? body.xdm?.identityMap : body.identityMap;
       if (map === undefined) continue;
       if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-        throw new EdgeError('MALFORMED_REQUEST', 'identityMap must be an object of namespace → [{id}]', [{ path, message: 'not an object' }]);
+        throw new EdgeError('MALFORMED_REQUEST', 'identityMap must be an object of namespace → [{id}]', [{ path: identityMapPath(i, events.length), message: 'not an object' }]);
       }
-      for (const [ns, ids] of Object.entries(map)) {
-        if (namespaceKey(ns) !== 'ecid') continue;
+      for (const ns in map) {
+        if (!Object.prototype.hasOwnProperty.call(map, ns) || namespaceKey(ns) !== 'ecid') continue;
+        const ids = (map as Record<string, unknown>)[ns];
         const first: unknown = Array.isArray(ids) ? ids[0] : undefined;
         const id = typeof first === 'object' && first !== null ? (first as { id?: unknown }).id : undefined;
         if (typeof id !== 'string' || !isEcid(id)) {
-          throw new EdgeError('INVALID_ECID', 'an ECID is exactly 38 digits', [{ path: `${path}.${ns}.0.id`, message: 'not 38 digits' }]);
+          throw new EdgeError('INVALID_ECID', 'an ECID is exactly 38 digits', [{ path: `${identityMapPath(i, events.length)}.${ns}.0.id`, message: 'not 38 digits' }]);
         }
         return { id, minted: false };
       }
@@ -378,24 +379,24 @@ export class EdgeService {
     connections: readonly LookupConnection[],
     profileId: string | undefined,
     personalize: boolean,
-    evaluated: readonly Membership[] | undefined,
+    evaluated: ReadonlyMap<string, Membership> | undefined,
   ): Promise<Extract<EdgeHandle, { type: 'activation:pull' }>['payload']> {
     if (!connections.length) return [];
     // No personalization when the visitor refused it (consents.personalize.content).
     const inside = profileId && personalize ? await this.audiencesOf(sandboxId, profileId, evaluated) : new Set<string>();
-    // A profile is in far fewer audiences than a connection maps: those are picked, in id order.
-    const list = [...inside];
-    return connections.map((c) => ({
-      type: 'profileLookup' as const,
-      destinationId: c.connectionId,
-      alias: c.alias,
-      segments: list.filter((id) => c.mapped.has(id)).sort().map((id) => ({ id })),
-    }));
+    // A profile is in far fewer audiences than a connection maps: those are picked, in id order
+    // (sorted once for every connection).
+    const list = [...inside].sort();
+    return connections.map((c) => {
+      const segments: Array<{ id: string }> = [];
+      for (const id of list) if (c.mapped.has(id)) segments.push({ id });
+      return { type: 'profileLookup' as const, destinationId: c.connectionId, alias: c.alias, segments };
+    });
   }
 
   /** Audiences the profile is in (realized or existing): as the evaluation just left them, else as stored. */
-  private async audiencesOf(sandboxId: string, profileId: string, evaluated: readonly Membership[] | undefined): Promise<Set<string>> {
-    const list = evaluated ?? (await this.deps.store.memberships(sandboxId, [profileId])).get(profileId) ?? [];
+  private async audiencesOf(sandboxId: string, profileId: string, evaluated: ReadonlyMap<string, Membership> | undefined): Promise<Set<string>> {
+    const list = evaluated?.values() ?? (await this.deps.store.memberships(sandboxId, [profileId])).get(profileId) ?? [];
     const inside = new Set<string>();
     for (const m of list) if (m.status === 'realized' || m.status === 'existing') inside.add(m.audienceId);
     return inside;
@@ -438,4 +439,9 @@ export class EdgeService {
           },
     );
   }
+}
+
+/** Where settleEcid's `i`-th identity map is in a request of `events` events (named only for an error). */
+function identityMapPath(i: number, events: number): string {
+  return i < events ? `events.${i}.xdm.identityMap` : i === events ? 'xdm.identityMap' : 'identityMap';
 }

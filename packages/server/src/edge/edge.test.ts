@@ -402,6 +402,11 @@ await describeBackends((backend) => {
       assertEdgeError(await edge(h, url, { events: [{ xdm: { identityMap: [] } }] }), 400, /Malformed/);
       assertEdgeError(await edge(h, url, { events: [{ xdm: { ...pageView(), ...withEcid('123') } }] }), 400, /Invalid ECID/);
       assertEdgeError(await edge(h, url, { events: [{ xdm: { ...pageView(), identityMap: { ECID: [{}] } } }] }), 400, /Invalid ECID/);
+      // The report names where: the second event's ECID, the request-level identity map.
+      const second = await edge(h, url, { events: [{ xdm: pageView() }, { xdm: { ...pageView(), identityMap: { ecid: [{ id: '42' }] } } }] });
+      assert.deepEqual(second.json().report.details, [{ path: 'events.1.xdm.identityMap.ecid.0.id', message: 'not 38 digits' }]);
+      const top = await edge(h, url, { events: [{ xdm: pageView() }], xdm: { identityMap: 'ECID' } });
+      assert.deepEqual(top.json().report.details, [{ path: 'xdm.identityMap', message: 'not an object' }]);
       assertEdgeError(await edge(h, url, { events: [{ xdm: { pad: 'x'.repeat(300_000) } }] }), 413, /too large/);
       assertEdgeError(await edge(h, url, body, { origin: 'https://evil.example' }), 403, /Origin not allowed/);
       assertEdgeError(await edge(h, url, body, { contentType: 'application/xml' }), 415, /media type/);

@@ -44,8 +44,8 @@ export interface EvaluationReport {
   realized: number;
   exited: number;
   errors: Array<{ profileId: string; audienceId: string; message: string }>;
-  /** With `withMemberships`: each evaluated profile's memberships after the call (writes committed). */
-  memberships?: Map<string, Membership[]>;
+  /** With `withMemberships`: each evaluated profile's memberships after the call (writes committed), by audience id; read only. */
+  memberships?: Map<string, ReadonlyMap<string, Membership>>;
 }
 
 /**
@@ -819,7 +819,7 @@ export class SegmentationEngine {
           return true;
         }
         if (reused.added || !this.covers(seen.evaluated, plan)) return true;
-        report.memberships?.set(profileId, [...seen.members.values()]);
+        report.memberships?.set(profileId, seen.members);
         return false;
       });
       loaded = profileIds.length ? await this.loadData(sandboxId, profileIds, since, views, opts.hot) : new Map();
@@ -833,8 +833,9 @@ export class SegmentationEngine {
     for (const profileId of profileIds) {
       const profile = loaded.get(profileId);
       if (!profile || (profile.fragments.length === 0 && profile.events.length === 0)) continue;
-      // A copy: the evaluation updates it, the view keeps what it read until the write succeeds.
-      const members = new Map(current.get(profileId));
+      // The view's map, or none: evaluateProfile copies it before its first change (the view
+      // keeps what it read until the write succeeds), and most evaluations change nothing.
+      const read = current.get(profileId) ?? NO_MEMBERS;
       // What a reusing evaluation of this very state, or of it before some events were added,
       // already evaluated: skipped unless a membership changes earlier in this pass (targets are
       // in dependency order) or an added event can touch it (see relevance.ts in the core).
@@ -846,7 +847,7 @@ export class SegmentationEngine {
         if (bodies) added = this.addedState.bind({ profile: {}, events: bodies, now, inSegment: () => false });
         else done = undefined;
       }
-      const { next, failed } = this.evaluateProfile(sandboxId, profileId, profile, members, plan, enabled, now, done, added, contexts, writes, report, opts.hot === true);
+      const { next, failed, members } = this.evaluateProfile(sandboxId, profileId, profile, read, plan, enabled, now, done, added, contexts, writes, report, opts.hot === true);
       // Earliest wins: a re-evaluation this engine scheduled, still ahead and not later, stands.
       const due = views.get(profileId)?.dueAt;
       if (next !== Infinity && !(due !== undefined && due > now && due <= next)) schedule.push({ profileId, dueAt: next });
@@ -871,7 +872,7 @@ export class SegmentationEngine {
         const evaluated = failed ? new Set([...planned].filter((c) => !failed!.includes(c))) : planned;
         remembered.push([id, { members, evaluated, pending, held }]);
       }
-      report.memberships?.set(profileId, [...members.values()]);
+      report.memberships?.set(profileId, members);
       left.set(profileId, members);
     }
     // Asked together: the embedded store commits both in one group; a re-evaluation asked for
@@ -895,7 +896,8 @@ export class SegmentationEngine {
 
   /**
    * Evaluates the plan's targets for one profile (skipping those in `done` until a membership
-   * changes), updating `members` and appending its writes. Apart from evaluateHeld on purpose: it
+   * changes) from its memberships `read` (never changed: a copy takes the first change) and
+   * appends its writes. Apart from evaluateHeld on purpose: it
    * runs per profile, so it is optimised after a few calls, whereas a loop inside the large async
    * evaluateHeld (called once per batch) ran unoptimised, allocating per target, for many batches.
    * Returns the earliest time a timed target will change by itself, and the targets that threw.
@@ -904,7 +906,7 @@ export class SegmentationEngine {
     sandboxId: string,
     profileId: string,
     profile: LoadedProfile,
-    members: Map<string, Membership>,
+    read: ReadonlyMap<string, Membership>,
     { targets, policies, compiled: planned, relevance }: EvaluationPlan,
     enabled: ReadonlySet<string>,
     now: number,
@@ -914,7 +916,9 @@ export class SegmentationEngine {
     writes: MembershipWrite[],
     report: EvaluationReport,
     hot: boolean,
-  ): { next: number; failed: unknown[] | undefined } {
+  ): { next: number; failed: unknown[] | undefined; members: ReadonlyMap<string, Membership> } {
+    let members = read;
+    let own: Map<string, Membership> | undefined;
     const inSegment = (id: string): boolean => {
       const m = members.get(id);
       return m !== undefined && m.status !== 'exited';
@@ -958,8 +962,9 @@ export class SegmentationEngine {
       if (qualifies ? prev?.status === 'existing' : prev === undefined || prev.status === 'exited') continue;
       const t = transition(row.id, prev, qualifies, now);
       if (!t.changed) continue;
-      if (t.next) members.set(row.id, t.next);
-      else members.delete(row.id);
+      if (!own) members = own = new Map(read);
+      if (t.next) own.set(row.id, t.next);
+      else own.delete(row.id);
       // Entering or leaving is what later audiences can read (inSegment); a confirmation
       // (realized → existing) leaves them as they were.
       if (t.event) changed = true;
@@ -967,9 +972,12 @@ export class SegmentationEngine {
       if (t.event === 'realized') report.realized++;
       if (t.event === 'exited') report.exited++;
     }
-    return { next, failed };
+    return { next, failed, members };
   }
 }
+
+/** The memberships of a profile that has none. */
+const NO_MEMBERS: ReadonlyMap<string, Membership> = new Map();
 
 /** Whether a list of events holds this one. */
 function holdsEvent(events: readonly EventRow[], datasetId: string, eventId: string): boolean {
