@@ -7,8 +7,9 @@
  * per edge request); using one of the old generation moves it to the young one. When the young
  * generation reaches half the bound, the old one is forgotten whole and the young one becomes
  * old. So at most `max` entries are held, and the `max / 2` most recently used always are.
+ * Values are never null or undefined (a miss reads as undefined).
  */
-export class RecentMap<K, V> {
+export class RecentMap<K, V extends {}> {
   private young = new Map<K, V>();
   private old = new Map<K, V>();
 
@@ -26,13 +27,12 @@ export class RecentMap<K, V> {
 
   /** The entry's value, without counting it as used. */
   get(key: K): V | undefined {
-    const v = this.young.get(key);
-    return v !== undefined || this.young.has(key) ? v : this.old.get(key);
+    return this.young.get(key) ?? this.old.get(key);
   }
 
   /** Sets the entry's value and counts it as used now. */
   use(key: K, value: V): void {
-    if (this.young.get(key) === value && value !== undefined) return;
+    if (this.young.get(key) === value) return;
     this.old.delete(key);
     this.young.set(key, value);
     if (this.young.size >= this.max / 2) this.turn();
