@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { REEVALUATION_LEASE_MS } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { createHarness, settle, type Harness } from '../testing/harness.js';
 import { ALL_METHODS, STREAMING_METHODS, eventChangeKey } from './segmentation.js';
 
 const DAY = 86_400_000;
@@ -231,6 +231,32 @@ await describeBackends((backend) => {
       assert.deepEqual(events.map((e) => [e.audienceId, e.status]), [['gold', 'realized']]);
       const gold = (await h.ctx.store.memberships('prod', [profileId])).get(profileId)?.find((m) => m.audienceId === 'gold');
       assert.equal(gold?.status, 'existing', 'the later evaluations confirmed it');
+    });
+  });
+
+  describe('identities the engine holds in memory', () => {
+    let h: Harness;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => T0 });
+      await setup(h);
+    });
+    after(() => h.close());
+
+    it('follow a merge: the absorbed profile\'s identities resolve to the survivor', async () => {
+      const email = (id: string) => ({ ns: 'email', id });
+      for (const who of ['kim@x.io', 'lee@x.io']) assert.equal((await h.call('POST', '/v1/datasets/crm/records', person(who).record)).statusCode, 200);
+      await settle(h);
+      const kim = await h.ctx.segmentation.profileIdOf('prod', email('kim@x.io'));
+      const lee = await h.ctx.segmentation.profileIdOf('prod', email('lee@x.io'));
+      assert.ok(kim && lee && kim !== lee);
+      // One record carrying both emails joins the two profiles.
+      const both = { identityMap: { email: [{ id: 'kim@x.io', primary: true }, { id: 'lee@x.io' }] } };
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', both)).statusCode, 200);
+      await settle(h);
+      const survivor = await h.ctx.store.findProfileId('prod', email('kim@x.io'));
+      assert.equal(await h.ctx.store.findProfileId('prod', email('lee@x.io')), survivor);
+      assert.equal(await h.ctx.segmentation.profileIdOf('prod', email('kim@x.io')), survivor);
+      assert.equal(await h.ctx.segmentation.profileIdOf('prod', email('lee@x.io')), survivor);
     });
   });
 

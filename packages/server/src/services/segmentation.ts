@@ -32,7 +32,7 @@ import type { AudienceService, CompiledEntry } from './audiences.js';
 import type { Catalog } from './catalog.js';
 import type { ChangeMessage } from './change-feed.js';
 import { pushTo } from '../collections.js';
-import { RecentMap } from './recent-map.js';
+import { PairMap, RecentMap } from './recent-map.js';
 
 /** Subject of a sandbox's membership events. */
 export const membershipSubject = (sandboxId: string): string => `memberships.${sandboxId}`;
@@ -198,16 +198,16 @@ export class SegmentationEngine {
   private ticking: Promise<void> | undefined;
   private lastSizeDay = '';
   private readonly plans = new WeakMap<readonly CompiledEntry[], Map<ReadonlySet<EvaluationMethod>, EvaluationPlan>>();
-  /** Per `sandbox\0profile`: what the last reusing evaluation saw and evaluated (see EvaluatedState). */
-  private readonly states = new RecentMap<string, EvaluatedState>(MAX_REMEMBERED_STATES);
+  /** Per sandbox and profile: what the last reusing evaluation saw and evaluated (see EvaluatedState). */
+  private readonly states = new RecentMap<EvaluatedState>(MAX_REMEMBERED_STATES);
   /** Per evaluated set, per plan: whether the set holds every target (see covers). */
   private readonly coverage = new WeakMap<ReadonlySet<unknown>, WeakMap<EvaluationPlan, boolean>>();
   /** Bound to one profile's context at a time (evaluateProfile is synchronous). */
   private readonly evalState = new EvalState();
   /** Bound to the events added to that profile since its remembered state, if any. */
   private readonly addedState = new EvalState();
-  /** Per `sandbox\0profile`: the hot profile view (see ProfileView); only while started. */
-  private readonly views = new RecentMap<string, ProfileView>(MAX_VIEWS, (_id, v) => {
+  /** Per sandbox and profile: the hot profile view (see ProfileView); only while started. */
+  private readonly views = new RecentMap<ProfileView>(MAX_VIEWS, (_sandboxId, _profileId, v) => {
     if (v.events) this.heldEvents -= v.events.length;
   });
   private viewsOn = false;
@@ -217,21 +217,21 @@ export class SegmentationEngine {
   private readonly ownEvents = new Set<number>();
   private unsubscribeViews: Array<() => void> = [];
   /**
-   * Per `sandbox\0ns\0id`: the profile an identity resolved to, while started. An identity
+   * Per sandbox and `ns\0id`: the profile an identity resolved to, while started. An identity
    * changes profile only by a merge (the absorbed profile's identities), an eviction or a
    * delete; each drops the entries concerned when the change feed brings it.
    */
-  private readonly identities = new RecentMap<string, { profileId: string; of: string }>(MAX_IDENTITIES, (key, { of }) => {
-    const left = this.identitiesOf.get(of);
+  private readonly identities = new RecentMap<{ profileId: string }>(MAX_IDENTITIES, (sandboxId, key, { profileId }) => {
+    const left = this.identitiesOf.get(sandboxId, profileId);
     left?.delete(key);
-    if (left?.size === 0) this.identitiesOf.delete(of);
+    if (left?.size === 0) this.identitiesOf.delete(sandboxId, profileId);
   });
-  /** Per `sandbox\0profile`: the keys of `identities` resolving to it. */
-  private readonly identitiesOf = new Map<string, Set<string>>();
+  /** Per sandbox and profile: the keys of `identities` resolving to it. */
+  private readonly identitiesOf = new PairMap<Set<string>>();
   /** Counts identity invalidations: a lookup that raced one does not fill the map. */
   private identityEpoch = 0;
-  /** Per `sandbox\0profile`: the evaluation in progress (evaluations of one profile run one at a time). */
-  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Per sandbox and profile: the evaluation in progress (evaluations of one profile run one at a time). */
+  private readonly inFlight = new PairMap<Promise<void>>();
 
   constructor(
     private readonly deps: {
@@ -247,8 +247,7 @@ export class SegmentationEngine {
   ) {
     // A removed audience's memberships are deleted by the store: views of the sandbox are void.
     deps.audiences.onChanged((sandboxId) => {
-      const prefix = stateId(sandboxId, '');
-      for (const id of this.views.keys()) if (id.startsWith(prefix)) this.dropView(id);
+      for (const profileId of this.views.keysOf(sandboxId)) this.dropView(sandboxId, profileId);
     });
   }
 
@@ -273,19 +272,19 @@ export class SegmentationEngine {
       this.deps.bus.subscribeBatch<ChangeMessage>('changes.*', 'segmentation-views', VIEW_BATCH, async (msgs) => {
         for (const { payload: c } of msgs) {
           this.changeReachesView(c);
-          for (const a of c.mergedFrom ?? []) this.dropView(stateId(c.sandboxId, a));
+          for (const a of c.mergedFrom ?? []) this.dropView(c.sandboxId, a);
           if (c.type === 'delete') this.dropIdentities(c.sandboxId, c.profileId);
           for (const a of c.mergedFrom ?? []) this.dropIdentities(c.sandboxId, a);
           for (const i of c.identitiesEvicted ?? []) {
             this.identityEpoch++;
-            const key = identityId(c.sandboxId, i);
-            this.identities.delete(key);
-            this.identitiesOf.get(stateId(c.sandboxId, c.profileId))?.delete(key);
+            const key = identityKey(i);
+            this.identities.delete(c.sandboxId, key);
+            this.identitiesOf.get(c.sandboxId, c.profileId)?.delete(key);
           }
         }
       }),
       this.deps.bus.subscribeBatch<MembershipEventRow>('memberships.*', 'segmentation-views', VIEW_BATCH, async (msgs) => {
-        for (const { payload: e } of msgs) if (!this.ownEvents.delete(e.seq)) this.dropView(stateId(e.sandboxId, e.profileId));
+        for (const { payload: e } of msgs) if (!this.ownEvents.delete(e.seq)) this.dropView(e.sandboxId, e.profileId);
       }),
     );
     this.viewsOn = true;
@@ -339,8 +338,8 @@ export class SegmentationEngine {
         // of them under way has written (it may have read the profile before it went).
         for (const a of gone) {
           profiles.delete(a);
-          this.states.delete(stateId(sandboxId, a));
-          this.dropView(stateId(sandboxId, a));
+          this.states.delete(sandboxId, a);
+          this.dropView(sandboxId, a);
         }
         const ids = [...new Set(gone)];
         const release = await this.hold(sandboxId, ids);
@@ -372,7 +371,7 @@ export class SegmentationEngine {
           for (const d of due) {
             pushTo(bySandbox, d.sandboxId, d.profileId);
             // Its request is served: the evaluation below schedules the next one.
-            const v = this.views.get(stateId(d.sandboxId, d.profileId));
+            const v = this.views.get(d.sandboxId, d.profileId);
             if (v) v.dueAt = undefined;
           }
           for (const [sandboxId, ids] of bySandbox) {
@@ -455,11 +454,10 @@ export class SegmentationEngine {
    * and both write the same entry (two `realized` events for one entry).
    */
   private async hold(sandboxId: string, profileIds: readonly string[]): Promise<() => void> {
-    const ids = profileIds.map((p) => stateId(sandboxId, p));
     for (;;) {
       const busy: Array<Promise<void>> = [];
-      for (const id of ids) {
-        const p = this.inFlight.get(id);
+      for (const id of profileIds) {
+        const p = this.inFlight.get(sandboxId, id);
         if (p) busy.push(p);
       }
       if (!busy.length) break;
@@ -467,9 +465,9 @@ export class SegmentationEngine {
     }
     let done!: () => void;
     const mine = new Promise<void>((resolve) => (done = resolve));
-    for (const id of ids) this.inFlight.set(id, mine);
+    for (const id of profileIds) this.inFlight.set(sandboxId, id, mine);
     return () => {
-      for (const id of ids) if (this.inFlight.get(id) === mine) this.inFlight.delete(id);
+      for (const id of profileIds) if (this.inFlight.get(sandboxId, id) === mine) this.inFlight.delete(sandboxId, id);
       done();
     };
   }
@@ -489,15 +487,15 @@ export class SegmentationEngine {
   }
 
   /** Remembers what a reusing evaluation saw and evaluated for a profile (bounded, oldest forgotten first). */
-  private remember(id: string, state: EvaluatedState): void {
-    this.states.use(id, state);
+  private remember(sandboxId: string, profileId: string, state: EvaluatedState): void {
+    this.states.use(sandboxId, profileId, state);
   }
 
   /** The profile's view (created empty, and made the most recently used), or undefined while stopped. */
-  private view(id: string): ProfileView | undefined {
+  private view(sandboxId: string, profileId: string): ProfileView | undefined {
     if (!this.viewsOn) return undefined;
-    const v = this.views.get(id) ?? {};
-    this.views.use(id, v);
+    const v = this.views.get(sandboxId, profileId) ?? {};
+    this.views.use(sandboxId, profileId, v);
     return v;
   }
 
@@ -506,12 +504,11 @@ export class SegmentationEngine {
    * event voids only its events, unless they already hold it (the edge's own, see eventsStored).
    */
   private changeReachesView(c: ChangeMessage): void {
-    const id = stateId(c.sandboxId, c.profileId);
     if (c.type !== 'event' || c.identitiesEvicted?.length) {
-      this.dropView(id);
+      this.dropView(c.sandboxId, c.profileId);
       return;
     }
-    const v = this.views.get(id);
+    const v = this.views.get(c.sandboxId, c.profileId);
     if (!v) return;
     if (v.events && c.datasetId !== undefined && c.eventId !== undefined && holdsEvent(v.events, c.datasetId, c.eventId)) return;
     this.setViewEvents(v, undefined);
@@ -527,7 +524,7 @@ export class SegmentationEngine {
   eventsStored(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>): void {
     if (!this.viewsOn) return;
     for (const e of events) {
-      const v = this.views.get(stateId(sandboxId, e.graphId));
+      const v = this.views.get(sandboxId, e.graphId);
       if (!v) continue;
       v.eventsGen = (v.eventsGen ?? 0) + 1;
       if (!v.events || holdsEvent(v.events, e.datasetId, e.eventId)) continue;
@@ -540,10 +537,10 @@ export class SegmentationEngine {
   }
 
   /** Drops a profile's view (and the events it held). */
-  private dropView(id: string): void {
-    const v = this.views.get(id);
+  private dropView(sandboxId: string, profileId: string): void {
+    const v = this.views.get(sandboxId, profileId);
     if (v?.events) this.heldEvents -= v.events.length;
-    this.views.delete(id);
+    this.views.delete(sandboxId, profileId);
   }
 
   /** Sets the events a view holds, within the per-view and overall bounds (past them it holds none). */
@@ -555,8 +552,8 @@ export class SegmentationEngine {
   }
 
   /** Whether `v` is still the profile's view (not dropped since it was taken): only then may a read fill it. */
-  private current(id: string, v: ProfileView | undefined): v is ProfileView {
-    return v !== undefined && this.views.get(id) === v;
+  private current(sandboxId: string, profileId: string, v: ProfileView | undefined): v is ProfileView {
+    return v !== undefined && this.views.get(sandboxId, profileId) === v;
   }
 
   /**
@@ -564,11 +561,10 @@ export class SegmentationEngine {
    * else from the store (and kept in the view).
    */
   async fragmentsOf(sandboxId: string, profileId: string): Promise<StoredFragment[]> {
-    const id = stateId(sandboxId, profileId);
-    const v = this.view(id);
+    const v = this.view(sandboxId, profileId);
     if (v?.fragments) return v.fragments;
     const fragments = await this.deps.store.profileFragments(sandboxId, profileId);
-    if (this.current(id, v)) v.fragments = fragments;
+    if (this.current(sandboxId, profileId, v)) v.fragments = fragments;
     return fragments;
   }
 
@@ -646,7 +642,7 @@ export class SegmentationEngine {
     const out = new Map<string, Reused>();
     if (!arrived && !includes) return out;
     for (const profileId of profileIds) {
-      const seen = this.states.get(stateId(sandboxId, profileId));
+      const seen = this.states.get(sandboxId, profileId);
       const came = arrived?.get(profileId);
       const known = includes?.get(profileId);
       if (!seen || (!came && !known)) continue;
@@ -684,7 +680,7 @@ export class SegmentationEngine {
       const members = new Map((read.get(p) ?? []).map((m) => [m.audienceId, m]));
       out.set(p, members);
       const v = views.get(p);
-      if (this.current(stateId(sandboxId, p), v)) v.members = members;
+      if (this.current(sandboxId, p, v)) v.members = members;
     }
     return out;
   }
@@ -718,7 +714,7 @@ export class SegmentationEngine {
     ]);
     const keep = (p: string, k: number, list: readonly EventRow[]): void => {
       const v = views.get(p);
-      if (!this.current(stateId(sandboxId, p), v) || (v.eventsGen ?? 0) !== gens[k]) return;
+      if (!this.current(sandboxId, p, v) || (v.eventsGen ?? 0) !== gens[k]) return;
       this.setViewEvents(v, list);
       v.eventsSince = since;
     };
@@ -727,7 +723,7 @@ export class SegmentationEngine {
       cold.forEach((p, k) => {
         const v = views.get(p);
         const loaded = out.get(p);
-        if (!loaded || !this.current(stateId(sandboxId, p), v)) return;
+        if (!loaded || !this.current(sandboxId, p, v)) return;
         v.fragments = loaded.fragments;
         keep(p, held.length + k, loaded.events);
       });
@@ -754,36 +750,33 @@ export class SegmentationEngine {
    * (the profile absorbed by a merge), as any read racing a write.
    */
   async profileIdOf(sandboxId: string, identity: IdentityRef): Promise<string | undefined> {
-    const key = identityId(sandboxId, identity);
-    const hit = this.viewsOn ? this.identities.get(key) : undefined;
+    const key = identityKey(identity);
+    const hit = this.viewsOn ? this.identities.get(sandboxId, key) : undefined;
     if (hit !== undefined) {
-      this.identities.use(key, hit);
+      this.identities.use(sandboxId, key, hit);
       return hit.profileId;
     }
     const epoch = this.identityEpoch;
     const profileId = await this.deps.store.findProfileId(sandboxId, identity);
     if (profileId === undefined || !this.viewsOn || epoch !== this.identityEpoch) return profileId;
-    const of = stateId(sandboxId, profileId);
-    let keys = this.identitiesOf.get(of);
-    if (!keys) this.identitiesOf.set(of, (keys = new Set()));
+    let keys = this.identitiesOf.get(sandboxId, profileId);
+    if (!keys) this.identitiesOf.set(sandboxId, profileId, (keys = new Set()));
     keys.add(key);
-    this.identities.use(key, { profileId, of });
+    this.identities.use(sandboxId, key, { profileId });
     return profileId;
   }
 
   /** Forgets which identities resolve to a profile (it was absorbed or deleted). */
   private dropIdentities(sandboxId: string, profileId: string): void {
     this.identityEpoch++;
-    const of = stateId(sandboxId, profileId);
-    for (const k of this.identitiesOf.get(of) ?? []) this.identities.delete(k);
-    this.identitiesOf.delete(of);
+    for (const k of this.identitiesOf.get(sandboxId, profileId) ?? []) this.identities.delete(sandboxId, k);
+    this.identitiesOf.delete(sandboxId, profileId);
   }
 
   /** Forgets what is held about a profile (its view and last evaluation): for writers that change it outside the change feed's pace. */
   forget(sandboxId: string, profileId: string): void {
-    const id = stateId(sandboxId, profileId);
-    this.dropView(id);
-    this.states.delete(id);
+    this.dropView(sandboxId, profileId);
+    this.states.delete(sandboxId, profileId);
   }
 
   /** evaluate() while the profiles are held: returns the membership events written. */
@@ -801,7 +794,7 @@ export class SegmentationEngine {
     if (opts.withMemberships) report.memberships = new Map();
     const unchanged = opts.reuse ? this.unchangedStates(sandboxId, allIds, opts.arrived, opts.includes) : new Map<string, Reused>();
     const views = new Map<string, ProfileView>();
-    if (this.viewsOn) for (const p of allIds) views.set(p, this.view(stateId(sandboxId, p))!);
+    if (this.viewsOn) for (const p of allIds) views.set(p, this.view(sandboxId, p)!);
     let profileIds = allIds;
     let loaded: Map<string, LoadedProfile>;
     let current: Map<string, ReadonlyMap<string, Membership>>;
@@ -852,9 +845,8 @@ export class SegmentationEngine {
       const due = views.get(profileId)?.dueAt;
       if (next !== Infinity && !(due !== undefined && due > now && due <= next)) schedule.push({ profileId, dueAt: next });
       if (opts.reuse) {
-        const id = stateId(sandboxId, profileId);
         // Whatever the last state held was committed before this read too.
-        const last = this.states.get(id);
+        const last = this.states.get(sandboxId, profileId);
         // Copied before adding to them (a failed write keeps the last state as it was); shared
         // otherwise: of the last state and this one, only one is kept.
         let pending = last?.pending?.size ? last.pending : undefined;
@@ -870,7 +862,7 @@ export class SegmentationEngine {
           for (const k of included) pending.add(k);
         }
         const evaluated = failed ? new Set([...planned].filter((c) => !failed!.includes(c))) : planned;
-        remembered.push([id, { members, evaluated, pending, held }]);
+        remembered.push([profileId, { members, evaluated, pending, held }]);
       }
       report.memberships?.set(profileId, members);
       left.set(profileId, members);
@@ -882,14 +874,14 @@ export class SegmentationEngine {
       schedule.length ? this.deps.store.scheduleReevaluations(sandboxId, schedule) : undefined,
     ]);
     // Only once written: a failed write leaves nothing remembered, so the next pass evaluates again.
-    for (const [id, state] of remembered) this.remember(id, state);
+    for (const [profileId, state] of remembered) this.remember(sandboxId, profileId, state);
     for (const [profileId, members] of left) {
       const v = views.get(profileId);
-      if (this.current(stateId(sandboxId, profileId), v)) v.members = members;
+      if (this.current(sandboxId, profileId, v)) v.members = members;
     }
     for (const { profileId, dueAt } of schedule) {
       const v = views.get(profileId);
-      if (this.current(stateId(sandboxId, profileId), v)) v.dueAt = v.dueAt !== undefined && v.dueAt > now ? Math.min(v.dueAt, dueAt) : dueAt;
+      if (this.current(sandboxId, profileId, v)) v.dueAt = v.dueAt !== undefined && v.dueAt > now ? Math.min(v.dueAt, dueAt) : dueAt;
     }
     return events;
   }
@@ -1009,14 +1001,9 @@ function hold(held: Set<string>, key: string): void {
   if (held.size > MAX_HELD) held.delete(held.values().next().value as string);
 }
 
-/** Key of an identity in the engine's identity map. */
-function identityId(sandboxId: string, i: IdentityRef): string {
-  return `${sandboxId}\u0000${i.ns}\u0000${i.id}`;
-}
-
-/** Key of a profile in the engine's per-profile maps. */
-function stateId(sandboxId: string, profileId: string): string {
-  return `${sandboxId}\u0000${profileId}`;
+/** Key of an identity in a sandbox's part of the engine's identity map. */
+function identityKey(i: IdentityRef): string {
+  return `${i.ns}\u0000${i.id}`;
 }
 
 /** An audience as an evaluation plan holds it. */
