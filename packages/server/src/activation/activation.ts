@@ -34,6 +34,7 @@ import { mappedIdentities } from './dataflows.js';
 import { authHeadersForDryRun } from './delivery.js';
 import { pushTo } from '../collections.js';
 import { SandboxCache } from '../sandbox-cache.js';
+import { CursorKeeper } from '../services/cursor-keeper.js';
 
 const PAGE = 500;
 const HOUR = 3_600_000;
@@ -152,6 +153,9 @@ export class ActivationService {
   private readonly wakeDelivery: Array<() => void> = [];
   private readonly members = new LogTail<MembershipEventRow>();
   private readonly changes = new LogTail<SeqChange>();
+  /** The logs' durable cursors, written behind the drain (see cursor-keeper.ts). */
+  private readonly memberCursor: CursorKeeper;
+  private readonly changeCursor: CursorKeeper;
   /** Active dataflows per sandbox (dropped when a dataflow changes, rebuilt after CONTEXT_TTL_MS). */
   private readonly flowCache = new SandboxCache<Dataflow[]>(CONTEXT_TTL_MS);
   /** Audience names per sandbox (dropped when an audience changes, rebuilt after CONTEXT_TTL_MS). */
@@ -170,6 +174,8 @@ export class ActivationService {
       now: () => number;
     },
   ) {
+    this.memberCursor = new CursorKeeper(deps.store, MEMBER_CURSOR, deps.log);
+    this.changeCursor = new CursorKeeper(deps.store, CHANGE_CURSOR, deps.log);
     deps.dataflows.onChanged((sandboxId) => this.flowCache.drop(sandboxId));
     deps.connections.onChanged((sandboxId) => this.flowCache.drop(sandboxId));
     deps.audiences.onChanged((sandboxId) => this.nameCache.drop(sandboxId));
@@ -216,6 +222,12 @@ export class ActivationService {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     await this.flush();
+    await this.cursorsWritten();
+  }
+
+  /** Resolves once the cursors' latest positions are durable (they are written behind the drain). */
+  async cursorsWritten(): Promise<void> {
+    await Promise.all([this.memberCursor.settled(), this.changeCursor.settled()]);
   }
 
   /** Decides whatever was delivered or logged past the cursors. */
@@ -396,9 +408,9 @@ export class ActivationService {
   /**
    * Takes the next run of membership events and of profile changes past the in-memory cursors —
    * from the bus messages when they continue the cursor, else a page of the durable log (after a
-   * restart, a gap or a failure) — decides them together (`decidePage`), then persists the cursors.
-   * A crash before the cursors are persisted replays the run from the log: the same idempotency
-   * keys, so receivers drop duplicates.
+   * restart, a gap or a failure) — decides them together (`decidePage`), then moves the cursors
+   * (their durable copies are written behind). A crash before they are written replays the run
+   * from the log: the same idempotency keys, so receivers drop duplicates.
    */
   private async drain(): Promise<void> {
     const { store } = this.deps;
@@ -412,11 +424,11 @@ export class ActivationService {
       if (!events.length && !rows.length) break;
       await this.decidePage(events, rows);
       if (events.length) {
-        await store.setCursor(MEMBER_CURSOR, events.at(-1)!.seq);
+        this.memberCursor.set(events.at(-1)!.seq);
         this.members.cursor = events.at(-1)!.seq;
       }
       if (rows.length) {
-        await store.setCursor(CHANGE_CURSOR, rows.at(-1)!.seq);
+        this.changeCursor.set(rows.at(-1)!.seq);
         this.changes.cursor = rows.at(-1)!.seq;
       }
     }

@@ -1,8 +1,9 @@
 /**
  * The change feed: every profile change is written to the store's change log inside the
  * ingestion transaction, then published here on the bus (`changes.<sandbox>`, keyed by profile
- * id) in log order, exactly once per cursor position. A crash between commit and publish loses
- * nothing: the cursor is durable and publishing resumes from it.
+ * id) in log order, once per cursor position. A crash between commit and publish loses
+ * nothing: the cursor is durable and publishing resumes from it (it is written behind the feed,
+ * so a crash may publish the last pages again: subscribers take changes at least once).
  *
  * Writers that know what they committed hand it over (`committed`): those changes are published
  * from memory, without reading them back, as long as they continue the cursor without a gap.
@@ -13,6 +14,7 @@ import type { Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/port.js';
 import type { Metrics } from '../metrics.js';
+import { CursorKeeper } from './cursor-keeper.js';
 
 const CURSOR = 'change-feed';
 const PAGE = 1000;
@@ -36,10 +38,14 @@ export class ChangeFeed {
   private stopped = false;
   /** Committed, not yet published changes handed over by writers, in seq order. */
   private pending: ChangeMessage[] = [];
-  /** The durable cursor's value as last read or written by this feed. */
+  /** The cursor: the last seq published (read from the store at start and after a failure). */
   private cursor: number | undefined;
+  /** Writes the cursor behind the feed (see cursor-keeper.ts). */
+  private readonly durable: CursorKeeper;
 
-  constructor(private readonly deps: { store: Store; bus: Bus; log: Logger; metrics: Metrics }) {}
+  constructor(private readonly deps: { store: Store; bus: Bus; log: Logger; metrics: Metrics }) {
+    this.durable = new CursorKeeper(deps.store, CURSOR, deps.log);
+  }
 
   /** Publishes whatever was written since the last drain (call after each commit). */
   poke(): void {
@@ -86,6 +92,12 @@ export class ChangeFeed {
   async stop(): Promise<void> {
     await this.flush();
     this.stopped = true;
+    await this.cursorWritten();
+  }
+
+  /** Resolves once the cursor's latest position is durable (it is written behind the feed). */
+  async cursorWritten(): Promise<void> {
+    await this.durable.settled();
   }
 
   private async drainLoop(): Promise<void> {
@@ -113,17 +125,19 @@ export class ChangeFeed {
         if (msgs.length === 0) break;
         // Published in order, one page at a time, without waiting for each message in turn (a
         // wait per message let ingestion outrun the feed until its backlog spilled to the log).
-        // The cursor moves only when the whole page is out, so a failure republishes the page.
+        // The cursor moves only when the whole page is out, so a failure republishes the page;
+        // its durable copy is written behind (a crash republishes from there).
         await Promise.all(msgs.map((msg) => bus.publish(changeSubject(msg.sandboxId), msg.profileId, msg)));
         cursor = msgs[msgs.length - 1]!.seq;
-        await store.setCursor(CURSOR, cursor);
+        this.durable.set(cursor);
         this.cursor = cursor;
         metrics.changesPublished.inc(msgs.length);
         if (!more) break;
       }
       metrics.changeFeedLag.set(0);
     } catch (err) {
-      // Re-read the durable cursor next time: the log is the truth after a failure.
+      // Re-read the durable cursor next time (once written): the log is the truth after a failure.
+      await this.durable.settled();
       this.cursor = undefined;
       log.error({ err }, 'change feed publish failed; will resume from the durable cursor');
     }

@@ -89,4 +89,7 @@ export async function settle(h: Harness, opts: { jobs?: boolean } = {}): Promise
     if (opts.jobs) await h.ctx.jobs.idle();
     await deliverNow(h);
   }
+  // The durable cursors, written behind the feed and activation, as a restart would read them.
+  await h.ctx.feed.cursorWritten();
+  await h.ctx.activation.cursorsWritten();
 }
