@@ -190,6 +190,42 @@ function checkObject(def: FieldDef, v: Record<string, unknown>, path: string, c:
   }
 }
 
+/**
+ * Where `value` holds the NUL character (U+0000), in a key or a string (at most 20 places; keys
+ * shown JSON-escaped in the paths). PostgreSQL stores neither text nor JSONB with it, so a record
+ * carrying one is refused on every store alike, with where it is, instead of failing its write.
+ * `json` is `value` as JSON text when the caller has it: without `\u0000` in it there is none.
+ */
+export function nulCharacters(value: unknown, json?: string): ErrorDetail[] {
+  const c = new Collector();
+  if (json === undefined || json.includes('\\u0000')) findNul(value, '', c);
+  return c.details;
+}
+
+const NUL = '\u0000';
+/** An object as JSON.parse makes them (not a stream or another class's instance, which is not looked into). */
+const isJsonObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+};
+const shown = (key: string): string => (key.includes(NUL) ? JSON.stringify(key).slice(1, -1) : key);
+
+function findNul(v: unknown, path: string, c: Collector): void {
+  if (c.full()) return;
+  if (typeof v === 'string') {
+    if (v.includes(NUL)) c.add(path, 'nul', 'must not contain the NUL character (U+0000)', 'text without U+0000', describeValue(v));
+  } else if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) findNul(v[i], `${path}[${i}]`, c);
+  } else if (isJsonObject(v)) {
+    for (const k of Object.keys(v)) {
+      const keyPath = join(path, shown(k));
+      if (k.includes(NUL)) c.add(keyPath, 'nul', 'field names must not contain the NUL character (U+0000)', 'a name without U+0000', describeValue(k));
+      findNul(v[k], keyPath, c);
+    }
+  }
+}
+
 /** Every problem of `record` against the schema's root (empty when valid; at most 20). */
 export function validateRecord(root: FieldDef, record: unknown): ErrorDetail[] {
   const c = new Collector();

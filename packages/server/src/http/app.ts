@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AudientError, type ErrorDetail } from '@audient/core';
-import Fastify, { LogController, type FastifyError, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { AudientError, nulCharacters, type ErrorDetail } from '@audient/core';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AudientContext } from '../context.js';
 import type { Principal } from '../services/tenancy.js';
 import { SDK_PATH, sdkRoutes } from '../edge/sdk-route.js';
@@ -60,6 +60,26 @@ function validationDetails(err: FastifyError): ErrorDetail[] {
       reason: v.keyword,
       message: extra ? `unknown property ${extra}` : (v.message ?? 'invalid'),
     };
+  });
+}
+
+/** Route config of routes whose body is records: ingestion refuses a bad one by itself, keeping the others. */
+export const RECORDS_BODY = { recordsInBody: true } as const;
+
+/**
+ * Refuses a request whose path parameters, query or body hold the NUL character (U+0000):
+ * PostgreSQL keeps it in neither text nor JSONB, so it is refused on every store alike, with
+ * where it is, instead of failing the write with an internal error. Routes whose body is records
+ * (RECORDS_BODY) are checked record by record by ingestion, so one bad record costs only itself.
+ */
+export function refuseNul(app: FastifyInstance): void {
+  app.addHook('preValidation', async (req) => {
+    // Copies: the query parser's objects have a prototype of their own, which the check does not look into.
+    const parts: Array<[string, unknown]> = [['params', { ...(req.params as object) }], ['query', { ...(req.query as object) }]];
+    if (!(req.routeOptions.config as { recordsInBody?: boolean }).recordsInBody) parts.push(['body', req.body]);
+    const details: ErrorDetail[] = [];
+    for (const [where, value] of parts) for (const d of nulCharacters(value)) details.push({ ...d, path: d.path ? `${where}.${d.path}` : where });
+    if (details.length) throw new AudientError('VALIDATION_FAILED', 'the request contains the NUL character (U+0000), which no store keeps', details);
   });
 }
 
@@ -140,17 +160,18 @@ export async function buildApp(ctx: AudientContext) {
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(adminRoutes(ctx), { prefix: '/v1' });
-  await app.register(catalogRoutes(ctx), { prefix: '/v1' });
-  await app.register(ingestRoutes(ctx), { prefix: '/v1' });
-  await app.register(profileRoutes(ctx), { prefix: '/v1' });
-  await app.register(audienceRoutes(ctx), { prefix: '/v1' });
-  await app.register(webhookRoutes(ctx), { prefix: '/v1' });
-  await app.register(activationRoutes(ctx), { prefix: '/v1' });
-  await app.register(idSyncRoutes(ctx), { prefix: '/v1' });
+  // The API, behind the NUL guard (the edge's interact path is not: its events are records).
+  await app.register(
+    async (v1) => {
+      refuseNul(v1);
+      for (const routes of [adminRoutes, catalogRoutes, ingestRoutes, profileRoutes, audienceRoutes, webhookRoutes, activationRoutes, idSyncRoutes, datastreamRoutes]) {
+        await v1.register(routes(ctx));
+      }
+    },
+    { prefix: '/v1' },
+  );
   await app.register(idSyncPixelRoutes(ctx), { prefix: '/ee' });
   await app.register(sdkRoutes(ctx));
-  await app.register(datastreamRoutes(ctx), { prefix: '/v1' });
   await app.register(edgeRoutes(ctx), { prefix: '/ee' });
   return app;
 }

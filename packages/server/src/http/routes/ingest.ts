@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AudientContext } from '../../context.js';
 import { sortableId } from '../../ids.js';
 import { BatchIngestion } from '../../services/batch-ingestion.js';
-import { principal, requireWrite } from '../app.js';
+import { principal, RECORDS_BODY, requireWrite } from '../app.js';
 import { IdParam } from '../schemas.js';
 
 const MAX_RECORDS_PER_REQUEST = 10_000;
@@ -35,6 +35,7 @@ export function ingestRoutes(ctx: AudientContext) {
     app.post(
       '/datasets/:id/records',
       {
+        config: RECORDS_BODY,
         schema: {
           tags: ['ingestion'],
           summary: 'Ingest one record (object) or many (array); the answer gives a result per record',

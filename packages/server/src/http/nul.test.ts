@@ -1,0 +1,99 @@
+/**
+ * The NUL character (U+0000) on every store alike: PostgreSQL keeps it in neither text nor JSONB,
+ * so a record holding one is refused by itself (the valid ones beside it are stored), the edge
+ * answers with the event's rejection, and the API refuses bodies, paths and queries holding one
+ * with where it is — never an internal error.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { describeBackends } from '@audient/storage/testing';
+import { createHarness, type Harness } from '../testing/harness.js';
+
+const ECID = (n: number): string => String(n).padStart(38, '4');
+const T = '2025-06-01T09:00:00Z';
+
+interface Detail {
+  path: string;
+  reason: string;
+}
+
+await describeBackends((backend) => {
+  describe('NUL characters', () => {
+    let h: Harness;
+    let datastreamId = '';
+    before(async () => {
+      h = await createHarness(await backend.open());
+      const post = async (url: string, body: unknown): Promise<Record<string, unknown>> => {
+        const r = await h.call('POST', url, body);
+        assert.ok(r.statusCode < 300, `${url}: ${r.body}`);
+        return r.json();
+      };
+      await post('/v1/schemas', { id: 'crm', name: 'CRM', class: 'profile', fieldGroups: ['profile-loyalty-details'], fields: {} });
+      await post('/v1/schemas', { id: 'web', name: 'Web', class: 'event', fieldGroups: ['event-web-details'], fields: {} });
+      await post('/v1/datasets', { id: 'crm', name: 'CRM', schemaId: 'crm', profileEnabled: true });
+      await post('/v1/datasets', { id: 'web', name: 'Web', schemaId: 'web', profileEnabled: true });
+      datastreamId = String((await post('/v1/datastreams', { name: 'Site', allowedOrigins: ['*'], eventDatasetId: 'web' }))['id']);
+    });
+    after(() => h.close());
+
+    const view = (n: number, name: string) => ({
+      _id: `e${n}`,
+      timestamp: T,
+      eventType: 'web.webpagedetails.pageViews',
+      web: { webPageDetails: { name } },
+      identityMap: { ECID: [{ id: ECID(n) }] },
+    });
+    const profileOf = async (n: number) => h.call('GET', `/v1/profiles?ns=ecid&id=${ECID(n)}`);
+
+    it('refuses the one record holding it and stores the valid one beside it', async () => {
+      const r = await h.call('POST', '/v1/datasets/web/records', [view(1, 'home\u0000page'), view(2, 'home')]);
+      assert.equal(r.statusCode, 207, r.body);
+      const body = r.json() as { accepted: number; results: Array<{ status: string; code?: string; details?: Detail[]; failedRecordId?: string }> };
+      assert.equal(body.accepted, 1);
+      assert.equal(body.results[0]?.code, 'VALIDATION_FAILED');
+      assert.deepEqual(body.results[0]?.details?.map((d) => [d.path, d.reason]), [['web.webPageDetails.name', 'nul']]);
+      assert.equal((await profileOf(1)).statusCode, 404);
+      assert.equal((await profileOf(2)).statusCode, 200);
+      // Kept as a failed record, to be fixed and replayed.
+      const failed = await h.call('GET', `/v1/failed-records?datasetId=web`);
+      assert.ok((failed.json() as { items: Array<{ id: string }> }).items.some((f) => f.id === body.results[0]?.failedRecordId), failed.body);
+    });
+
+    it('refuses a profile record with it in a value or a key, saying where', async () => {
+      const r = await h.call('POST', '/v1/datasets/crm/records', { identityMap: { ECID: [{ id: ECID(3) }] }, loyalty: { tier: 'g\u0000old', ['p\u0000']: 1 } });
+      assert.equal(r.statusCode, 400, r.body);
+      const details = (r.json() as { error: { details: Detail[] } }).error.details;
+      assert.deepEqual(details.map((d) => d.path), ['loyalty.tier', 'loyalty.p\\u0000']);
+    });
+
+    it('edge interact: the event is rejected with its path, the visitor is still answered', async () => {
+      const event = view(4, 'x\u0000');
+      const r = await h.app.inject({
+        method: 'POST',
+        url: `/ee/v1/interact?configId=${datastreamId}`,
+        headers: { 'content-type': 'text/plain' },
+        payload: JSON.stringify({ events: [{ xdm: event }] }),
+      });
+      assert.equal(r.statusCode, 200, r.body);
+      const warnings = (r.json() as { warnings?: Array<{ code: string; report: { details?: Array<{ path: string }> } }> }).warnings ?? [];
+      assert.deepEqual(warnings.map((w) => [w.code, w.report.details?.map((d) => d.path)]), [['EVENT_REJECTED', ['web.webPageDetails.name']]]);
+    });
+
+    it('the API refuses it in a body, a path parameter or a query, and the ID-sync pixel in its query', async () => {
+      const cases: Array<[string, string, unknown, string]> = [
+        ['POST', '/v1/audiences', { id: 'a1', name: 'a\u0000b', query: 'loyalty.tier = "gold"' }, 'body.name'],
+        ['POST', '/v1/datastreams', { name: 'Site', urlSyncs: [{ type: 'url', url: 'https://p.example/\u0000' }] }, 'body.urlSyncs[0].url'],
+        ['GET', '/v1/audiences/a%00b', undefined, 'params.id'],
+        ['GET', `/v1/profiles?ns=ecid&id=1%002`, undefined, 'query.id'],
+        ['GET', `/ee/v1/id-sync?configId=${datastreamId}&partner=p&puid=u%00&ecid=${ECID(5)}`, undefined, 'query.puid'],
+      ];
+      for (const [method, url, body, path] of cases) {
+        const r = await h.call(method as 'POST', url, body);
+        assert.equal(r.statusCode, 400, `${method} ${url}: ${r.body}`);
+        const e = (r.json() as { error: { code: string; details: Detail[] } }).error;
+        assert.equal(e.code, 'VALIDATION_FAILED');
+        assert.deepEqual(e.details.map((d) => [d.path, d.reason]), [[path, 'nul']], url);
+      }
+    });
+  });
+});
