@@ -399,6 +399,15 @@ await describeBackends((backend) => {
     assert.equal(await store.purgeFailedRecords('a', ['', 'nothing-matches']), 0);
     assert.deepEqual((await store.listFailedRecords('a', {}, { limit: 10 })).map((r) => r.id), ['f4', 'f2']);
     assert.equal((await store.listFailedRecords('b', {}, { limit: 10 })).length, 1);
+
+    // Case is ignored beyond ASCII: identities are stored folded (josé@…), payloads keep what came.
+    await store.addFailedRecords([
+      failed('f6', { payload: '{"email":"JOSÉ.ÑÚÑEZ@ÉXAMPLE.COM"}' }),
+      failed('f7', { payload: '{"name":"ΣΩΚΡΑΤΗΣ"}' }),
+      failed('f8', { payload: '{"email":"jose.nunez@example.com"}' }),
+    ]);
+    assert.equal(await store.purgeFailedRecords('a', ['josé.ñúñez@éxample.com', 'σωκρατησ'.slice(0, 7)]), 2);
+    assert.deepEqual((await store.listFailedRecords('a', {}, { limit: 10 })).map((r) => r.id).sort(), ['f2', 'f4', 'f8']);
   });
 
   it('stores jobs: put, update, get, list by kind with paging', async () => {

@@ -218,6 +218,10 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.pragma('foreign_keys = ON');
+    // SQLite's lower() folds ASCII letters only: 'JOSÉ' stays 'josÉ'. Text matched without case
+    // (a privacy delete's identities in failed records) is folded by JavaScript's, as ingestion
+    // folds identities.
+    this.db.function('unicode_lower', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v));
     // SQLite's default page cache is 2 MB: past a few hundred thousand profiles, every index
     // lookup of a request (identity, events, memberships) then reads its pages from the OS again.
     this.cacheMB = Math.max(1, Math.round(opts.cacheMB ?? DEFAULT_CACHE_MB));
@@ -702,7 +706,7 @@ export class SqliteStore implements Store {
     let n = 0;
     for (const needle of needles) {
       if (needle.length === 0) continue;
-      n += this.run("DELETE FROM failed_records WHERE sandbox_id = ? AND instr(lower(payload), lower(?)) > 0", sandboxId, needle).changes;
+      n += this.run('DELETE FROM failed_records WHERE sandbox_id = ? AND instr(unicode_lower(payload), ?) > 0', sandboxId, needle.toLowerCase()).changes;
     }
     return n;
   }
