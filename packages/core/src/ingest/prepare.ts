@@ -6,7 +6,7 @@ import type { ErrorCode, ErrorDetail } from '../errors.js';
 import { extractIdentities, type IdentityRef } from '../identity/extract.js';
 import type { NamespaceRegistry } from '../identity/namespaces.js';
 import type { ResolvedSchema } from '../schema/resolve.js';
-import { nulCharacters, validateRecord } from '../schema/validate.js';
+import { unstorableText, validateRecord } from '../schema/validate.js';
 
 /** Guardrails on records; defaults follow Adobe's documented limits. */
 export interface IngestLimits {
@@ -93,8 +93,8 @@ export function prepareRecord(
       details: [{ path: '', reason: 'size', message: 'record too large', expected: `<= ${max} bytes`, received: `${size} bytes` }],
     };
   }
-  const nul = nulCharacters(record, json);
-  if (nul.length > 0) return { ok: false, code: 'VALIDATION_FAILED', message: 'record contains the NUL character (U+0000), which no store keeps', details: nul };
+  const unstorable = unstorableText(record, json);
+  if (unstorable.length > 0) return { ok: false, code: 'VALIDATION_FAILED', message: 'record holds text no store keeps (U+0000 or an unpaired surrogate)', details: unstorable };
   const details = validateRecord(schema.root, record);
   if (details.length > 0) {
     return { ok: false, code: 'VALIDATION_FAILED', message: `record does not match schema ${schema.id}`, details };

@@ -191,37 +191,49 @@ function checkObject(def: FieldDef, v: Record<string, unknown>, path: string, c:
 }
 
 /**
- * Where `value` holds the NUL character (U+0000), in a key or a string (at most 20 places; keys
- * shown JSON-escaped in the paths). PostgreSQL stores neither text nor JSONB with it, so a record
- * carrying one is refused on every store alike, with where it is, instead of failing its write.
- * `json` is `value` as JSON text when the caller has it: without `\u0000` in it there is none.
+ * Where `value` holds text that no store keeps, in a key or a string (at most 20 places; keys
+ * shown JSON-escaped in the paths): the NUL character (U+0000), which PostgreSQL keeps in neither
+ * text nor JSONB, and unpaired UTF-16 surrogates, which are not Unicode text (PostgreSQL refuses
+ * them, SQLite would store U+FFFD instead). Such a record is refused on every store alike, with
+ * where it is, instead of failing its write or being changed.
+ * `json` is `value` as JSON text when the caller has it: JSON.stringify writes both as `\u`
+ * escapes, so without one nothing is looked at.
  */
-export function nulCharacters(value: unknown, json?: string): ErrorDetail[] {
+export function unstorableText(value: unknown, json?: string): ErrorDetail[] {
   const c = new Collector();
-  if (json === undefined || json.includes('\\u0000')) findNul(value, '', c);
+  if (json === undefined || (json.includes('\\u') && ESCAPED_UNSTORABLE.test(json))) findUnstorable(value, '', c);
   return c.details;
 }
 
-const NUL = '\u0000';
+const ESCAPED_UNSTORABLE = /\\u(?:0000|d[89a-f])/i;
+/** NUL, or a surrogate code point: with the u flag a well-formed pair reads as one other code point. */
+const UNSTORABLE = /[\0\p{Cs}]/u;
 /** An object as JSON.parse makes them (not a stream or another class's instance, which is not looked into). */
 const isJsonObject = (v: unknown): v is Record<string, unknown> => {
   if (typeof v !== 'object' || v === null) return false;
   const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 };
-const shown = (key: string): string => (key.includes(NUL) ? JSON.stringify(key).slice(1, -1) : key);
+const shown = (key: string): string => (UNSTORABLE.test(key) ? JSON.stringify(key).slice(1, -1) : key);
 
-function findNul(v: unknown, path: string, c: Collector): void {
+function problem(s: string): { reason: string; what: string } | undefined {
+  if (!UNSTORABLE.test(s)) return undefined;
+  return s.includes('\0') ? { reason: 'nul', what: 'the NUL character (U+0000)' } : { reason: 'surrogate', what: 'an unpaired UTF-16 surrogate (not Unicode text)' };
+}
+
+function findUnstorable(v: unknown, path: string, c: Collector): void {
   if (c.full()) return;
   if (typeof v === 'string') {
-    if (v.includes(NUL)) c.add(path, 'nul', 'must not contain the NUL character (U+0000)', 'text without U+0000', describeValue(v));
+    const p = problem(v);
+    if (p) c.add(path, p.reason, `must not contain ${p.what}`, 'Unicode text without U+0000', describeValue(v));
   } else if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) findNul(v[i], `${path}[${i}]`, c);
+    for (let i = 0; i < v.length; i++) findUnstorable(v[i], `${path}[${i}]`, c);
   } else if (isJsonObject(v)) {
     for (const k of Object.keys(v)) {
       const keyPath = join(path, shown(k));
-      if (k.includes(NUL)) c.add(keyPath, 'nul', 'field names must not contain the NUL character (U+0000)', 'a name without U+0000', describeValue(k));
-      findNul(v[k], keyPath, c);
+      const p = problem(k);
+      if (p) c.add(keyPath, p.reason, `field names must not contain ${p.what}`, 'a name of Unicode text without U+0000', describeValue(k));
+      findUnstorable(v[k], keyPath, c);
     }
   }
 }

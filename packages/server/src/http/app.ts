@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AudientError, nulCharacters, type ErrorDetail } from '@audient/core';
+import { AudientError, unstorableText, type ErrorDetail } from '@audient/core';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { AudientContext } from '../context.js';
 import type { Principal } from '../services/tenancy.js';
@@ -67,19 +67,19 @@ function validationDetails(err: FastifyError): ErrorDetail[] {
 export const RECORDS_BODY = { recordsInBody: true } as const;
 
 /**
- * Refuses a request whose path parameters, query or body hold the NUL character (U+0000):
- * PostgreSQL keeps it in neither text nor JSONB, so it is refused on every store alike, with
- * where it is, instead of failing the write with an internal error. Routes whose body is records
- * (RECORDS_BODY) are checked record by record by ingestion, so one bad record costs only itself.
+ * Refuses a request whose path parameters, query or body hold text no store keeps (the NUL
+ * character U+0000, an unpaired surrogate; see unstorableText in the core), on every store alike,
+ * with where it is, instead of failing the write with an internal error. Routes whose body is
+ * records (RECORDS_BODY) are checked record by record by ingestion: one bad record costs only itself.
  */
-export function refuseNul(app: FastifyInstance): void {
+export function refuseUnstorableText(app: FastifyInstance): void {
   app.addHook('preValidation', async (req) => {
     // Copies: the query parser's objects have a prototype of their own, which the check does not look into.
     const parts: Array<[string, unknown]> = [['params', { ...(req.params as object) }], ['query', { ...(req.query as object) }]];
     if (!(req.routeOptions.config as { recordsInBody?: boolean }).recordsInBody) parts.push(['body', req.body]);
     const details: ErrorDetail[] = [];
-    for (const [where, value] of parts) for (const d of nulCharacters(value)) details.push({ ...d, path: d.path ? `${where}.${d.path}` : where });
-    if (details.length) throw new AudientError('VALIDATION_FAILED', 'the request contains the NUL character (U+0000), which no store keeps', details);
+    for (const [where, value] of parts) for (const d of unstorableText(value)) details.push({ ...d, path: d.path ? `${where}.${d.path}` : where });
+    if (details.length) throw new AudientError('VALIDATION_FAILED', 'the request holds text no store keeps (U+0000 or an unpaired surrogate)', details);
   });
 }
 
@@ -160,10 +160,10 @@ export async function buildApp(ctx: AudientContext) {
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  // The API, behind the NUL guard (the edge's interact path is not: its events are records).
+  // The API, behind the unstorable-text guard (the edge's interact path is not: its events are records).
   await app.register(
     async (v1) => {
-      refuseNul(v1);
+      refuseUnstorableText(v1);
       for (const routes of [adminRoutes, catalogRoutes, ingestRoutes, profileRoutes, audienceRoutes, webhookRoutes, activationRoutes, idSyncRoutes, datastreamRoutes]) {
         await v1.register(routes(ctx));
       }

@@ -20,7 +20,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { IdSyncs } from '../../activation/id-sync.js';
 import type { AudientContext } from '../../context.js';
 import { decodeIdentityCookie, identityCookieName } from '../../edge/ecid.js';
-import { principal, refuseNul, requireWrite } from '../app.js';
+import { principal, refuseUnstorableText, requireWrite } from '../app.js';
 import { IdParam } from '../schemas.js';
 
 const tags = ['activation'];
@@ -60,7 +60,7 @@ export function idSyncPixelRoutes(ctx: AudientContext) {
   return async (base: FastifyInstance): Promise<void> => {
     const app = base.withTypeProvider<TypeBoxTypeProvider>();
     const syncs = service(ctx);
-    refuseNul(app);
+    refuseUnstorableText(app);
     app.get('/v1/id-sync', { schema: { tags, summary: "ID-sync pixel: stores the partner's uid for the visitor's ECID", querystring: PixelQuery } }, async (req, reply) => {
       const q = req.query;
       const target = await ctx.datastreams.resolve(q.configId);

@@ -1,8 +1,9 @@
 /**
- * The NUL character (U+0000) on every store alike: PostgreSQL keeps it in neither text nor JSONB,
- * so a record holding one is refused by itself (the valid ones beside it are stored), the edge
- * answers with the event's rejection, and the API refuses bodies, paths and queries holding one
- * with where it is — never an internal error.
+ * Text no store keeps, on every store alike: PostgreSQL keeps the NUL character (U+0000) in
+ * neither text nor JSONB and refuses unpaired surrogates (SQLite would store U+FFFD instead), so a
+ * record holding either is refused by itself (the valid ones beside it are stored), the edge
+ * answers with the event's rejection, and the API refuses bodies, paths and queries holding them
+ * with where they are — never an internal error.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -18,7 +19,7 @@ interface Detail {
 }
 
 await describeBackends((backend) => {
-  describe('NUL characters', () => {
+  describe('text no store keeps', () => {
     let h: Harness;
     let datastreamId = '';
     before(async () => {
@@ -59,11 +60,17 @@ await describeBackends((backend) => {
       assert.ok((failed.json() as { items: Array<{ id: string }> }).items.some((f) => f.id === body.results[0]?.failedRecordId), failed.body);
     });
 
-    it('refuses a profile record with it in a value or a key, saying where', async () => {
+    it('refuses a profile record with it in a value or a key, saying where; an unpaired surrogate too', async () => {
       const r = await h.call('POST', '/v1/datasets/crm/records', { identityMap: { ECID: [{ id: ECID(3) }] }, loyalty: { tier: 'g\u0000old', ['p\u0000']: 1 } });
       assert.equal(r.statusCode, 400, r.body);
       const details = (r.json() as { error: { details: Detail[] } }).error.details;
       assert.deepEqual(details.map((d) => d.path), ['loyalty.tier', 'loyalty.p\\u0000']);
+      const s = await h.call('POST', '/v1/datasets/crm/records', { identityMap: { ECID: [{ id: ECID(3) }] }, loyalty: { tier: 'gold\ud800' } });
+      assert.equal(s.statusCode, 400, s.body);
+      assert.deepEqual((s.json() as { error: { details: Detail[] } }).error.details.map((d) => [d.path, d.reason]), [['loyalty.tier', 'surrogate']]);
+      // Paired surrogates are ordinary text.
+      const ok = await h.call('POST', '/v1/datasets/crm/records', { identityMap: { ECID: [{ id: ECID(3) }] }, loyalty: { tier: 'gold \ud83d\ude00' } });
+      assert.equal(ok.statusCode, 200, ok.body);
     });
 
     it('edge interact: the event is rejected with its path, the visitor is still answered', async () => {
@@ -80,19 +87,20 @@ await describeBackends((backend) => {
     });
 
     it('the API refuses it in a body, a path parameter or a query, and the ID-sync pixel in its query', async () => {
-      const cases: Array<[string, string, unknown, string]> = [
+      const cases: Array<[string, string, unknown, string, string?]> = [
+        ['POST', '/v1/audiences', { id: 'a2', name: 'x\udc00', query: 'loyalty.tier = "gold"' }, 'body.name', 'surrogate'],
         ['POST', '/v1/audiences', { id: 'a1', name: 'a\u0000b', query: 'loyalty.tier = "gold"' }, 'body.name'],
         ['POST', '/v1/datastreams', { name: 'Site', urlSyncs: [{ type: 'url', url: 'https://p.example/\u0000' }] }, 'body.urlSyncs[0].url'],
         ['GET', '/v1/audiences/a%00b', undefined, 'params.id'],
         ['GET', `/v1/profiles?ns=ecid&id=1%002`, undefined, 'query.id'],
         ['GET', `/ee/v1/id-sync?configId=${datastreamId}&partner=p&puid=u%00&ecid=${ECID(5)}`, undefined, 'query.puid'],
       ];
-      for (const [method, url, body, path] of cases) {
+      for (const [method, url, body, path, reason = 'nul'] of cases) {
         const r = await h.call(method as 'POST', url, body);
         assert.equal(r.statusCode, 400, `${method} ${url}: ${r.body}`);
         const e = (r.json() as { error: { code: string; details: Detail[] } }).error;
         assert.equal(e.code, 'VALIDATION_FAILED');
-        assert.deepEqual(e.details.map((d) => [d.path, d.reason]), [[path, 'nul']], url);
+        assert.deepEqual(e.details.map((d) => [d.path, d.reason]), [[path, reason]], url);
       }
     });
   });
