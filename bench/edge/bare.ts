@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   toParent({ type: 'ready', url: server.url } satisfies BareReady);
 
   for (;;) {
-    const msg = await Promise.race([fromParent<Message>('cpu'), fromParent<Message>('stop')]);
+    const msg = await fromParent<Message>('cpu', 'stop');
     if (msg.type === 'stop') break;
     const cpu = process.cpuUsage();
     toParent({ type: 'cpu', cpuUs: cpu.user + cpu.system, answered } satisfies BareCpu);

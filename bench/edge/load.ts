@@ -233,7 +233,7 @@ async function main(): Promise<void> {
   const bodies = interactBodies(prep.bodies, prep.profiles, prep.seed);
   toParent({ type: 'prepared', bodies: bodies.length, meanBodyBytes: Math.round(bodies.reduce((n, b) => n + b.length, 0) / bodies.length) } satisfies LoadPrepared);
   for (;;) {
-    const next = await Promise.race([fromParent<RunEdgeLoad>('run'), fromParent<Message>('exit')]);
+    const next = await fromParent<RunEdgeLoad | Message>('run', 'exit');
     if (next.type === 'exit') break;
     toParent(await run(next as RunEdgeLoad, bodies));
   }

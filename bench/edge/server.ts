@@ -202,7 +202,7 @@ async function main(): Promise<void> {
   // Between phases the parent asks the server to catch up (streaming evaluation of what the last
   // phase ingested), so one phase's backlog is not measured in the next.
   for (;;) {
-    const msg = await Promise.race([fromParent<Message>('settle'), fromParent<Message>('stop')]);
+    const msg = await fromParent<Message>('settle', 'stop');
     if (msg.type === 'stop') break;
     const t = performance.now();
     await ctx.feed.flush();

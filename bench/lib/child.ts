@@ -110,11 +110,11 @@ export function toParent<T extends Message>(msg: T): void {
   process.send?.(msg);
 }
 
-/** In a child: the next message of `type` from the parent. */
-export function fromParent<T extends Message>(type: T['type']): Promise<T> {
+/** In a child: the next message from the parent of one of `types` (others are left to other listeners). */
+export function fromParent<T extends Message>(...types: Array<T['type']>): Promise<T> {
   return new Promise((resolve) => {
     const on = (m: unknown): void => {
-      if ((m as Message).type !== type) return;
+      if (!types.includes((m as Message).type)) return;
       process.off('message', on);
       resolve(m as T);
     };
