@@ -2,6 +2,14 @@
 import type { FieldDef } from '@audient/core';
 import { Type, type Static } from '@sinclair/typebox';
 
+/**
+ * A position in a log (change, membership event, outbox id), as a query or body field: an
+ * integer JavaScript holds exactly, so PostgreSQL's BIGINT takes it (1e30 failed there with a 500)
+ * and no position is rounded to its neighbour.
+ */
+export const Position = (opts: { default?: number; description?: string; minimum?: number } = {}) =>
+  Type.Integer({ minimum: 0, ...opts, maximum: Number.MAX_SAFE_INTEGER });
+
 /** The error body every failing call returns. */
 export const ErrorBody = Type.Object({
   error: Type.Object({

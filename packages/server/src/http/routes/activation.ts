@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { hourOf } from '../../activation/activation.js';
 import type { AudientContext } from '../../context.js';
 import { principal, requireWrite } from '../app.js';
-import { IdParam, IdentityQuery } from '../schemas.js';
+import { IdParam, IdentityQuery, Position } from '../schemas.js';
 
 const tags = ['activation'];
 const Mapping = Type.Array(
@@ -153,7 +153,7 @@ export function activationRoutes(ctx: AudientContext) {
           tags,
           summary: 'Exports that could not be delivered, with the full reason',
           params: IdParam,
-          querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }), after: Type.Optional(Type.Integer({ minimum: 0 })) }),
+          querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }), after: Type.Optional(Position()) }),
         },
       },
       async (req) => {
@@ -170,7 +170,7 @@ export function activationRoutes(ctx: AudientContext) {
           tags,
           summary: 'Queue dead letters again (all of the dataflow, or the given ids)',
           params: IdParam,
-          body: Type.Object({ ids: Type.Optional(Type.Array(Type.Integer(), { minItems: 1, maxItems: 10_000 })) }, { additionalProperties: false }),
+          body: Type.Object({ ids: Type.Optional(Type.Array(Position({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })) }, { additionalProperties: false }),
         },
       },
       async (req) => {
@@ -193,8 +193,8 @@ export function activationRoutes(ctx: AudientContext) {
               kinds: Type.Array(Type.Union([Type.Literal('failure-rate'), Type.Literal('delay'), Type.Literal('dead-letters'), Type.Literal('paused')]), { minItems: 1 }),
               dataflowIds: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
               failureRate: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-              minFailures: Type.Optional(Type.Integer({ minimum: 1 })),
-              delayMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+              minFailures: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+              delayMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: Number.MAX_SAFE_INTEGER })),
             },
             { additionalProperties: false },
           ),

@@ -7,7 +7,7 @@ import type { MembershipEventRow } from '@audient/storage';
 import type { AudientContext } from '../../context.js';
 import { membershipSubject } from '../../services/segmentation.js';
 import { principal, requireWrite } from '../app.js';
-import { IdParam, IdentityQuery } from '../schemas.js';
+import { IdParam, IdentityQuery, Position } from '../schemas.js';
 
 const tags = ['audiences'];
 const MergePolicyT = Type.Union([
@@ -163,7 +163,7 @@ export function audienceRoutes(ctx: AudientContext) {
         schema: {
           tags,
           summary: 'Membership events after a position (replay)',
-          querystring: Type.Object({ after: Type.Integer({ minimum: 0, default: 0 }), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }) }),
+          querystring: Type.Object({ after: Position({ default: 0 }), limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 }) }),
         },
       },
       async (req) => {
@@ -178,7 +178,7 @@ export function audienceRoutes(ctx: AudientContext) {
         schema: {
           tags,
           summary: 'Server-Sent Events: membership events from a position (after=, or Last-Event-ID), then live',
-          querystring: Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })), audienceId: Type.Optional(Type.String()) }),
+          querystring: Type.Object({ after: Type.Optional(Position()), audienceId: Type.Optional(Type.String()) }),
         },
       },
       async (req, reply) => {

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { AudientContext } from '../../context.js';
 import { principal, requireWrite } from '../app.js';
-import { IdParam } from '../schemas.js';
+import { IdParam, Position } from '../schemas.js';
 
 const tags = ['audiences'];
 
@@ -22,7 +22,7 @@ export function webhookRoutes(ctx: AudientContext) {
             {
               url: Type.String({ maxLength: 2048 }),
               audienceIds: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
-              fromPosition: Type.Optional(Type.Integer({ minimum: 0, description: 'Deliver events after this position (default: from now)' })),
+              fromPosition: Type.Optional(Position({ description: 'Deliver events after this position (default: from now)' })),
             },
             { additionalProperties: false },
           ),
@@ -44,7 +44,7 @@ export function webhookRoutes(ctx: AudientContext) {
           tags,
           summary: 'Deliver again from a position (also resumes a paused subscription)',
           params: IdParam,
-          body: Type.Object({ position: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+          body: Type.Object({ position: Position() }, { additionalProperties: false }),
         },
       },
       async (req) => ctx.webhooks.replay(requireWrite(req).sandboxId, req.params.id, req.body.position),
