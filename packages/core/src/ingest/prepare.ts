@@ -74,6 +74,20 @@ export function utf8Length(s: string): number {
   return bytes;
 }
 
+/**
+ * `value` as JSON text (undefined for undefined), or null when it nests too deeply for
+ * JSON.stringify, whose recursion runs out of call stack a few thousand levels down: input
+ * parsed from a request can nest that deep, and must then be refused, not fail the request.
+ */
+export function jsonTextOf(value: unknown): string | undefined | null {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    if (err instanceof RangeError) return null;
+    throw err;
+  }
+}
+
 /** Validates and prepares one record of a dataset whose schema is `schema`. */
 export function prepareRecord(
   record: unknown,
@@ -83,7 +97,16 @@ export function prepareRecord(
 ): PreparedRecord | RejectedRecord {
   const isEvent = schema.class === 'event';
   const max = isEvent ? limits.maxEventBytes : limits.maxProfileBytes;
-  const json = JSON.stringify(record) ?? '';
+  const text = jsonTextOf(record);
+  if (text === null) {
+    return {
+      ok: false,
+      code: 'VALIDATION_FAILED',
+      message: 'record nests too deeply to be read (thousands of levels)',
+      details: [{ path: '', reason: 'depth', message: 'nested too deeply', expected: 'a record as deep as its schema' }],
+    };
+  }
+  const json = text ?? '';
   const size = json.length * 3 <= max ? json.length : utf8Length(json);
   if (size > max) {
     return {

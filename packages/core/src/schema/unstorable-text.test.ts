@@ -52,4 +52,12 @@ describe('text no store keeps: U+0000 and unpaired surrogates', () => {
     assert.deepEqual(unstorableText(stream), []);
     assert.deepEqual(unstorableText(Object.assign(Object.create(null) as object, { q: 'a\u0000' })).length, 1);
   });
+
+  it('walks a value nested 100,000 deep without running out of stack', () => {
+    let deep: unknown = ['x\u0000'];
+    for (let i = 0; i < 100_000; i++) deep = i % 2 ? [deep] : { k: deep };
+    const found = unstorableText(deep);
+    assert.equal(found.length, 1);
+    assert.match(found[0]!.path, /\[0\]$/);
+  });
 });

@@ -221,21 +221,38 @@ function problem(s: string): { reason: string; what: string } | undefined {
   return s.includes('\0') ? { reason: 'nul', what: 'the NUL character (U+0000)' } : { reason: 'surrogate', what: 'an unpaired UTF-16 surrogate (not Unicode text)' };
 }
 
-function findUnstorable(v: unknown, path: string, c: Collector): void {
-  if (c.full()) return;
-  if (typeof v === 'string') {
-    const p = problem(v);
-    if (p) c.add(path, p.reason, `must not contain ${p.what}`, 'Unicode text without U+0000', describeValue(v));
-  } else if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) findUnstorable(v[i], `${path}[${i}]`, c);
-  } else if (isJsonObject(v)) {
-    for (const k of Object.keys(v)) {
-      const keyPath = join(path, shown(k));
-      const p = problem(k);
-      if (p) c.add(keyPath, p.reason, `field names must not contain ${p.what}`, 'a name of Unicode text without U+0000', describeValue(k));
-      findUnstorable(v[k], keyPath, c);
+/** Walks `root` with a stack of its own: a body nested thousands deep must not exhaust the call stack. */
+function findUnstorable(root: unknown, rootPath: string, c: Collector): void {
+  const stack: Array<[unknown, string]> = [[root, rootPath]];
+  while (stack.length && !c.full()) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === 'string') {
+      const p = problem(v);
+      if (p) c.add(path, p.reason, `must not contain ${p.what}`, 'Unicode text without U+0000', describeValue(v));
+    } else if (Array.isArray(v)) {
+      // Pushed last to first, so places are reported in document order.
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${path}[${i}]`]);
+    } else if (isJsonObject(v)) {
+      const keys = Object.keys(v);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const k = keys[i]!;
+        const keyPath = join(path, shown(k));
+        stack.push([v[k], keyPath]);
+        const p = problem(k);
+        if (p) stack.push([new KeyProblem(k, p), keyPath]);
+      }
+    } else if (v instanceof KeyProblem) {
+      c.add(path, v.problem.reason, `field names must not contain ${v.problem.what}`, 'a name of Unicode text without U+0000', describeValue(v.key));
     }
   }
+}
+
+/** A key found to hold unstorable text, reported when the walk reaches it (in document order). */
+class KeyProblem {
+  constructor(
+    readonly key: string,
+    readonly problem: { reason: string; what: string },
+  ) {}
 }
 
 /** Every problem of `record` against the schema's root (empty when valid; at most 20). */

@@ -86,6 +86,29 @@ await describeBackends((backend) => {
       assert.deepEqual(warnings.map((w) => [w.code, w.report.details?.map((d) => d.path)]), [['EVENT_REJECTED', ['web.webPageDetails.name']]]);
     });
 
+    it('bodies nested thousands deep are refused, never a 500: the API by its schema, a record by itself, an edge event with a warning', async () => {
+      const depth = 5_000;
+      const deepArray = '['.repeat(depth) + ']'.repeat(depth);
+      const deepObject = '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+      const post = (url: string, payload: string, type = 'application/json') =>
+        h.app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${h.apiKey}`, 'content-type': type }, payload });
+      const api = await post('/v1/audiences', `{"id":"deep","name":"n","query":"loyalty.tier = \\"gold\\"","description":${deepArray}}`);
+      assert.equal(api.statusCode, 400, api.body);
+      const batch = await post('/v1/datasets/web/records', `[${JSON.stringify(view(6, 'fine'))}, ${deepArray}]`);
+      assert.equal(batch.statusCode, 207, batch.body);
+      const results = (batch.json() as { results: Array<{ status: string; details?: Detail[]; failedRecordId?: string }> }).results;
+      assert.deepEqual(results.map((r) => r.status), ['accepted', 'rejected']);
+      assert.deepEqual(results[1]?.details?.map((d) => d.reason), ['depth']);
+      assert.equal((await profileOf(6)).statusCode, 200);
+      // Kept as a failed record that says why its body is not there.
+      const kept = (await h.call('GET', '/v1/failed-records?datasetId=web')).json() as { items: Array<{ id: string; payload: string }> };
+      assert.match(kept.items.find((f) => f.id === results[1]?.failedRecordId)?.payload ?? '', /nests too deeply/);
+      const edge = await post(`/ee/v1/interact?configId=${datastreamId}`, `{"events":[{"xdm":{"eventType":"x","web":${deepObject}}}]}`, 'text/plain');
+      assert.equal(edge.statusCode, 200, edge.body);
+      const warnings = (edge.json() as { warnings?: Array<{ code: string; report: { details?: Array<{ path: string }> } }> }).warnings ?? [];
+      assert.deepEqual(warnings.map((w) => w.code), ['EVENT_REJECTED']);
+    });
+
     it('the API refuses it in a body, a path parameter or a query, and the ID-sync pixel in its query', async () => {
       const cases: Array<[string, string, unknown, string, string?]> = [
         ['POST', '/v1/audiences', { id: 'a2', name: 'x\udc00', query: 'loyalty.tier = "gold"' }, 'body.name', 'surrogate'],

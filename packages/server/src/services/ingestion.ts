@@ -4,6 +4,7 @@
  * its reason, in the failed-records store. One bad record never costs its neighbours.
  */
 import {
+  jsonTextOf,
   planIngest,
   prepareRecord,
   type BatchRecord,
@@ -33,6 +34,8 @@ export type IncomingRecord =
 
 /** Most records one group transaction takes (a single larger request still goes alone). */
 const GROUP_RECORDS = 2000;
+/** A failed record's payload when the record cannot be written out (see jsonTextOf): kept as a JSON string saying so. */
+const TOO_DEEP_PAYLOAD = JSON.stringify('(not kept: the record nests too deeply to be written out)');
 /**
  * Identities' last-seen times are kept to the minute: an identity carried again within a minute
  * of its stored time is not rewritten (see `PlanOptions.lastSeenResolutionMs`).
@@ -108,7 +111,8 @@ export class IngestionService {
     const lake: Array<{ i: number; body: Record<string, unknown> }> = [];
     const reject = (i: number, row: IncomingRecord, code: Extract<RecordResult, { status: 'rejected' }>['code'], message: string, details: ErrorDetail[]): void => {
       const id = sortableId('fr');
-      const payload = 'raw' in row ? row.raw : (JSON.stringify(row.record) ?? 'undefined');
+      const text = 'raw' in row ? row.raw : jsonTextOf(row.record);
+      const payload = text === null ? TOO_DEEP_PAYLOAD : (text ?? 'undefined');
       failed.push({ id, sandboxId, datasetId, source, position: row.position, code, message, details, payload });
       results[i] = { index: row.position, status: 'rejected', code, message, details, failedRecordId: id };
     };
