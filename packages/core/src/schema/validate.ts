@@ -214,7 +214,6 @@ const isJsonObject = (v: unknown): v is Record<string, unknown> => {
   const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
 };
-const shown = (key: string): string => (UNSTORABLE.test(key) ? JSON.stringify(key).slice(1, -1) : key);
 
 function problem(s: string): { reason: string; what: string } | undefined {
   if (!UNSTORABLE.test(s)) return undefined;
@@ -236,9 +235,10 @@ function findUnstorable(root: unknown, rootPath: string, c: Collector): void {
       const keys = Object.keys(v);
       for (let i = keys.length - 1; i >= 0; i--) {
         const k = keys[i]!;
-        const keyPath = join(path, shown(k));
-        stack.push([v[k], keyPath]);
         const p = problem(k);
+        // A key holding such text is shown JSON-escaped in the paths.
+        const keyPath = join(path, p ? JSON.stringify(k).slice(1, -1) : k);
+        stack.push([v[k], keyPath]);
         if (p) stack.push([new KeyProblem(k, p), keyPath]);
       }
     } else if (v instanceof KeyProblem) {
