@@ -70,6 +70,35 @@ function nextOverEvents(p: Program, s: EvalState, from: number): number | undefi
   return best;
 }
 
+/**
+ * nextOverEvents for a condition whose next is monotone over past events (see pastMonotone) on
+ * sorted events: the events after now (at the end) are each asked, and of the others the oldest
+ * with a next has the earliest, so the walk stops there instead of asking every event (a
+ * returning visitor's events grow with each visit; this runs per visit for each audience the
+ * visit's event can touch).
+ */
+function nextOverSortedPast(p: Program, s: EvalState, from: number): number | undefined {
+  let end = s.events.length;
+  let best: number | undefined;
+  while (end > from && s.time(end - 1) > s.now) best = earliest(best, p.next(s, --end));
+  for (let i = from; i < end; i++) {
+    const n = p.next(s, i);
+    if (n !== undefined) return earliest(best, n);
+  }
+  return best;
+}
+
+/**
+ * Whether a `where` condition's next is monotone over past events: the timestamp window itself,
+ * or an `and` whose only time-dependent operand is (its next is then that operand's, or none).
+ */
+function monotoneOverPast(where: Program): boolean {
+  if (where.pastMonotone) return true;
+  if (where.expr.kind !== 'and') return false;
+  const moving = where.children.filter((c) => c.next !== NEVER);
+  return moving.length === 1 && moving[0]!.pastMonotone === true;
+}
+
 function cmp(op: CompareOp, a: number, b: number): boolean {
   switch (op) {
     case '=':
@@ -102,7 +131,7 @@ export function compileSelect(compile: CompileExpr, e: SelectExpr): Program {
   return {
     expr: e,
     test,
-    next: where ? (s) => nextOverEvents(where, s, firstIndex(start, s)) : NEVER,
+    next: !where ? NEVER : monotoneOverPast(where) ? (s) => (s.sorted ? nextOverSortedPast : nextOverEvents)(where, s, firstIndex(start, s)) : (s) => nextOverEvents(where, s, firstIndex(start, s)),
     details: (s) => {
       const ids: unknown[] = [];
       let count = 0;

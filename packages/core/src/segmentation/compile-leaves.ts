@@ -300,7 +300,11 @@ export function compileOccurs(env: LeafEnv, e: OccursExpr): Program {
       .map((w) => ({ from: iso(w.from), until: iso(w.until) }));
     return one ? { value: vals[0] ?? null, holds: windows[0] ?? null } : { values: vals, holds: windows };
   };
-  return { expr: e, test, next, details, children: [], perEvent: false };
+  // Before now, `< N` / `<= N units before now` over the event's own timestamp holds from the
+  // event's instant t to t shifted by N units, both non-decreasing in t: the next change of an
+  // event that already happened is that end, or none once it passed.
+  const pastMonotone = isTimestamp && e.relation.direction === 'before' && e.relation.anchor === 'now' && d.kind === 'compare' && (d.op === '<' || d.op === '<=');
+  return { expr: e, test, next, details, children: [], perEvent: false, ...(pastMonotone ? { pastMonotone: true as const } : {}) };
 }
 
 /** ISO text of an instant, or null for ±Infinity. */

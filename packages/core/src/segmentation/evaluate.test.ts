@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileQuery } from './compile.js';
-import { eventTimesOf } from './runtime.js';
+import { eventTimesFrom, eventTimesOf } from './runtime.js';
 import { DAY, HOUR, NOW, SCHEMAS, ago, ctx, ev } from './test-fixtures.js';
 
 interface Step {
@@ -220,10 +220,14 @@ describe('event order', () => {
       const c = { profile: {}, events: shuffled, now: NOW, inSegment: () => false };
       assert.equal(q.evaluate(c), unsorted, 'unsorted');
       assert.equal(q.evaluate({ ...c, eventTimes: eventTimesOf(shuffled) }), unsorted, 'unsorted, precomputed times');
+      const known = shuffled.map((e) => Date.parse(String(e['timestamp'])));
+      assert.equal(q.evaluate({ ...c, eventTimes: eventTimesFrom(known) }), unsorted, 'unsorted, times known as ms');
       const sorted = ctx({}, shuffled);
       assert.equal(q.evaluate(sorted), sortedAnswer, 'sorted');
       assert.equal(q.evaluate({ ...sorted, eventTimes: eventTimesOf(sorted.events) }), sortedAnswer, 'sorted, precomputed times');
       assert.equal(q.evaluate({ ...sorted, eventTimes: Float64Array.from(eventTimesOf(sorted.events)) }), sortedAnswer, 'sorted, plain times');
+      const sortedKnown = sorted.events.map((e) => Date.parse(String(e['timestamp'])));
+      assert.equal(q.evaluate({ ...sorted, eventTimes: eventTimesFrom(sortedKnown) }), sortedAnswer, 'sorted, times known as ms');
     });
   }
 });

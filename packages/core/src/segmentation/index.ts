@@ -11,7 +11,7 @@ export { checkAudience, diagnoseAudience, diagnoseAst, type AudienceSchemas, typ
 export type { ResolvedPath, ValueType } from './schema-paths.js';
 export { compileAudience, compileQuery, type CompiledAudience } from './compile.js';
 export { RelevanceIndex, type EventRelevance, type EventTerm, type RelevanceTerms } from './relevance.js';
-export { EvalState, eventTimesOf, type AudienceContext } from './runtime.js';
+export { EvalState, eventTimesFrom, eventTimesOf, type AudienceContext } from './runtime.js';
 export { changeAfter, explain, nextChange, evaluateAudience, timeIndependent, type ExplainNode } from './explain.js';
 export {
   classifyAudience, DEFAULT_EVENT_RETENTION_MS, type Classification, type ClassifyOptions, type EvaluationMethod,

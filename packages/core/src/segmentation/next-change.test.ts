@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { compileQuery } from './compile.js';
 import { changeAfter, nextChange, timeIndependent } from './explain.js';
-import { EvalState } from './runtime.js';
+import { EvalState, eventTimesOf } from './runtime.js';
 import { DAY, HOUR, NOW, SCHEMAS, ago, ctx, ev } from './test-fixtures.js';
 
 describe('nextChange', () => {
@@ -165,6 +165,42 @@ describe('nextChange', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('nextChange over a window on the events’ own timestamp (sorted events stop at the oldest match)', () => {
+  // Each query with what an event at `t` contributes by hand: entering at t when it is still
+  // ahead, leaving at t + span (+1 for <=) while inside, nothing once past.
+  const windows: Array<{ query: string; type?: string; span: number; inclusive: boolean }> = [
+    { query: 'select X from xEvent where X.eventType = "a" and X.timestamp occurs < 3 hours before now', type: 'a', span: 3 * HOUR, inclusive: false },
+    { query: 'select X from xEvent where X.timestamp occurs <= 2 days before now and X.eventType = "b"', type: 'b', span: 2 * DAY, inclusive: true },
+    { query: 'select X from xEvent where X.timestamp occurs < 90 minutes before now', span: 90 * 60_000, inclusive: false },
+  ];
+  const compiled = windows.map((w) => ({ ...w, q: compileQuery(w.query, SCHEMAS) }));
+  it('equals the earliest change over every event, future events included', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ type: fc.constantFrom('a', 'b', 'c'), offset: fc.integer({ min: -3 * DAY, max: 6 * HOUR }) }), { maxLength: 12 }),
+        (raw) => {
+          const c = ctx({}, raw.map((r) => ev(r.type, new Date(NOW + r.offset).toISOString())));
+          const times = c.events.map((e) => Date.parse(String(e['timestamp'])));
+          for (const w of compiled) {
+            let expected: number | undefined;
+            c.events.forEach((e, i) => {
+              if (w.type !== undefined && e['eventType'] !== w.type) return;
+              const t = times[i]!;
+              const hi = t + w.span + (w.inclusive ? 1 : 0);
+              const n = NOW < t ? t : NOW < hi ? hi : undefined;
+              if (n !== undefined && (expected === undefined || n < expected)) expected = n;
+            });
+            assert.equal(w.q.nextAt({ ...c, eventTimes: eventTimesOf(c.events) }), expected, `${w.query} (sorted times)`);
+            // The same events out of order take the walk over every event.
+            assert.equal(w.q.nextAt({ ...c, events: [...c.events].reverse() }), expected, `${w.query} (unsorted)`);
+          }
+        },
+      ),
+      { numRuns: 400 },
     );
   });
 });

@@ -23,6 +23,12 @@ export interface Program {
   children: Program[];
   /** For event clauses: the children are evaluated per event, not once. */
   perEvent: boolean;
+  /**
+   * Set on a clause over an event's own `timestamp` whose `next`, for events at or before
+   * `s.now`, is undefined or non-decreasing in the event's time (`occurs < N units before now`:
+   * such an event leaves the window N units after it happened, so older ones leave first).
+   */
+  pastMonotone?: true;
 }
 
 /** `next` of a clause that does not depend on time. */

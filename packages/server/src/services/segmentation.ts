@@ -12,7 +12,7 @@ import {
   changeAfter,
   EvalState,
   RelevanceIndex,
-  eventTimesOf,
+  eventTimesFrom,
   mergeFragments,
   timeIndependent,
   transition,
@@ -181,11 +181,20 @@ export function profileContext(
   /** Keep the merged attributes with the fragment list (a profile view's, see mergedAttributes). */
   hot = false,
 ): AudienceContext {
-  const events = loaded.events.filter((e) => enabled.has(e.datasetId)).map((e) => e.body);
+  // The times ingestion parsed from the events' `timestamp` (the store keeps them): not parsed again.
+  const rows = loaded.events;
+  const events: Array<Record<string, unknown>> = [];
+  const times: number[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    const e = rows[i]!;
+    if (!enabled.has(e.datasetId)) continue;
+    events.push(e.body);
+    times.push(e.timestamp);
+  }
   return {
     profile: mergedAttributes(loaded.fragments, enabled, policy, hot),
     events,
-    eventTimes: eventTimesOf(events),
+    eventTimes: eventTimesFrom(times),
     now,
     inSegment,
   };
