@@ -345,6 +345,52 @@ await describeBackends((backend) => {
     });
   });
 
+  // The hot view of a profile holds its events: an event committed in this process joins it at
+  // once, and when that event's change comes back through the feed the view knows it already
+  // (found by its time among the newest), so no evaluation reads the profile's events again.
+  describe('a hot profile view', () => {
+    let h: Harness;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => T0 });
+      await setup(h);
+    });
+    after(() => h.close());
+
+    it('keeps the events it holds when their changes come back through the feed', async () => {
+      const cy = person('cy@x.io', { loyalty: { tier: 'gold' } });
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', cy.record)).statusCode, 200);
+      const first = view('cy@x.io', -2 * HOUR);
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', first.record)).statusCode, 200);
+      await h.ctx.feed.flush();
+      await h.ctx.bus.drain();
+      const profileId = await h.ctx.store.findProfileId('prod', { ns: 'email', id: 'cy@x.io' });
+      assert.ok(profileId);
+      // A hot evaluation (the edge's kind) fills the view with the profile's events.
+      await h.ctx.segmentation.evaluate('prod', [profileId], { methods: STREAMING_METHODS, reuse: true, hot: true });
+      const store = h.ctx.store;
+      const loadEvents = store.loadEvents?.bind(store);
+      assert.ok(loadEvents, 'the store reads events alone');
+      let reads = 0;
+      store.loadEvents = async (...args) => {
+        reads++;
+        return loadEvents(...args);
+      };
+      try {
+        for (const at of [-HOUR, -30 * 60_000, -HOUR]) {
+          assert.equal((await h.call('POST', '/v1/datasets/web/records', view('cy@x.io', at).record)).statusCode, 200);
+          await h.ctx.feed.flush();
+          await h.ctx.bus.drain();
+        }
+        const seen = await h.ctx.segmentation.evaluate('prod', [profileId], { methods: STREAMING_METHODS, reuse: true, hot: true, withMemberships: true });
+        assert.equal(reads, 0, 'the streaming evaluations and this one read no events from the store');
+        const status = seen.memberships?.get(profileId)?.get('viewers-3')?.status;
+        assert.ok(status === 'realized' || status === 'existing', `four page views within a day: in viewers-3 (status ${status})`);
+      } finally {
+        store.loadEvents = loadEvents;
+      }
+    });
+  });
+
   describe('membership events of one evaluation', () => {
     let h: Harness;
     before(async () => {

@@ -519,7 +519,7 @@ export class SegmentationEngine {
     }
     const v = this.views.get(c.sandboxId, c.profileId);
     if (!v) return;
-    if (v.events && c.datasetId !== undefined && c.eventId !== undefined && holdsEvent(v.events, c.datasetId, c.eventId)) return;
+    if (v.events && c.datasetId !== undefined && c.eventId !== undefined && holdsEvent(v.events, c.datasetId, c.eventId, c.eventTime)) return;
     this.setViewEvents(v, undefined);
     v.eventsGen = (v.eventsGen ?? 0) + 1;
   }
@@ -536,7 +536,7 @@ export class SegmentationEngine {
       const v = this.views.get(sandboxId, e.graphId);
       if (!v) continue;
       v.eventsGen = (v.eventsGen ?? 0) + 1;
-      if (!v.events || holdsEvent(v.events, e.datasetId, e.eventId)) continue;
+      if (!v.events || holdsEvent(v.events, e.datasetId, e.eventId, e.timestamp)) continue;
       const next = [...v.events];
       let at = next.length;
       while (at > 0 && eventOrder(next[at - 1]!, e) > 0) at--;
@@ -861,7 +861,9 @@ export class SegmentationEngine {
         let pending = last?.pending?.size ? last.pending : undefined;
         let held = last?.held?.size ? last.held : undefined;
         const arrived = opts.arrived?.get(profileId);
-        if (arrived?.length) {
+        // Most often every arrived key is held already (unchangedStates moved it there from
+        // `pending`, as for the edge's own event reaching the streaming engine): no copy then.
+        if (arrived?.length && arrived.some((k) => k !== undefined && !held?.has(k))) {
           held = new Set(held);
           for (const k of arrived) if (k !== undefined) hold(held, k);
         }
@@ -980,9 +982,19 @@ export class SegmentationEngine {
 /** The memberships of a profile that has none. */
 const NO_MEMBERS: ReadonlyMap<string, Membership> = new Map();
 
-/** Whether a list of events holds this one. */
-function holdsEvent(events: readonly EventRow[], datasetId: string, eventId: string): boolean {
-  return events.some((e) => e.eventId === eventId && e.datasetId === datasetId);
+/**
+ * Whether a list of events (in the store's order, see eventOrder) holds this one. With its time
+ * known, only the events at that time are compared, walking back from the newest: a new event is
+ * found missing at once instead of after comparing every event the profile has.
+ */
+function holdsEvent(events: readonly EventRow[], datasetId: string, eventId: string, timestamp: number | undefined): boolean {
+  if (timestamp === undefined) return events.some((e) => e.eventId === eventId && e.datasetId === datasetId);
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.timestamp < timestamp) return false;
+    if (e.timestamp === timestamp && e.eventId === eventId && e.datasetId === datasetId) return true;
+  }
+  return false;
 }
 
 /** The store's order of a profile's events: by time, then by id (bytes, as SQLite's BINARY). */
