@@ -40,9 +40,10 @@ function windowStart(e: Expr | undefined): ((s: EvalState) => number) | undefine
 
 /**
  * First event index worth testing: skips the leading events that are older than the window's
- * lower bound. Sorted events (known without a pass when the times come from `eventTimesOf`) are
- * walked back from the newest, touching only the window; otherwise the leading old events are
- * skipped one by one, which holds whatever the order (each skipped event is itself too old).
+ * lower bound. In sorted events (known without a pass when the times come from `eventTimesOf` or
+ * `eventTimesFrom`) the window's first event is found by bisection, whatever the number of events
+ * before it or inside the window; otherwise the leading old events are skipped one by one, which
+ * holds whatever the order (each skipped event is itself too old).
  */
 function firstIndex(start: ((s: EvalState) => number) | undefined, s: EvalState): number {
   if (!start) return 0;
@@ -50,9 +51,14 @@ function firstIndex(start: ((s: EvalState) => number) | undefined, s: EvalState)
   if (n === 0) return 0;
   const t0 = start(s);
   if (s.sorted) {
-    let i = n;
-    while (i > 0 && s.time(i - 1) >= t0) i--;
-    return i;
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (s.time(mid) >= t0) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
   }
   let i = 0;
   while (i < n && s.time(i) < t0) i++;
