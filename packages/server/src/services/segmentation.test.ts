@@ -391,6 +391,37 @@ await describeBackends((backend) => {
     });
   });
 
+  // A dataset taken out of the profile keeps its events in the store; evaluations leave them out,
+  // wherever they fall among the events of the datasets still in it.
+  describe('events of a dataset no longer enabled for profile', () => {
+    let h: Harness;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => T0 });
+      await setup(h);
+      const r = await h.call('POST', '/v1/datasets', { id: 'app', name: 'App', schemaId: 'web', profileEnabled: true });
+      assert.equal(r.statusCode, 201, r.body);
+    });
+    after(() => h.close());
+
+    it('are left out of evaluations', async () => {
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', person('di@x.io', {}).record)).statusCode, 200);
+      // Page views alternating between the two datasets: web, app, web, app.
+      for (const [dataset, at] of [['web', -4 * HOUR], ['app', -3 * HOUR], ['web', -2 * HOUR], ['app', -HOUR]] as const) {
+        assert.equal((await h.call('POST', `/v1/datasets/${dataset}/records`, view('di@x.io', at).record)).statusCode, 200);
+      }
+      await h.ctx.feed.flush();
+      await h.ctx.bus.drain();
+      const profileId = await h.ctx.store.findProfileId('prod', { ns: 'email', id: 'di@x.io' });
+      assert.ok(profileId);
+      const viewers = async (): Promise<string | undefined> =>
+        (await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS, withMemberships: true })).memberships?.get(profileId)?.get('viewers-3')?.status;
+      assert.ok(['realized', 'existing'].includes((await viewers()) ?? ''), 'four page views: in viewers-3');
+      const off = await h.call('PATCH', '/v1/datasets/app', { profileEnabled: false });
+      assert.equal(off.statusCode, 200, off.body);
+      assert.equal(await viewers(), 'exited', 'two page views left in the profile');
+    });
+  });
+
   describe('membership events of one evaluation', () => {
     let h: Harness;
     before(async () => {

@@ -185,9 +185,16 @@ export function profileContext(
   const rows = loaded.events;
   const events: Array<Record<string, unknown>> = [];
   const times: number[] = [];
+  // Runs of events of one dataset are the rule: the set is asked once per run.
+  let dataset: string | undefined;
+  let kept = false;
   for (let i = 0; i < rows.length; i++) {
     const e = rows[i]!;
-    if (!enabled.has(e.datasetId)) continue;
+    if (e.datasetId !== dataset) {
+      dataset = e.datasetId;
+      kept = enabled.has(dataset);
+    }
+    if (!kept) continue;
     events.push(e.body);
     times.push(e.timestamp);
   }
