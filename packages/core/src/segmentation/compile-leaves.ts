@@ -301,9 +301,11 @@ export function compileOccurs(env: LeafEnv, e: OccursExpr): Program {
     return one ? { value: vals[0] ?? null, holds: windows[0] ?? null } : { values: vals, holds: windows };
   };
   // Before now, `< N` / `<= N units before now` over the event's own timestamp holds from the
-  // event's instant t to t shifted by N units, both non-decreasing in t: the next change of an
-  // event that already happened is that end, or none once it passed.
-  const pastMonotone = isTimestamp && e.relation.direction === 'before' && e.relation.anchor === 'now' && d.kind === 'compare' && (d.op === '<' || d.op === '<=');
+  // event's instant t to t + N units, increasing with t: the next change of an event that already
+  // happened is that end, or none once it passed. Not for months and years: a calendar shift
+  // clamps to the month's last day and keeps the time of day (Jan 30 23:00 + 1 month is after
+  // Jan 31 10:00 + 1 month), so an older event can leave later.
+  const pastMonotone = isTimestamp && fixed && e.relation.direction === 'before' && e.relation.anchor === 'now' && (d.op === '<' || d.op === '<=');
   return { expr: e, test, next, details, children: [], perEvent: false, ...(pastMonotone ? { pastMonotone: true as const } : {}) };
 }
 

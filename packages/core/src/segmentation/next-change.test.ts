@@ -203,4 +203,13 @@ describe('nextChange over a window on the events’ own timestamp (sorted events
       { numRuns: 400 },
     );
   });
+
+  it('a window in months keeps the earliest change, though an older event can leave it later', () => {
+    // One month after Jan 30 23:00 is Feb 28 23:00, after Jan 31 10:00 it is Feb 28 10:00 (2023).
+    const q = compileQuery('select X from xEvent where X.timestamp occurs < 1 months before now', SCHEMAS);
+    const now = Date.UTC(2023, 1, 10);
+    const c = ctx({}, [ev('a', '2023-01-30T23:00:00Z'), ev('a', '2023-01-31T10:00:00Z')], now);
+    assert.equal(q.nextAt({ ...c, eventTimes: eventTimesOf(c.events) }), Date.UTC(2023, 1, 28, 10));
+    assert.equal(q.nextAt({ ...c, events: [...c.events].reverse() }), Date.UTC(2023, 1, 28, 10));
+  });
 });
