@@ -77,14 +77,28 @@ export async function setFailedStatus(db: Db, sandboxId: string, ids: readonly s
   );
 }
 
-/** Deletes failed records whose payload mentions any needle (case-insensitive); returns how many. */
-export async function purgeFailedRecords(db: Db, sandboxId: string, needles: readonly string[]): Promise<number> {
+/**
+ * How payloads are folded for a case-insensitive match: `lower()` under the ICU root collation
+ * when the server has it. A bare `lower()` folds by the database's ctype, and under a `C` ctype
+ * it folds ASCII letters only ('JOSÉ' stays 'josÉ'), so a privacy delete would miss a payload
+ * holding an identity in capitals.
+ */
+export async function payloadFolding(db: Db): Promise<string> {
+  const { rows } = await db.query(`SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu' LIMIT 1`);
+  return rows.length > 0 ? 'lower(payload COLLATE "und-x-icu")' : 'lower(payload)';
+}
+
+/**
+ * Deletes failed records whose payload mentions any needle (case-insensitive); returns how many.
+ * Needles are folded here, as ingestion folds identities; `fold` is payloadFolding's expression.
+ */
+export async function purgeFailedRecords(db: Db, sandboxId: string, needles: readonly string[], fold: string): Promise<number> {
   // An empty needle is in every payload: it must not purge the sandbox's records.
-  const nonEmpty = needles.filter((n) => n.length > 0);
+  const nonEmpty = needles.filter((n) => n.length > 0).map((n) => n.toLowerCase());
   if (nonEmpty.length === 0) return 0;
   const { rowCount } = await db.query(
     `DELETE FROM failed_records WHERE sandbox_id = $1
-     AND EXISTS (SELECT 1 FROM unnest($2::text[]) AS n(needle) WHERE strpos(lower(payload), lower(n.needle)) > 0)`,
+     AND EXISTS (SELECT 1 FROM unnest($2::text[]) AS n(needle) WHERE strpos(${fold}, n.needle) > 0)`,
     [sandboxId, nonEmpty],
   );
   return rowCount ?? 0;

@@ -113,6 +113,9 @@ export class PostgresStore implements Store {
     return (await this.pool.query(sql, params)).rowCount ?? 0;
   }
 
+  /** The purge's folding of payloads (see failed.payloadFolding), once known. */
+  private payloadFold: Promise<string> | undefined;
+
   async migrate(): Promise<void> {
     await applyMigrations(this.pool, this.schema);
   }
@@ -408,7 +411,12 @@ export class PostgresStore implements Store {
     await failed.setFailedStatus(this.pool, sandboxId, ids, status, at);
   }
   async purgeFailedRecords(sandboxId: string, needles: readonly string[]): Promise<number> {
-    return failed.purgeFailedRecords(this.pool, sandboxId, needles);
+    // Asked of the server once (a failed look-up is asked again next time).
+    this.payloadFold ??= failed.payloadFolding(this.pool).catch((err: unknown) => {
+      this.payloadFold = undefined;
+      throw err;
+    });
+    return failed.purgeFailedRecords(this.pool, sandboxId, needles, await this.payloadFold);
   }
 
   async putAudience(sandboxId: string, audience: AudienceRow): Promise<void> {
