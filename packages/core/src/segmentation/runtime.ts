@@ -32,18 +32,9 @@ class EventTimes extends Float64Array {
 
 /** Parses every event's `timestamp` once; pass the result as `eventTimes` when evaluating many audiences. */
 export function eventTimesOf(events: ReadonlyArray<Readonly<Record<string, unknown>>>): Float64Array {
-  const out = new EventTimes(events.length);
-  let sorted = true;
-  let prev = -Infinity;
-  for (let i = 0; i < events.length; i++) {
-    const e = events[i];
-    const t = e !== undefined && Object.prototype.hasOwnProperty.call(e, 'timestamp') ? parseInstant(e['timestamp']) : NaN;
-    out[i] = t;
-    if (!(t >= prev)) sorted = false;
-    prev = t;
-  }
-  out.sorted = sorted;
-  return out;
+  return eventTimesFrom(
+    events.map((e) => (e !== undefined && Object.prototype.hasOwnProperty.call(e, 'timestamp') ? parseInstant(e['timestamp']) : NaN)),
+  );
 }
 
 /**
