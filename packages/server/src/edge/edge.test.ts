@@ -69,9 +69,9 @@ async function setupDatastream(h: Harness, prefix: string, key?: string) {
     String((await ok(h, 'POST', '/v1/connections', { name: alias, destinationId: 'custom-personalization', settings: { integrationAlias: alias, datastreamId } }, key))['id']);
   const personalization = await conn('personalizationAlias');
   const adServer = await conn('adServerAlias');
-  await ok(h, 'POST', '/v1/dataflows', { name: 'home', connectionId: personalization, audienceIds: [`${prefix}buyers`, `${prefix}gold`], mapping: [] }, key);
+  const home = await ok(h, 'POST', '/v1/dataflows', { name: 'home', connectionId: personalization, audienceIds: [`${prefix}buyers`, `${prefix}gold`], mapping: [] }, key);
   await ok(h, 'POST', '/v1/dataflows', { name: 'ads', connectionId: adServer, audienceIds: [`${prefix}viewers`, `${prefix}gold`], mapping: [] }, key);
-  return { datastreamId, personalization, adServer };
+  return { datastreamId, personalization, adServer, homeFlow: String(home['id']) };
 }
 
 function edge(h: Harness, path: string, body: unknown, opts: { origin?: string; raw?: string; contentType?: string; method?: 'POST' | 'OPTIONS' } = {}): Promise<LightMyRequestResponse> {
@@ -237,6 +237,28 @@ await describeBackends((backend) => {
       assert.equal(otherProfile.json().segmentMembership.ups['gold'], undefined);
     });
 
+
+    it("a returning visitor's answer follows its memberships and the datastream's mapping, page after page", async () => {
+      const ds = await setupDatastream(h, '');
+      const ecid = ecidOf(45);
+      const visit = async (xdm: Record<string, unknown>): Promise<Answer> => {
+        const r = await edge(h, `/ee/v1/interact?configId=${ds.datastreamId}`, { events: [{ xdm: { ...xdm, ...withEcid(ecid) } }] }, { origin: ORIGIN });
+        assert.equal(r.statusCode, 200, r.body);
+        assert.match(String(r.headers['content-type']), /^application\/json/);
+        return r.json();
+      };
+      assert.deepEqual(segmentsByAlias(await visit(pageView())), { personalizationAlias: [], adServerAlias: ['viewers'] });
+      assert.deepEqual(segmentsByAlias(await visit(pageView())), { personalizationAlias: [], adServerAlias: ['viewers'] });
+      assert.deepEqual(segmentsByAlias(await visit(purchase())), { personalizationAlias: ['buyers'], adServerAlias: ['viewers'] });
+      await settle();
+      assert.deepEqual(segmentsByAlias(await visit(pageView())), { personalizationAlias: ['buyers'], adServerAlias: ['viewers'] });
+      await ok(h, 'PUT', `/v1/dataflows/${ds.homeFlow}`, { name: 'home', connectionId: ds.personalization, audienceIds: ['gold'], mapping: [] });
+      assert.deepEqual(segmentsByAlias(await visit(pageView())), { personalizationAlias: [], adServerAlias: ['viewers'] });
+      // Personalization refused afterwards empties every lookup, memberships unchanged.
+      await ok(h, 'POST', '/v1/datasets/crm/records', { ...withEcid(ecid), consents: { personalize: { content: { val: 'n' } } } });
+      await settle();
+      assert.deepEqual(segmentsByAlias(await visit(pageView())), { personalizationAlias: [], adServerAlias: [] });
+    });
 
     it('evaluates a visit once: one realized event per entry, not rewritten when the visit reaches the streaming engine', async () => {
       const ecid = ecidOf(40);
