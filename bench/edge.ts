@@ -6,17 +6,20 @@
  * - `edge.interact.p99.sqlite`: p99 latency at a fixed offered rate of 5,000 requests/s
  *   (open loop: latency from when each request was due).
  * - `edge.interact.max.sqlite`: maximum throughput (closed loop), ours / the bare server's.
+ * - `edge.interact.max.postgres`: the same over a PostgreSQL store of the same rows (skipped with
+ *   the reason when PostgreSQL is unreachable).
  * Processes: edge/server.ts (ours), edge/bare.ts (peer), edge/load.ts (load generator).
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { BareCpu, BareOut, StartBare } from './edge/bare.js';
-import type { EdgeLoadDone, EdgeLoadOut, PrepareLoad, RunEdgeLoad } from './edge/load.js';
+import type { BareCpu, BareOut, BareReady, StartBare } from './edge/bare.js';
+import type { EdgeLoadDone, EdgeLoadOut, LoadPrepared, PrepareLoad, RunEdgeLoad } from './edge/load.js';
 import type { EdgeServerOut, EdgeSettled, StartEdge } from './edge/server.js';
-import { beside, forkTs, type Message } from './lib/child.js';
+import { beside, forkTs, type ChildHandle, type Message } from './lib/child.js';
 import { commandFor, type Family } from './lib/family.js';
 import { machineInfo } from './lib/machine.js';
+import { benchPgUrl, createScratchSchema, postgresUnavailable, type ScratchSchema } from './lib/postgres.js';
 import { fmt, type BenchEntry, type Results } from './lib/results.js';
 import { sourceRevision } from './lib/revision.js';
 
@@ -45,6 +48,10 @@ const SEED = 1_000_003;
 
 const P99_ID = 'edge.interact.p99.sqlite';
 const MAX_ID = 'edge.interact.max.sqlite';
+const MAX_PG_ID = 'edge.interact.max.postgres';
+/** The closed-loop figure of each store. */
+const MAX_IDS = { sqlite: MAX_ID, postgres: MAX_PG_ID } as const;
+type StoreKind = keyof typeof MAX_IDS;
 const round = (n: number, d = 3): number => Math.round(n * 10 ** d) / 10 ** d;
 
 function describe(d: EdgeLoadDone): string {
@@ -55,7 +62,7 @@ function describe(d: EdgeLoadDone): string {
 /** The edge family. */
 export const edge: Family = {
   name: 'edge',
-  ids: [P99_ID, MAX_ID],
+  ids: [P99_ID, MAX_ID, MAX_PG_ID],
   async run(selected, env) {
     const source = sourceRevision();
     const dir = join(env.tmp, 'edge');
@@ -64,24 +71,62 @@ export const edge: Family = {
     const events = Math.round(EVENTS * env.scale);
     const ms = (x: number): number => (process.env['BENCH_FULL_TIME'] ? x : Math.max(1_000, Math.round(x * env.scale)));
     const nodeArgs = env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, '--cpu-prof-name=edge-server.cpuprofile'] : [];
-    const ours = forkTs<StartEdge | Message, EdgeServerOut>(beside(import.meta.url, './edge/server.ts'), { nodeArgs });
     const bare = forkTs<StartBare | Message, BareOut>(beside(import.meta.url, './edge/bare.ts'));
     const load = forkTs<PrepareLoad | RunEdgeLoad | Message, EdgeLoadOut>(beside(import.meta.url, './edge/load.ts'));
     const out: Results = {};
+    const bodies = Math.min(BODIES, profiles);
+    load.send({ type: 'prepare', bodies, profiles, seed: SEED });
+    let peer: { ready: BareReady; prepared: LoadPrepared } | undefined;
+    const stores = (Object.keys(MAX_IDS) as StoreKind[]).filter((k) => selected.has(MAX_IDS[k]) || (k === 'sqlite' && selected.has(P99_ID)));
     try {
-      env.log(`  building ${profiles.toLocaleString('en-US')} profiles, ${events.toLocaleString('en-US')} events, ${AUDIENCES} edge audiences…`);
-      const bodies = Math.min(BODIES, profiles);
-      ours.send({ type: 'start', dir, profiles, events, audiences: AUDIENCES, seed: SEED, bodies });
-      load.send({ type: 'prepare', bodies, profiles, seed: SEED });
-      const ready = await ours.receive('ready', 900_000);
+      for (const store of stores) {
+        let scratch: ScratchSchema | undefined;
+        if (store === 'postgres') {
+          const why = await postgresUnavailable(benchPgUrl());
+          if (why) {
+            env.log(`  PostgreSQL at ${benchPgUrl()} is unavailable (${why}); ${MAX_PG_ID} is skipped`);
+            continue;
+          }
+          scratch = await createScratchSchema(benchPgUrl());
+        }
+        // One store at a time: a second server seeding would share the cores with the phases.
+        const ours = forkTs<StartEdge | Message, EdgeServerOut>(beside(import.meta.url, './edge/server.ts'), { nodeArgs: store === 'sqlite' ? nodeArgs : [] });
+        try {
+          rmSync(dir, { recursive: true, force: true });
+          mkdirSync(dir, { recursive: true });
+          Object.assign(out, await measure(store, ours, scratch?.url));
+        } finally {
+          await ours.exited(60_000);
+          await scratch?.drop();
+        }
+      }
+      bare.send({ type: 'stop' });
+      load.send({ type: 'exit' });
+    } finally {
+      await Promise.all([bare.exited(30_000), load.exited(30_000)]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return out;
+
+    /** Builds ours on `store`, runs the phases of its selected figures (the peer's beside them) and stops it. */
+    async function measure(store: StoreKind, ours: ChildHandle<StartEdge | Message, EdgeServerOut>, databaseUrl: string | undefined): Promise<Results> {
+      const out: Results = {};
+      env.log(`  ${store}: building ${profiles.toLocaleString('en-US')} profiles, ${events.toLocaleString('en-US')} events, ${AUDIENCES} edge audiences…`);
+      ours.send({ type: 'start', dir, profiles, events, audiences: AUDIENCES, seed: SEED, bodies, store, ...(databaseUrl ? { databaseUrl } : {}) });
+      const ready = await ours.receive('ready', 1_800_000);
       env.log(
-        `  ours ready: ${ready.audiences} edge audiences (${ready.mappedAudiences} mapped), seeded in ${Math.round(ready.seedMs / 1000)} s, ${ready.dbMB} MB database, ` +
+        `  ours (${store}) ready: ${ready.audiences} edge audiences (${ready.mappedAudiences} mapped), seeded in ${Math.round(ready.seedMs / 1000)} s, ${ready.dbMB} MB database, ` +
           `RSS ${ready.rssMB} MB; probe answers ${ready.answerBytes} B with ${ready.probeSegments} segments (means); ` +
           `first visits of the ${bodies.toLocaleString('en-US')} visitors took ${Math.round(ready.primeMs / 1000)} s`,
       );
-      bare.send({ type: 'start', answerBytes: ready.answerBytes });
-      const bareReady = await bare.receive('ready', 60_000);
-      const prepared = await load.receive('prepared', 120_000);
+      if (env.cpuProfDir && store === 'sqlite') env.log(`  the first visits ran in the CPU-profile window --window=${ready.primeWindow}`);
+      if (!peer) {
+        // The peer answers bodies of the size of the first store's answers (the stores answer alike).
+        bare.send({ type: 'start', answerBytes: ready.answerBytes });
+        peer = { ready: await bare.receive('ready', 60_000), prepared: await load.receive('prepared', 120_000) };
+      }
+      const bareReady = peer.ready;
+      const prepared = peer.prepared;
       const settle = async (): Promise<EdgeSettled> => {
         ours.send({ type: 'settle' });
         return ours.receive('settled', 300_000);
@@ -103,8 +148,8 @@ export const edge: Family = {
         // per request it handled in the phase, warm-up included: steadier than throughput on a VM
         // whose speed varies from run to run.
         const cpuMsPerAnswer = (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.accepted - before.accepted);
-        env.log(`  ${label} ours: ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
-        if (env.cpuProfDir) env.log(`  ${label} ours ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
+        env.log(`  ${label} ours (${store}): ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
+        if (env.cpuProfDir && store === 'sqlite') env.log(`  ${label} ours ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
         return { done, loadavg: la, drainMs: after.drainMs, cpuMsPerAnswer };
       };
       const bareCpu = async (): Promise<BareCpu> => {
@@ -147,7 +192,7 @@ export const edge: Family = {
 
       // Ours catches up (settle) before and after each of its phases: whatever it leaves running
       // (an overload's backlog, the change feed) never slows the peer's phase down.
-      const bareOpen = selected.has(P99_ID) ? await barePhase(`open loop ${RATE}/s`, 'open') : undefined;
+      const bareOpen = store === 'sqlite' && selected.has(P99_ID) ? await barePhase(`open loop ${RATE}/s`, 'open') : undefined;
       if (bareOpen) {
         const p = bareOpen;
         const o = await ourPhase(`open loop ${RATE}/s`, 'open');
@@ -175,7 +220,8 @@ export const edge: Family = {
       }
       type OurPhase = Awaited<ReturnType<typeof ourPhase>>;
       const closedRounds: Array<{ peer: EdgeLoadDone & { cpuMsPerAnswer: number }; ours: OurPhase }> = [];
-      for (let k = 0; selected.has(MAX_ID) && k < CLOSED_ROUNDS; k++) {
+      const maxId = MAX_IDS[store];
+      for (let k = 0; selected.has(maxId) && k < CLOSED_ROUNDS; k++) {
         const label = `closed loop ×${CONCURRENCY}, round ${k + 1}/${CLOSED_ROUNDS}`;
         if (k % 2 === 0) {
           const peer = await barePhase(label, 'closed');
@@ -194,18 +240,19 @@ export const edge: Family = {
         const o = mid.ours;
         const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer);
         const failures = closedRounds.map((r) => r.ours.done.firstFailure).filter((f) => f !== undefined);
-        out[MAX_ID] = {
+        out[maxId] = {
           value: Math.round(o.done.throughput),
           unit: 'interact answers/s, closed loop (higher is better)',
           goal: 'ratio >= 0.5 (at least 50 % of the bare node:http server)',
           peer: { name: `bare node:http server answering a fixed body of the same size, same client and concurrency`, value: Math.round(p.throughput) },
           ratio: round(o.done.throughput / p.throughput),
-          command: commandFor(MAX_ID),
+          command: commandFor(maxId),
           at: new Date().toISOString(),
           note:
             `Closed loop: ${CONCURRENCY} requests in flight over keep-alive sockets, ${ms(CLOSED_MS) / 1000} s after ${ms(CLOSED_WARMUP_MS) / 1000} s of warm-up, same client process and bodies for both servers. ` +
             `${CLOSED_ROUNDS} rounds, each an ours phase beside a peer phase (order alternating); the figures are those of the round with the median ratio. ` +
             `On this 2-core machine the load generator, the server and its change feed share the cores, so both figures include the client's cost.` +
+            (store === 'postgres' ? ` The store is PostgreSQL on loopback (a scratch schema, seeded with the same rows): its server shares the cores too, and its CPU is not in the server CPU figures.` : '') +
             (failures.length ? ` Failures: ${failures.join('; ')}.` : ''),
           details: {
             ...c.details,
@@ -219,17 +266,12 @@ export const edge: Family = {
       }
       ours.send({ type: 'stop' });
       const stopped = await ours.receive('stopped', 300_000);
-      env.log(`  ours ingested ${stopped.accepted} events (${stopped.rejected} rejected), published ${stopped.changesPublished} changes, peak RSS ${stopped.sampledPeakRssMB} MB (sampled)`);
+      env.log(`  ours (${store}) ingested ${stopped.accepted} events (${stopped.rejected} rejected), published ${stopped.changesPublished} changes, peak RSS ${stopped.sampledPeakRssMB} MB (sampled)`);
       for (const id of Object.keys(out)) {
         out[id]!.peakRssMB = stopped.sampledPeakRssMB;
         out[id]!.details = { ...out[id]!.details, 'events ingested by ours in the run': stopped.accepted, 'rejected by ours': stopped.rejected };
       }
-      bare.send({ type: 'stop' });
-      load.send({ type: 'exit' });
-    } finally {
-      await Promise.all([ours.exited(60_000), bare.exited(30_000), load.exited(30_000)]);
-      rmSync(dir, { recursive: true, force: true });
+      return out;
     }
-    return out;
   },
 };

@@ -1,7 +1,7 @@
 /**
- * Audient's edge under test, in a process of its own: builds a SQLite store (WAL file) of N CRM
- * profiles (ECID + email; raw inserts of the rows the store keeps, as the profile-read benchmark
- * does) and recent page events on random profiles, then configures the sandbox through the real
+ * Audient's edge under test, in a process of its own: builds a SQLite store (WAL file), or a
+ * PostgreSQL one in a scratch schema, of N CRM profiles (ECID + email; raw inserts of the rows the
+ * store keeps, as the profile-read benchmark does) and recent page events on random profiles, then configures the sandbox through the real
  * services: 150 edge audiences, a datastream into the event dataset with a URL sync, and two
  * custom-personalization connections whose dataflows map every edge audience. Then the real HTTP
  * app listens on loopback. It answers one interact itself (in-process) to report the answer's
@@ -9,8 +9,10 @@
  * and reports what the edge ingested.
  */
 import { createContext, buildApp, loadConfig } from '@audient/server';
+import { withClient } from '@audient/storage/testing';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
 import { RawSeeder } from '../lib/raw-seed.js';
+import { RawPgSeeder } from '../lib/raw-seed-pg.js';
 import { createBenchSandbox, ingestCounts } from '../lib/audient.js';
 import type { AudientStopped } from '../processes/audient-server.js';
 import { loopbackUrl } from '../lib/http.js';
@@ -29,6 +31,9 @@ export interface StartEdge extends Message {
   seed: number;
   /** Distinct request bodies the load generator cycles (interactBodies): each visits once before the phases. */
   bodies: number;
+  /** The store: the embedded SQLite file (default) or PostgreSQL at `databaseUrl` (a scratch schema). */
+  store?: 'sqlite' | 'postgres';
+  databaseUrl?: string;
 }
 
 /** Server → parent: listening. */
@@ -43,6 +48,8 @@ export interface EdgeReady extends Message {
   probeSegments: number;
   /** How long the visitors' first visits took (untimed phase), ms. */
   primeMs: number;
+  /** When they ran, for a CPU profile's `--window` (µs of the process's monotonic clock). */
+  primeWindow: string;
   audiences: number;
   mappedAudiences: number;
   seedMs: number;
@@ -99,15 +106,15 @@ function edgeAudienceQueries(n: number): Array<{ id: string; query: string }> {
 async function main(): Promise<void> {
   const start = await fromParent<StartEdge>('start');
   const dbPath = `${start.dir}/audient.db`;
-  const config = loadConfig({ dataDir: start.dir, databaseUrl: dbPath, host: '127.0.0.1', port: 0, logLevel: 'warn' }, {});
+  const pgUrl = start.store === 'postgres' ? start.databaseUrl : undefined;
+  if (start.store === 'postgres' && !pgUrl) throw new Error('a PostgreSQL edge server needs databaseUrl');
+  const config = loadConfig({ dataDir: start.dir, databaseUrl: pgUrl ?? dbPath, host: '127.0.0.1', port: 0, logLevel: 'warn' }, {});
   const ctx = await createContext(config);
   const sandboxId = 'bench';
   await createBenchSandbox(ctx, sandboxId, {
     crmFieldGroups: ['profile-person-details', 'profile-personal-contact-details', 'profile-loyalty-details', 'profile-consents'],
   });
 
-  const seeder = new RawSeeder(dbPath, sandboxId);
-  const seedMs = seeder.profiles({ from: 0, to: start.profiles, batch: 1_000, seed: start.seed, datasetId: 'crm', checkpointEvery: 100_000 });
   // Page events of the last hour on random profiles, so edge audiences on events have something to find.
   const now = Date.now();
   const pick = prng(start.seed + 7);
@@ -116,9 +123,18 @@ async function main(): Promise<void> {
     timestamp: new Date(now - 3_600_000 + Math.floor((i / Math.max(1, start.events)) * 3_500_000)).toISOString(),
   }));
   const profileOf = events.map(() => Math.floor(pick() * start.profiles));
-  seeder.events({ events, profileOf: (i) => profileOf[i]!, batch: 1_000, seed: start.seed, datasetId: 'web' });
-  await seeder.checkpoint();
-  seeder.close();
+  let seedMs: number;
+  if (pgUrl) {
+    const seeder = new RawPgSeeder(pgUrl, sandboxId);
+    seedMs = await seeder.profiles({ count: start.profiles, batch: 5_000, seed: start.seed, datasetId: 'crm' });
+    seedMs += await seeder.events({ events, profileOf: (i) => profileOf[i]!, batch: 5_000, seed: start.seed, datasetId: 'web' });
+  } else {
+    const seeder = new RawSeeder(dbPath, sandboxId);
+    seedMs = seeder.profiles({ from: 0, to: start.profiles, batch: 1_000, seed: start.seed, datasetId: 'crm', checkpointEvery: 100_000 });
+    seedMs += seeder.events({ events, profileOf: (i) => profileOf[i]!, batch: 1_000, seed: start.seed, datasetId: 'web' });
+    await seeder.checkpoint();
+    seeder.close();
+  }
 
   const queries = edgeAudienceQueries(start.audiences);
   for (const q of queries) {
@@ -170,6 +186,7 @@ async function main(): Promise<void> {
   // have before, so the phases measure visits of profiles whose memberships Audient has computed
   // (raw seeding skipped the evaluation that ingestion would have done), not first evaluations.
   const primeStart = performance.now();
+  const primeClockUs = Number(process.hrtime.bigint() / 1000n);
   const bodies = interactBodies(start.bodies, start.profiles, start.seed);
   for (let at = 0; at < bodies.length; at += 32) {
     await Promise.all(
@@ -182,6 +199,7 @@ async function main(): Promise<void> {
   await ctx.feed.flush();
   await ctx.bus.drain();
   const primeMs = performance.now() - primeStart;
+  const primeWindow = `${primeClockUs},${Number(process.hrtime.bigint() / 1000n)}`;
 
   const rss = sampleRss();
   const { statSync } = await import('node:fs');
@@ -192,10 +210,11 @@ async function main(): Promise<void> {
     answerBytes,
     probeSegments,
     primeMs,
+    primeWindow,
     audiences: queries.length,
     mappedAudiences: mapped.size,
     seedMs,
-    dbMB: Math.round(statSync(dbPath).size / 1024 / 1024),
+    dbMB: Math.round((pgUrl ? await schemaBytes(pgUrl) : statSync(dbPath).size) / 1024 / 1024),
     rssMB: rssMB(),
   } satisfies EdgeReady);
 
@@ -227,6 +246,17 @@ async function main(): Promise<void> {
   await app.close();
   await ctx.close();
   process.disconnect?.();
+}
+
+/** Bytes of the tables and indexes of the schema a PostgreSQL URL selects. */
+async function schemaBytes(url: string): Promise<number> {
+  return withClient(url, async (c) => {
+    const { rows } = await c.query<{ n: string }>(
+      `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = current_schema() AND c.relkind = 'r'`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  });
 }
 
 runChild(main);
