@@ -70,7 +70,9 @@ export const edge: Family = {
     const profiles = Math.round(PROFILES * env.scale);
     const events = Math.round(EVENTS * env.scale);
     const ms = (x: number): number => (process.env['BENCH_FULL_TIME'] ? x : Math.max(1_000, Math.round(x * env.scale)));
-    const nodeArgs = env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, '--cpu-prof-name=edge-server.cpuprofile'] : [];
+    /** Under BENCH_CPU_PROF, each store's server writes edge-server.cpuprofile (SQLite) or edge-server-postgres.cpuprofile. */
+    const nodeArgs = (store: StoreKind): string[] =>
+      env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=edge-server${store === 'sqlite' ? '' : `-${store}`}.cpuprofile`] : [];
     const bare = forkTs<StartBare | Message, BareOut>(beside(import.meta.url, './edge/bare.ts'));
     const load = forkTs<PrepareLoad | RunEdgeLoad | Message, EdgeLoadOut>(beside(import.meta.url, './edge/load.ts'));
     const out: Results = {};
@@ -90,7 +92,7 @@ export const edge: Family = {
           scratch = await createScratchSchema(benchPgUrl());
         }
         // One store at a time: a second server seeding would share the cores with the phases.
-        const ours = forkTs<StartEdge | Message, EdgeServerOut>(beside(import.meta.url, './edge/server.ts'), { nodeArgs: store === 'sqlite' ? nodeArgs : [] });
+        const ours = forkTs<StartEdge | Message, EdgeServerOut>(beside(import.meta.url, './edge/server.ts'), { nodeArgs: nodeArgs(store) });
         try {
           rmSync(dir, { recursive: true, force: true });
           mkdirSync(dir, { recursive: true });
@@ -119,7 +121,7 @@ export const edge: Family = {
           `RSS ${ready.rssMB} MB; probe answers ${ready.answerBytes} B with ${ready.probeSegments} segments (means); ` +
           `first visits of the ${bodies.toLocaleString('en-US')} visitors took ${Math.round(ready.primeMs / 1000)} s`,
       );
-      if (env.cpuProfDir && store === 'sqlite') env.log(`  the first visits ran in the CPU-profile window --window=${ready.primeWindow}`);
+      if (env.cpuProfDir) env.log(`  the first visits (${store}) ran in the CPU-profile window --window=${ready.primeWindow}`);
       if (!peer) {
         // The peer answers bodies of the size of the first store's answers (the stores answer alike).
         bare.send({ type: 'start', answerBytes: ready.answerBytes });
@@ -149,7 +151,7 @@ export const edge: Family = {
         // whose speed varies from run to run.
         const cpuMsPerAnswer = (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.accepted - before.accepted);
         env.log(`  ${label} ours (${store}): ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
-        if (env.cpuProfDir && store === 'sqlite') env.log(`  ${label} ours ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
+        if (env.cpuProfDir) env.log(`  ${label} ours (${store}) ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
         return { done, loadavg: la, drainMs: after.drainMs, cpuMsPerAnswer };
       };
       const bareCpu = async (): Promise<BareCpu> => {
