@@ -66,7 +66,6 @@ export const edge: Family = {
   async run(selected, env) {
     const source = sourceRevision();
     const dir = join(env.tmp, 'edge');
-    mkdirSync(dir, { recursive: true });
     const profiles = Math.round(PROFILES * env.scale);
     const events = Math.round(EVENTS * env.scale);
     const ms = (x: number): number => (process.env['BENCH_FULL_TIME'] ? x : Math.max(1_000, Math.round(x * env.scale)));
@@ -112,7 +111,7 @@ export const edge: Family = {
 
     /** Builds ours on `store`, runs the phases of its selected figures (the peer's beside them) and stops it. */
     async function measure(store: StoreKind, ours: ChildHandle<StartEdge | Message, EdgeServerOut>, databaseUrl: string | undefined): Promise<Results> {
-      const out: Results = {};
+      const figures: Results = {};
       env.log(`  ${store}: building ${profiles.toLocaleString('en-US')} profiles, ${events.toLocaleString('en-US')} events, ${AUDIENCES} edge audiences…`);
       ours.send({ type: 'start', dir, profiles, events, audiences: AUDIENCES, seed: SEED, bodies, store, ...(databaseUrl ? { databaseUrl } : {}) });
       const ready = await ours.receive('ready', 1_800_000);
@@ -200,7 +199,7 @@ export const edge: Family = {
         const o = await ourPhase(`open loop ${RATE}/s`, 'open');
         const failed = o.done.firstFailure !== undefined;
         const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer);
-        out[P99_ID] = {
+        figures[P99_ID] = {
           value: round(o.done.p99Ms, 2),
           unit: `ms, p99 of interact at ${RATE.toLocaleString('en-US')} requests/s offered (open loop, from when each request was due; lower is better)`,
           goal: `< 5 ms at ${RATE.toLocaleString('en-US')} requests/s`,
@@ -242,7 +241,7 @@ export const edge: Family = {
         const o = mid.ours;
         const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer);
         const failures = closedRounds.map((r) => r.ours.done.firstFailure).filter((f) => f !== undefined);
-        out[maxId] = {
+        figures[maxId] = {
           value: Math.round(o.done.throughput),
           unit: 'interact answers/s, closed loop (higher is better)',
           goal: 'ratio >= 0.5 (at least 50 % of the bare node:http server)',
@@ -269,11 +268,11 @@ export const edge: Family = {
       ours.send({ type: 'stop' });
       const stopped = await ours.receive('stopped', 300_000);
       env.log(`  ours (${store}) ingested ${stopped.accepted} events (${stopped.rejected} rejected), published ${stopped.changesPublished} changes, peak RSS ${stopped.sampledPeakRssMB} MB (sampled)`);
-      for (const id of Object.keys(out)) {
-        out[id]!.peakRssMB = stopped.sampledPeakRssMB;
-        out[id]!.details = { ...out[id]!.details, 'events ingested by ours in the run': stopped.accepted, 'rejected by ours': stopped.rejected };
+      for (const id of Object.keys(figures)) {
+        figures[id]!.peakRssMB = stopped.sampledPeakRssMB;
+        figures[id]!.details = { ...figures[id]!.details, 'events ingested by ours in the run': stopped.accepted, 'rejected by ours': stopped.rejected };
       }
-      return out;
+      return figures;
     }
   },
 };
