@@ -101,10 +101,13 @@ export const edge: Family = {
           await scratch?.drop();
         }
       }
+      // The load client listens for `exit` once prepared; a peer never started (every store
+      // skipped) is not listening at all and is just ended.
+      if (!peer) await load.receive('prepared', 120_000);
       bare.send({ type: 'stop' });
       load.send({ type: 'exit' });
     } finally {
-      await Promise.all([bare.exited(30_000), load.exited(30_000)]);
+      await Promise.all([bare.exited(peer ? 30_000 : 1_000), load.exited(30_000)]);
       rmSync(dir, { recursive: true, force: true });
     }
     return out;
