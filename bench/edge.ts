@@ -135,18 +135,18 @@ export const edge: Family = {
         ours.send({ type: 'settle' });
         return ours.receive('settled', 300_000);
       };
-      const runLoad = async (url: string, path: string, mode: 'open' | 'closed'): Promise<EdgeLoadDone> => {
+      const runLoad = async (url: string, path: string, mode: 'open' | 'closed', rate = RATE): Promise<EdgeLoadDone> => {
         const r: RunEdgeLoad =
           mode === 'open'
-            ? { type: 'run', url, path, mode, rate: RATE, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(OPEN_WARMUP_MS), durationMs: ms(OPEN_MS) }
+            ? { type: 'run', url, path, mode, rate, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(OPEN_WARMUP_MS), durationMs: ms(OPEN_MS) }
             : { type: 'run', url, path, mode, rate: RATE, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(CLOSED_WARMUP_MS), durationMs: ms(CLOSED_MS) };
         load.send(r);
         return load.receive('done', 600_000);
       };
-      const ourPhase = async (label: string, mode: 'open' | 'closed'): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number; cpuMsPerAnswer: number }> => {
+      const ourPhase = async (label: string, mode: 'open' | 'closed', rate?: number): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number; cpuMsPerAnswer: number }> => {
         const before = await settle();
         const la = loadavg()[0]!;
-        const done = await runLoad(ready.url, ready.path, mode);
+        const done = await runLoad(ready.url, ready.path, mode, rate);
         const after = await settle();
         // The server's CPU (every thread: answers, change feed, streaming evaluation, checkpoints)
         // per request it handled in the phase, warm-up included: steadier than throughput on a VM
@@ -160,9 +160,9 @@ export const edge: Family = {
         bare.send({ type: 'cpu' });
         return bare.receive('cpu', 30_000);
       };
-      const barePhase = async (label: string, mode: 'open' | 'closed'): Promise<EdgeLoadDone & { cpuMsPerAnswer: number }> => {
+      const barePhase = async (label: string, mode: 'open' | 'closed', rate?: number): Promise<EdgeLoadDone & { cpuMsPerAnswer: number }> => {
         const before = await bareCpu();
-        const done = await runLoad(bareReady.url, ready.path, mode);
+        const done = await runLoad(bareReady.url, ready.path, mode, rate);
         const after = await bareCpu();
         const cpuMsPerAnswer = (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.answered - before.answered);
         env.log(`  ${label} bare node:http: ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer`);
@@ -266,6 +266,25 @@ export const edge: Family = {
           },
           machine: machineInfo(),
           source,
+        };
+      }
+      // What a visitor waits below saturation: the p99 figure's rate is past ours' capacity (its
+      // latency is then a backlog), so both servers also take an open loop at half the capacity
+      // ours just showed; reported beside that figure.
+      const p99 = figures[P99_ID];
+      const capacity = figures[maxId]?.value;
+      if (p99 && typeof capacity === 'number' && capacity > 0) {
+        const rate = Math.max(100, Math.round(capacity / 2 / 100) * 100);
+        const label = `open loop ${rate}/s (half of ours' capacity)`;
+        const peerHalf = await barePhase(label, 'open', rate);
+        const oursHalf = await ourPhase(label, 'open', rate);
+        const ms4 = (d: EdgeLoadDone): string => [d.p50Ms, d.p90Ms, d.p99Ms, d.maxMs].map((x) => round(x, 2)).join(' / ');
+        p99.details = {
+          ...p99.details,
+          'half of ours\' closed-loop capacity, requests/s offered': rate,
+          'ours at that rate, p50 / p90 / p99 / max, ms': ms4(oursHalf.done),
+          'peer at that rate, p50 / p90 / p99 / max, ms': ms4(peerHalf),
+          ...(oursHalf.done.firstFailure ? { 'ours at that rate, failures': oursHalf.done.firstFailure } : {}),
         };
       }
       ours.send({ type: 'stop' });
