@@ -8,6 +8,9 @@
  *
  *   npm run build && BENCH_DIST=1 node --import tsx bench/edge-ab.ts <checkoutA> <checkoutB> [pairs=10] [phaseMs=3000]
  *   AB_ENV_B="NAME=value …"   extra environment for B's server (A: AB_ENV_A), e.g. a switch under test
+ *   AB_OPEN_RATE=1500        open-loop phases at this rate instead (requests due on schedule,
+ *                            latency from when each was due): compares latency below saturation
+ *                            (p50 / p99 per phase, median ratio of the p99s) as well as CPU per answer
  *
  * An A/A run (the same checkout twice) shows the noise: medians within ~4 % with 6 pairs here.
  */
@@ -40,6 +43,8 @@ async function main(): Promise<void> {
   if (!a || !b) throw new Error('usage: edge-ab.ts <checkoutA> <checkoutB> [pairs] [phaseMs]');
   const pairs = Number(pairsArg ?? 10);
   const phaseMs = Number(phaseArg ?? 3_000);
+  const openRate = Number(process.env['AB_OPEN_RATE'] ?? 0);
+  if (!Number.isFinite(openRate) || openRate < 0) throw new Error(`AB_OPEN_RATE must be a rate per second, got ${process.env['AB_OPEN_RATE']}`);
   const servers = [a, b].map((checkout, i) => {
     const dir = join(tmpdir(), `audient-edge-ab-${process.pid}-${i}`);
     rmSync(dir, { recursive: true, force: true });
@@ -56,31 +61,37 @@ async function main(): Promise<void> {
       s.ready = await s.child.receive('ready', 900_000);
     }
     await load.receive('prepared', 120_000);
-    const phase = async (i: number): Promise<{ cpu: number; throughput: number }> => {
+    const phase = async (i: number): Promise<{ cpu: number; throughput: number; p50: number; p99: number }> => {
       const s = servers[i]!;
       s.child.send({ type: 'settle' });
       const before = await s.child.receive('settled', 300_000);
-      load.send({ type: 'run', url: s.ready!.url, path: s.ready!.path, mode: 'closed', rate: 0, concurrency: 32, maxSockets: 256, warmupMs: 500, durationMs: phaseMs });
+      load.send({ type: 'run', url: s.ready!.url, path: s.ready!.path, mode: openRate ? 'open' : 'closed', rate: openRate, concurrency: 32, maxSockets: 256, warmupMs: 500, durationMs: phaseMs });
       const done = await load.receive('done', 600_000);
       s.child.send({ type: 'settle' });
       const after = await s.child.receive('settled', 300_000);
-      return { cpu: (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.accepted - before.accepted), throughput: done.throughput };
+      return { cpu: (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.accepted - before.accepted), throughput: done.throughput, p50: done.p50Ms, p99: done.p99Ms };
     };
     await phase(0); // warm-up of both (JIT, caches), not counted
     await phase(1);
     const cpu: number[] = [];
     const throughput: number[] = [];
+    const p99: number[] = [];
     for (let p = 0; p < pairs; p++) {
-      const r: Array<{ cpu: number; throughput: number }> = [];
+      const r: Array<{ cpu: number; throughput: number; p50: number; p99: number }> = [];
       for (const i of p % 2 === 0 ? [0, 1] : [1, 0]) r[i] = await phase(i);
       const [ra, rb] = [r[0]!, r[1]!];
       cpu.push(rb.cpu / ra.cpu);
       throughput.push(rb.throughput / ra.throughput);
+      p99.push(rb.p99 / ra.p99);
+      const side = (x: { cpu: number; throughput: number; p50: number; p99: number }): string =>
+        `${x.cpu.toFixed(3)} CPU-ms/answer ${Math.round(x.throughput)}/s` + (openRate ? ` p50 ${x.p50.toFixed(2)} p99 ${x.p99.toFixed(2)} ms` : '');
       console.log(
-        `pair ${p}: A ${ra.cpu.toFixed(3)} CPU-ms/answer ${Math.round(ra.throughput)}/s | B ${rb.cpu.toFixed(3)} CPU-ms/answer ${Math.round(rb.throughput)}/s | B/A CPU ${cpu.at(-1)!.toFixed(3)}, throughput ${throughput.at(-1)!.toFixed(3)}`,
+        `pair ${p}: A ${side(ra)} | B ${side(rb)} | B/A CPU ${cpu.at(-1)!.toFixed(3)}, ` + (openRate ? `p99 ${p99.at(-1)!.toFixed(3)}` : `throughput ${throughput.at(-1)!.toFixed(3)}`),
       );
     }
-    console.log(`median of ${pairs} pairs, B/A: CPU per answer ${median(cpu).toFixed(3)}, throughput ${median(throughput).toFixed(3)}`);
+    console.log(
+      `median of ${pairs} pairs, B/A: CPU per answer ${median(cpu).toFixed(3)}, ` + (openRate ? `p99 ${median(p99).toFixed(3)} (open loop at ${openRate}/s)` : `throughput ${median(throughput).toFixed(3)}`),
+    );
   } finally {
     for (const s of servers) s.child.send({ type: 'stop' });
     load.send({ type: 'exit' });

@@ -108,7 +108,10 @@ async function main(): Promise<void> {
   const dbPath = `${start.dir}/audient.db`;
   const pgUrl = start.store === 'postgres' ? start.databaseUrl : undefined;
   if (start.store === 'postgres' && !pgUrl) throw new Error('a PostgreSQL edge server needs databaseUrl');
-  const config = loadConfig({ dataDir: start.dir, databaseUrl: pgUrl ?? dbPath, host: '127.0.0.1', port: 0, logLevel: 'warn' }, {});
+  // Only the settings tuned by AUDIENT_* variables come from the environment (edge-ab.ts sets
+  // them per server to compare a switch); where the store lives and the listener are the run's.
+  const tuning = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('AUDIENT_') && !['AUDIENT_DATA_DIR', 'AUDIENT_DATABASE_URL', 'AUDIENT_HOST', 'AUDIENT_PORT'].includes(k)));
+  const config = loadConfig({ dataDir: start.dir, databaseUrl: pgUrl ?? dbPath, host: '127.0.0.1', port: 0, logLevel: 'warn' }, tuning);
   const ctx = await createContext(config);
   const sandboxId = 'bench';
   await createBenchSandbox(ctx, sandboxId, {
