@@ -24,6 +24,12 @@ export interface Config {
   maxUploadBytes: number;
   /** Records per store transaction during batch file ingestion. */
   batchChunkSize: number;
+  /**
+   * How long an ingestion group transaction waits for more requests when writes arrive close
+   * together, ms (0: never waits; see IngestionService.commit). Below saturation it trades up
+   * to this much latency for a transaction and a pipeline pass shared by several requests.
+   */
+  groupCommitWaitMs: number;
   segmentation: SegmentationConfig;
   /** Delivery runtime settings (see activation/delivery.ts). */
   delivery: { leaseMs?: number; maxAttempts?: number; concurrency?: number; timeoutMs?: number; pollMs?: number };
@@ -68,6 +74,15 @@ function checkTime(v: string): string {
   return v;
 }
 
+/** A duration in ms that may be 0 (off). */
+function msFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number of milliseconds (0 or more), got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -105,6 +120,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     maxBodyBytes: overrides.maxBodyBytes ?? intFrom(env, 'AUDIENT_MAX_BODY_BYTES', 16 * 1024 * 1024),
     maxUploadBytes: overrides.maxUploadBytes ?? intFrom(env, 'AUDIENT_MAX_UPLOAD_BYTES', 2 * 1024 * 1024 * 1024),
     batchChunkSize: overrides.batchChunkSize ?? intFrom(env, 'AUDIENT_BATCH_CHUNK_SIZE', 500),
+    groupCommitWaitMs: overrides.groupCommitWaitMs ?? msFrom(env, 'AUDIENT_GROUP_COMMIT_WAIT_MS', 1),
     secretKey: overrides.secretKey ?? env['AUDIENT_SECRET_KEY'],
     tls: tlsFrom(overrides, env),
     alertCheckMs: overrides.alertCheckMs ?? intFrom(env, 'AUDIENT_ALERT_CHECK_MS', 30_000),

@@ -82,7 +82,7 @@ export async function createContext(
   const feed = new ChangeFeed({ store, bus, log, metrics });
   const catalog = new Catalog(store);
   const jobs = new Jobs({ store, log, metrics });
-  const ingestion = new IngestionService({ store, catalog, feed, limits: config.limits, metrics, now });
+  const ingestion = new IngestionService({ store, catalog, feed, limits: config.limits, metrics, now, groupWaitMs: config.groupCommitWaitMs });
   const secrets = SecretBox.open(config.dataDir, config.secretKey);
   const webhooks = new MembershipWebhooks({ store, bus, secrets, log, now });
   const audiences = new AudienceService({ store, catalog, config: config.segmentation, newId: newUuid });

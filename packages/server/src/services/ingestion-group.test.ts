@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Store } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
 import type { ChangeMessage } from './change-feed.js';
+import { IngestionService } from './ingestion.js';
 import { createHarness, type Harness } from '../testing/harness.js';
 
 const ecid = (n: number): string => String(n).padStart(38, '7');
@@ -30,6 +31,24 @@ function poisoned(store: Store): Store {
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
+}
+
+/** The real store, counting its ingestion transactions. */
+function counted(store: Store): { store: Store; transactions: () => number } {
+  let n = 0;
+  const wrapped = new Proxy(store, {
+    get(target, key) {
+      if (key === 'ingest') {
+        return (sandboxId: string, fn: Parameters<Store['ingest']>[1]) => {
+          n++;
+          return target.ingest(sandboxId, fn);
+        };
+      }
+      const v: unknown = Reflect.get(target, key, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { store: wrapped, transactions: () => n };
 }
 
 async function setup(h: Harness): Promise<void> {
@@ -118,6 +137,62 @@ await describeBackends((backend) => {
         changes.map((c) => c.eventId).sort(),
         [...Array.from({ length: 10 }, (_, k) => `p-${k}`), ...Array.from({ length: 10 }, (_, k) => `q-${k}`)].sort(),
       );
+    });
+  });
+
+  describe('group commit: waiting for company when writes arrive close together', () => {
+    // A wait far longer than any test step, so that whether a request waited shows without timing
+    // it closely: a request that waited took at least WAIT_MS, one that did not well under it.
+    const WAIT_MS = 2_000;
+    const BUSY_GAP_MS = 300;
+    let h: Harness;
+    let ingestion: IngestionService;
+    let transactions: () => number;
+    before(async () => {
+      h = await createHarness(await backend.open());
+      await setup(h);
+      const c = counted(h.ctx.store);
+      transactions = c.transactions;
+      const { catalog, feed, metrics, config } = h.ctx;
+      ingestion = new IngestionService({ store: c.store, catalog, feed, limits: config.limits, metrics, groupWaitMs: WAIT_MS, busyGapMs: BUSY_GAP_MS });
+    });
+    after(() => h.close());
+
+    const send = async (id: string, n: number): Promise<number> => {
+      const t0 = performance.now();
+      const [r] = await ingestion.ingest('prod', 'web', [ev(id, { ECID: [{ id: ecid(n) }] })]);
+      assert.equal(r?.status, 'accepted', JSON.stringify(r));
+      return performance.now() - t0;
+    };
+    const quiet = (): Promise<void> => new Promise((r) => setTimeout(r, BUSY_GAP_MS + 50));
+
+    it('a lone request after a quiet spell does not wait', async () => {
+      const before = transactions();
+      assert.ok((await send('w-lone', 300)) < WAIT_MS / 2, 'answered without waiting');
+      assert.equal(transactions(), before + 1);
+    });
+
+    it('requests arriving close together, but not in the same turn, share one transaction', async () => {
+      await quiet();
+      await send('w-first', 301); // a group just began: writes are now close together
+      const before = transactions();
+      const a = send('w-a', 302);
+      await new Promise((r) => setTimeout(r, 20));
+      const b = send('w-b', 303);
+      const [ta, tb] = await Promise.all([a, b]);
+      assert.equal(transactions(), before + 1, 'one transaction for both');
+      assert.ok(ta >= WAIT_MS * 0.9 && tb < ta, `the first waited for company (${Math.round(ta)} ms), the second joined it (${Math.round(tb)} ms)`);
+      const r = await h.call('GET', `/v1/profiles?ns=ECID&id=${ecid(303)}`);
+      assert.equal(r.json().events.items.length, 1);
+    });
+
+    it('a full group goes at once instead of waiting out the window', async () => {
+      await quiet();
+      await send('w-start', 310);
+      const before = transactions();
+      const times = await Promise.all(Array.from({ length: 8 }, (_, k) => send(`w-full-${k}`, 320 + k)));
+      assert.equal(transactions(), before + 1, 'the eight requests in one transaction');
+      assert.ok(Math.max(...times) < WAIT_MS / 2, `answered without waiting out the window (${Math.round(Math.max(...times))} ms)`);
     });
   });
 });

@@ -34,6 +34,8 @@ export type IncomingRecord =
 
 /** Most records one group transaction takes (a single larger request still goes alone). */
 const GROUP_RECORDS = 2000;
+/** Requests waiting in a group that end its wait for company at once (see commit). */
+const GROUP_FULL_REQUESTS = 8;
 /** A failed record's payload when the record cannot be written out (see jsonTextOf): kept as a JSON string saying so. */
 const TOO_DEEP_PAYLOAD = JSON.stringify('(not kept: the record nests too deeply to be written out)');
 /**
@@ -54,6 +56,8 @@ interface PendingWrite {
 interface SandboxQueue {
   jobs: PendingWrite[];
   running: boolean;
+  /** The group's wait for company, while it lasts (see commit). */
+  waiting?: NodeJS.Timeout | undefined;
 }
 
 const weight = (j: PendingWrite): number => j.records.length + j.lake.length;
@@ -68,9 +72,20 @@ export class IngestionService {
       limits: IngestLimits;
       metrics: Metrics;
       now?: () => number;
+      /** How long a group waits for company when writes arrive close together, ms (0: never; see commit). */
+      groupWaitMs?: number;
+      /** Writes are close together when a group began less than this long ago, ms (default: twice groupWaitMs). */
+      busyGapMs?: number;
     },
-  ) {}
+  ) {
+    this.groupWaitMs = deps.groupWaitMs ?? 0;
+    this.busyGapMs = deps.busyGapMs ?? 2 * this.groupWaitMs;
+  }
 
+  private readonly groupWaitMs: number;
+  private readonly busyGapMs: number;
+  /** When the latest group transaction began (performance.now()). */
+  private lastGroupAt = -Infinity;
   private readonly queues = new Map<string, SandboxQueue>();
   private readonly storedListeners: Array<(sandboxId: string, events: WritePlan['events']) => void> = [];
 
@@ -163,6 +178,14 @@ export class IngestionService {
    * Requests that arrive while a transaction runs form the next one. If a group's transaction
    * fails, each of its requests is retried in a transaction of its own, so a failing request
    * never costs the others.
+   *
+   * A group gathers the requests whose bodies arrived in the same turn of the event loop. When
+   * writes arrive close together (the previous group began less than `busyGapMs` ago) but not
+   * all at once, as edge requests at a steady rate below saturation do, each turn carries one
+   * request and each request would pay a transaction, a change-feed batch and an evaluation
+   * batch of its own: the group then waits up to `groupWaitMs` for company, and goes at once
+   * when GROUP_FULL_REQUESTS requests (or GROUP_RECORDS records) have joined. A lone request
+   * after a quiet spell never waits.
    */
   private commit(sandboxId: string, job: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<WritePlan['results']> {
     return new Promise((resolve, reject) => {
@@ -170,10 +193,22 @@ export class IngestionService {
       if (!q) this.queues.set(sandboxId, (q = { jobs: [], running: false }));
       // Built field by field: a spread of the job measured as costly as the rest of this call.
       q.jobs.push({ records: job.records, lake: job.lake, registry: job.registry, resolve, reject });
+      if (q.waiting && (q.jobs.length >= GROUP_FULL_REQUESTS || q.jobs.reduce((n, j) => n + weight(j), 0) >= GROUP_RECORDS)) {
+        clearTimeout(q.waiting);
+        q.waiting = undefined;
+        setImmediate(() => void this.drain(sandboxId, q));
+      }
       if (!q.running) {
         q.running = true;
-        // Let every request whose body arrived in this turn of the event loop join the group.
-        setImmediate(() => void this.drain(sandboxId, q));
+        if (this.groupWaitMs > 0 && performance.now() - this.lastGroupAt < this.busyGapMs) {
+          q.waiting = setTimeout(() => {
+            q.waiting = undefined;
+            void this.drain(sandboxId, q);
+          }, this.groupWaitMs);
+        } else {
+          // Let every request whose body arrived in this turn of the event loop join the group.
+          setImmediate(() => void this.drain(sandboxId, q));
+        }
       }
     });
   }
@@ -185,6 +220,7 @@ export class IngestionService {
         let size = 0;
         while (n < q.jobs.length && (n === 0 || size + weight(q.jobs[n]!) <= GROUP_RECORDS)) size += weight(q.jobs[n++]!);
         const group = q.jobs.splice(0, n);
+        this.lastGroupAt = performance.now();
         try {
           const plans = await this.write(sandboxId, group);
           group.forEach((j, k) => j.resolve(plans[k]!));
