@@ -193,6 +193,9 @@ await describeBackends((backend) => {
       const times = await Promise.all(Array.from({ length: 8 }, (_, k) => send(`w-full-${k}`, 320 + k)));
       assert.equal(transactions(), before + 1, 'the eight requests in one transaction');
       assert.ok(Math.max(...times) < WAIT_MS / 2, `answered without waiting out the window (${Math.round(Math.max(...times))} ms)`);
+      // Past saturation groups fill up by themselves: the next one does not wait either.
+      assert.ok((await send('w-after-full', 330)) < WAIT_MS / 2, 'a group after a full one does not wait');
+      assert.equal(transactions(), before + 2);
     });
   });
 });

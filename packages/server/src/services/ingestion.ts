@@ -84,8 +84,9 @@ export class IngestionService {
 
   private readonly groupWaitMs: number;
   private readonly busyGapMs: number;
-  /** When the latest group transaction began (performance.now()). */
+  /** When the latest group transaction began (performance.now()), and how many requests it took. */
   private lastGroupAt = -Infinity;
+  private lastGroupSize = 0;
   private readonly queues = new Map<string, SandboxQueue>();
   private readonly storedListeners: Array<(sandboxId: string, events: WritePlan['events']) => void> = [];
 
@@ -185,7 +186,7 @@ export class IngestionService {
    * request and each request would pay a transaction, a change-feed batch and an evaluation
    * batch of its own: the group then waits up to `groupWaitMs` for company, and goes at once
    * when GROUP_FULL_REQUESTS requests (or GROUP_RECORDS records) have joined. A lone request
-   * after a quiet spell never waits.
+   * after a quiet spell never waits, nor does a group after one that filled up by itself.
    */
   private commit(sandboxId: string, job: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<WritePlan['results']> {
     return new Promise((resolve, reject) => {
@@ -200,7 +201,9 @@ export class IngestionService {
       }
       if (!q.running) {
         q.running = true;
-        if (this.groupWaitMs > 0 && performance.now() - this.lastGroupAt < this.busyGapMs) {
+        // Close together, and the last group did not fill up by itself (past saturation every
+        // turn carries enough requests: waiting would only add latency).
+        if (this.groupWaitMs > 0 && this.lastGroupSize < GROUP_FULL_REQUESTS && performance.now() - this.lastGroupAt < this.busyGapMs) {
           q.waiting = setTimeout(() => {
             q.waiting = undefined;
             void this.drain(sandboxId, q);
@@ -221,6 +224,7 @@ export class IngestionService {
         while (n < q.jobs.length && (n === 0 || size + weight(q.jobs[n]!) <= GROUP_RECORDS)) size += weight(q.jobs[n++]!);
         const group = q.jobs.splice(0, n);
         this.lastGroupAt = performance.now();
+        this.lastGroupSize = group.length;
         try {
           const plans = await this.write(sandboxId, group);
           group.forEach((j, k) => j.resolve(plans[k]!));
