@@ -59,6 +59,10 @@ export interface SegmentationConfig {
   batchTime: string;
   /** How often due re-evaluations (window expiries) are checked, ms. */
   tickMs: number;
+  /** Events the hot profile views hold in memory together, at most (see ProfileView in services/segmentation.ts). */
+  viewEvents: number;
+  /** A view unused this long gives its events up when another view needs the room, ms. */
+  viewIdleMs: number;
 }
 
 /** Settings given on the command line (all optional). */
@@ -139,6 +143,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       exitedRetentionMs: overrides.segmentation?.exitedRetentionMs ?? intFrom(env, 'AUDIENT_EXITED_RETENTION_DAYS', 30) * DAY_MS,
       batchTime: overrides.segmentation?.batchTime ?? checkTime(env['AUDIENT_BATCH_TIME'] ?? '02:00'),
       tickMs: overrides.segmentation?.tickMs ?? intFrom(env, 'AUDIENT_SEGMENTATION_TICK_MS', 1000),
+      viewEvents: overrides.segmentation?.viewEvents ?? intFrom(env, 'AUDIENT_VIEW_EVENTS', 200_000),
+      viewIdleMs: overrides.segmentation?.viewIdleMs ?? intFrom(env, 'AUDIENT_VIEW_IDLE_MS', 60_000),
     },
   };
 }

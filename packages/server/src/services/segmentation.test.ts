@@ -391,6 +391,69 @@ await describeBackends((backend) => {
     });
   });
 
+  describe("the views' event bound", () => {
+    let h: Harness;
+    let clock = T0;
+    before(async () => {
+      // Room for two profiles of three events; a view unused for a minute gives its events up.
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '', viewEvents: 6, viewIdleMs: 60_000 } }, { now: () => clock });
+      await setup(h);
+    });
+    after(() => h.close());
+
+    /** How many times the store read `profileId`'s events (alone or with its profile) while `fn` ran. */
+    async function readsOf(profileId: string, fn: () => Promise<unknown>): Promise<number> {
+      const store = h.ctx.store;
+      const loadEvents = store.loadEvents?.bind(store);
+      const loadProfiles = store.loadProfiles.bind(store);
+      assert.ok(loadEvents, 'the store reads events alone');
+      let reads = 0;
+      store.loadEvents = async (sandboxId, ids, since) => {
+        if (ids.includes(profileId)) reads++;
+        return loadEvents(sandboxId, ids, since);
+      };
+      store.loadProfiles = async (sandboxId, ids, since) => {
+        if (ids.includes(profileId)) reads++;
+        return loadProfiles(sandboxId, ids, since);
+      };
+      try {
+        await fn();
+      } finally {
+        store.loadEvents = loadEvents;
+        store.loadProfiles = loadProfiles;
+      }
+      return reads;
+    }
+
+    it('keeps the events of views in use, and hands those of idle views to the views that need room', async () => {
+      const ids: Record<string, string> = {};
+      for (const who of ['vi', 'vo', 'vu']) {
+        const email = `${who}@x.io`;
+        assert.equal((await h.call('POST', '/v1/datasets/crm/records', person(email, { loyalty: { tier: 'gold' } }).record)).statusCode, 200);
+        for (const at of [-3 * HOUR, -2 * HOUR, -HOUR]) assert.equal((await h.call('POST', '/v1/datasets/web/records', view(email, at).record)).statusCode, 200);
+        await settle(h);
+        const id = await h.ctx.store.findProfileId('prod', { ns: 'email', id: email });
+        assert.ok(id);
+        ids[who] = id;
+      }
+      const evaluate = (who: string) => h.ctx.segmentation.evaluate('prod', [ids[who]!], { methods: STREAMING_METHODS, hot: true });
+      // vi and vo fill the bound; vu, ten seconds later, finds no idle view to take room from.
+      await evaluate('vi');
+      await evaluate('vo');
+      clock = T0 + 10_000;
+      await evaluate('vu');
+      assert.equal(await readsOf(ids['vu']!, () => evaluate('vu')), 1, 'vu holds no events: read from the store');
+      assert.equal(await readsOf(ids['vi']!, () => evaluate('vi')), 0, 'vi keeps its events');
+      // A minute and a half later vi is in use again, vo has been idle since the start.
+      clock = T0 + 90_000;
+      assert.equal(await readsOf(ids['vi']!, () => evaluate('vi')), 0, 'vi keeps its events');
+      await evaluate('vu');
+      assert.equal(await readsOf(ids['vu']!, () => evaluate('vu')), 0, "vu now holds events: vo's went to it");
+      assert.equal(await readsOf(ids['vi']!, () => evaluate('vi')), 0, 'vi, in use, kept its events');
+      assert.equal(await readsOf(ids['vo']!, () => evaluate('vo')), 1, 'vo, idle, gave its events up');
+    });
+  });
+
   // A dataset taken out of the profile keeps its events in the store; evaluations leave them out,
   // wherever they fall among the events of the datasets still in it.
   describe('events of a dataset no longer enabled for profile', () => {

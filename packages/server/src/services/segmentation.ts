@@ -101,6 +101,8 @@ interface ProfileView {
   eventsSince?: number;
   /** Counts events reaching the profile: a read begun before one does not fill `events`. */
   eventsGen?: number;
+  /** When the view was last used (the engine's clock): an idle view gives its events up for another's. */
+  usedAt?: number;
 }
 
 /** A remembered state an evaluation starts from, and the keys of the events added since (see unchangedStates). */
@@ -119,8 +121,8 @@ const VIEW_BATCH = 10_000;
 
 /** Events a view keeps at most (a profile with more is read from the store each time). */
 const MAX_VIEW_EVENTS = 1_000;
-/** Events all views keep together at most (about 1–2 KB of memory each). */
-const MAX_HELD_EVENTS = 200_000;
+/** Views looked at, at most, when one needs room for its events (see releaseIdle). */
+const IDLE_SWEEP = 1_000;
 
 /** Delivered change keys remembered per profile (an edge request is answered well within a few changes). */
 const MAX_HELD = 16;
@@ -223,12 +225,19 @@ export class SegmentationEngine {
   /** Bound to the events added to that profile since its remembered state, if any. */
   private readonly addedState = new EvalState();
   /** Per sandbox and profile: the hot profile view (see ProfileView); only while started. */
-  private readonly views = new RecentMap<ProfileView>(MAX_VIEWS, (_sandboxId, _profileId, v) => {
-    if (v.events) this.heldEvents -= v.events.length;
-  });
+  private readonly views = new RecentMap<ProfileView>(MAX_VIEWS, (_sandboxId, _profileId, v) => this.releaseEvents(v));
   private viewsOn = false;
-  /** Events the views hold in all (bounded by MAX_HELD_EVENTS). */
+  /** Events the views hold in all (bounded by config.viewEvents). */
   private heldEvents = 0;
+  /**
+   * The views holding events, in the order they took them, and a sweep going round them: when
+   * the bound is reached, views unused for config.viewIdleMs give their events up for the view
+   * that needs room (see releaseIdle). Views used within that time keep theirs: the first to
+   * hold events keeps them, so a scan of more profiles than the bound holds does not empty the
+   * memory of the hot ones.
+   */
+  private readonly holders = new Set<ProfileView>();
+  private sweep: Iterator<ProfileView> | undefined;
   /** Seqs of membership events this engine wrote and published, until they come back from the bus. */
   private readonly ownEvents = new Set<number>();
   private unsubscribeViews: Array<() => void> = [];
@@ -317,6 +326,8 @@ export class SegmentationEngine {
     this.viewsOn = false;
     this.views.clear();
     this.heldEvents = 0;
+    this.holders.clear();
+    this.sweep = undefined;
     this.identities.clear();
     this.identitiesOf.clear();
     if (this.timer) clearInterval(this.timer);
@@ -512,6 +523,7 @@ export class SegmentationEngine {
     if (!this.viewsOn) return undefined;
     const v = this.views.get(sandboxId, profileId) ?? {};
     this.views.use(sandboxId, profileId, v);
+    v.usedAt = this.now();
     return v;
   }
 
@@ -555,16 +567,52 @@ export class SegmentationEngine {
   /** Drops a profile's view (and the events it held). */
   private dropView(sandboxId: string, profileId: string): void {
     const v = this.views.get(sandboxId, profileId);
-    if (v?.events) this.heldEvents -= v.events.length;
+    if (v) this.releaseEvents(v);
     this.views.delete(sandboxId, profileId);
   }
 
   /** Sets the events a view holds, within the per-view and overall bounds (past them it holds none). */
   private setViewEvents(v: ProfileView, list: readonly EventRow[] | undefined): void {
     const before = v.events?.length ?? 0;
-    const fits = list !== undefined && list.length <= MAX_VIEW_EVENTS && this.heldEvents - before + list.length <= MAX_HELD_EVENTS;
+    const bound = this.deps.config.viewEvents;
+    let fits = list !== undefined && list.length <= MAX_VIEW_EVENTS && list.length <= bound;
+    if (fits && this.heldEvents - before + list!.length > bound) fits = this.releaseIdle(v, this.heldEvents - before + list!.length - bound);
     v.events = fits ? list : undefined;
     this.heldEvents += (v.events?.length ?? 0) - before;
+    if (v.events) this.holders.add(v);
+    else this.holders.delete(v);
+  }
+
+  /** Drops the events a view holds (the view stays). */
+  private releaseEvents(v: ProfileView): void {
+    if (v.events) this.heldEvents -= v.events.length;
+    v.events = undefined;
+    this.holders.delete(v);
+  }
+
+  /**
+   * Makes room for `needed` more events by releasing those of views unused for
+   * config.viewIdleMs, looking at IDLE_SWEEP views at most (the sweep resumes where it stopped
+   * next time, so each call costs a bounded amount). Whether the room was made.
+   */
+  private releaseIdle(keep: ProfileView, needed: number): boolean {
+    const idleBefore = this.now() - this.deps.config.viewIdleMs;
+    let freed = 0;
+    for (let looked = 0; looked < IDLE_SWEEP && freed < needed; looked++) {
+      let next = this.sweep?.next();
+      if (!next || next.done) {
+        // Round again from the oldest holder; stop when a round finds nobody.
+        if (looked > 0 || this.holders.size === 0) break;
+        this.sweep = this.holders.values();
+        next = this.sweep.next();
+        if (next.done) break;
+      }
+      const w = next.value;
+      if (w === keep || !w.events || (w.usedAt ?? -Infinity) > idleBefore) continue;
+      freed += w.events.length;
+      this.releaseEvents(w);
+    }
+    return freed >= needed;
   }
 
   /** Whether `v` is still the profile's view (not dropped since it was taken): only then may a read fill it. */
