@@ -225,7 +225,7 @@ export class SegmentationEngine {
   /** Bound to the events added to that profile since its remembered state, if any. */
   private readonly addedState = new EvalState();
   /** Per sandbox and profile: the hot profile view (see ProfileView); only while started. */
-  private readonly views = new RecentMap<ProfileView>(MAX_VIEWS, (_sandboxId, _profileId, v) => this.releaseEvents(v));
+  private readonly views = new RecentMap<ProfileView>(MAX_VIEWS, (_sandboxId, _profileId, v) => this.uncount(v));
   private viewsOn = false;
   /** Events the views hold in all (bounded by config.viewEvents). */
   private heldEvents = 0;
@@ -567,7 +567,7 @@ export class SegmentationEngine {
   /** Drops a profile's view (and the events it held). */
   private dropView(sandboxId: string, profileId: string): void {
     const v = this.views.get(sandboxId, profileId);
-    if (v) this.releaseEvents(v);
+    if (v) this.uncount(v);
     this.views.delete(sandboxId, profileId);
   }
 
@@ -583,11 +583,13 @@ export class SegmentationEngine {
     else this.holders.delete(v);
   }
 
-  /** Drops the events a view holds (the view stays). */
-  private releaseEvents(v: ProfileView): void {
-    if (v.events) this.heldEvents -= v.events.length;
-    v.events = undefined;
-    this.holders.delete(v);
+  /**
+   * A view leaving the map (dropped or forgotten): its events no longer count against the bound.
+   * They stay on the object, for an evaluation that took them before (it never fills the view
+   * again: see current).
+   */
+  private uncount(v: ProfileView): void {
+    if (this.holders.delete(v)) this.heldEvents -= v.events?.length ?? 0;
   }
 
   /**
@@ -610,7 +612,7 @@ export class SegmentationEngine {
       const w = next.value;
       if (w === keep || !w.events || (w.usedAt ?? -Infinity) > idleBefore) continue;
       freed += w.events.length;
-      this.releaseEvents(w);
+      this.setViewEvents(w, undefined);
     }
     return freed >= needed;
   }
@@ -761,13 +763,14 @@ export class SegmentationEngine {
     hot: boolean | undefined,
   ): Promise<Map<string, LoadedProfile>> {
     const { store } = this.deps;
-    const ready: string[] = [];
+    // The events of the views that hold them, taken now: a view may give them up meanwhile.
+    const ready: Array<{ p: string; events: readonly EventRow[] }> = [];
     const held: string[] = [];
     const cold: string[] = [];
     for (const p of profileIds) {
       const v = views.get(p);
       if (!hot || !store.loadEvents || !v?.fragments) cold.push(p);
-      else if (v.events && v.eventsSince !== undefined && v.eventsSince <= since) ready.push(p);
+      else if (v.events && v.eventsSince !== undefined && v.eventsSince <= since) ready.push({ p, events: v.events });
       else held.push(p);
     }
     // Taken before the reads: an event reaching a profile meanwhile keeps this read out of its view.
@@ -793,16 +796,17 @@ export class SegmentationEngine {
       });
     }
     for (const p of held) out.set(p, { fragments: views.get(p)!.fragments!, events: events.get(p) ?? [] });
-    for (const p of ready) {
+    for (const { p, events: taken } of ready) {
       const v = views.get(p)!;
       // Older than the retention now: they leave the view too.
       let first = 0;
-      while (first < v.events!.length && v.events![first]!.timestamp < since) first++;
-      if (first > 0) {
-        this.setViewEvents(v, v.events!.slice(first));
+      while (first < taken.length && taken[first]!.timestamp < since) first++;
+      const list = first > 0 ? taken.slice(first) : taken;
+      if (first > 0 && this.current(sandboxId, p, v) && v.events === taken) {
+        this.setViewEvents(v, list);
         v.eventsSince = since;
       }
-      out.set(p, { fragments: v.fragments!, events: v.events! });
+      out.set(p, { fragments: v.fragments!, events: list });
     }
     return out;
   }
