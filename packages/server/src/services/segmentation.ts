@@ -121,8 +121,6 @@ const VIEW_BATCH = 10_000;
 
 /** Events a view keeps at most (a profile with more is read from the store each time). */
 const MAX_VIEW_EVENTS = 1_000;
-/** Views looked at, at most, when one needs room for its events (see releaseIdle). */
-const IDLE_SWEEP = 1_000;
 
 /** Delivered change keys remembered per profile (an edge request is answered well within a few changes). */
 const MAX_HELD = 16;
@@ -230,14 +228,13 @@ export class SegmentationEngine {
   /** Events the views hold in all (bounded by config.viewEvents). */
   private heldEvents = 0;
   /**
-   * The views holding events, in the order they took them, and a sweep going round them: when
-   * the bound is reached, views unused for config.viewIdleMs give their events up for the view
-   * that needs room (see releaseIdle). Views used within that time keep theirs: the first to
-   * hold events keeps them, so a scan of more profiles than the bound holds does not empty the
-   * memory of the hot ones.
+   * The views holding events, least recently used first (a view moves to the end when used):
+   * when the bound is reached, views unused for config.viewIdleMs give their events up for the
+   * view that needs room, taken from the front (see releaseIdle). Views used within that time
+   * keep theirs, so a scan of more profiles than the bound holds does not empty the memory of
+   * the hot ones.
    */
   private readonly holders = new Set<ProfileView>();
-  private sweep: Iterator<ProfileView> | undefined;
   /** Seqs of membership events this engine wrote and published, until they come back from the bus. */
   private readonly ownEvents = new Set<number>();
   private unsubscribeViews: Array<() => void> = [];
@@ -327,7 +324,6 @@ export class SegmentationEngine {
     this.views.clear();
     this.heldEvents = 0;
     this.holders.clear();
-    this.sweep = undefined;
     this.identities.clear();
     this.identitiesOf.clear();
     if (this.timer) clearInterval(this.timer);
@@ -524,6 +520,7 @@ export class SegmentationEngine {
     const v = this.views.get(sandboxId, profileId) ?? {};
     this.views.use(sandboxId, profileId, v);
     v.usedAt = this.now();
+    if (this.holders.delete(v)) this.holders.add(v);
     return v;
   }
 
@@ -594,24 +591,18 @@ export class SegmentationEngine {
 
   /**
    * Makes room for `needed` more events by releasing those of views unused for
-   * config.viewIdleMs, looking at IDLE_SWEEP views at most (the sweep resumes where it stopped
-   * next time, so each call costs a bounded amount). Whether the room was made.
+   * config.viewIdleMs, the least recently used first; stops at the first view used since (every
+   * later one was used later still), so a call costs the views it releases and one more.
+   * Whether the room was made.
    */
   private releaseIdle(keep: ProfileView, needed: number): boolean {
     const idleBefore = this.now() - this.deps.config.viewIdleMs;
     let freed = 0;
-    for (let looked = 0; looked < IDLE_SWEEP && freed < needed; looked++) {
-      let next = this.sweep?.next();
-      if (!next || next.done) {
-        // Round again from the oldest holder; stop when a round finds nobody.
-        if (looked > 0 || this.holders.size === 0) break;
-        this.sweep = this.holders.values();
-        next = this.sweep.next();
-        if (next.done) break;
-      }
-      const w = next.value;
-      if (w === keep || !w.events || (w.usedAt ?? -Infinity) > idleBefore) continue;
-      freed += w.events.length;
+    for (const w of this.holders) {
+      if (freed >= needed) break;
+      if (w === keep) continue;
+      if ((w.usedAt ?? -Infinity) > idleBefore) break;
+      freed += w.events?.length ?? 0;
       this.setViewEvents(w, undefined);
     }
     return freed >= needed;
