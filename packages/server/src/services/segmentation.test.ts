@@ -451,6 +451,18 @@ await describeBackends((backend) => {
       assert.equal(await readsOf(ids['vu']!, () => evaluate('vu')), 0, "vu now holds events: vo's went to it");
       assert.equal(await readsOf(ids['vi']!, () => evaluate('vi')), 0, 'vi, in use, kept its events');
       assert.equal(await readsOf(ids['vo']!, () => evaluate('vo')), 1, 'vo, idle, gave its events up');
+
+      // Ten seconds later vi and vu are both in use and fill the bound; a new event of vi takes
+      // the room from vu (the least recently used other), instead of costing vi all it holds.
+      clock = T0 + 100_000;
+      await evaluate('vi');
+      await evaluate('vu');
+      assert.equal(await readsOf(ids['vu']!, () => evaluate('vu')), 0, 'vu holds its events');
+      await evaluate('vi');
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', view('vi@x.io', -HOUR / 2).record)).statusCode, 200);
+      await settle(h);
+      assert.equal(await readsOf(ids['vi']!, () => evaluate('vi')), 0, 'vi kept its events and holds the new one');
+      assert.equal(await readsOf(ids['vu']!, () => evaluate('vu')), 1, 'vu gave its events up to the growing view');
     });
   });
 

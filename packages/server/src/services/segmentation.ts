@@ -230,7 +230,7 @@ export class SegmentationEngine {
   /**
    * The views holding events, least recently used first (a view moves to the end when used):
    * when the bound is reached, views unused for config.viewIdleMs give their events up for the
-   * view that needs room, taken from the front (see releaseIdle). Views used within that time
+   * view that needs room, taken from the front (see makeRoom). Views used within that time
    * keep theirs, so a scan of more profiles than the bound holds does not empty the memory of
    * the hot ones.
    */
@@ -573,7 +573,9 @@ export class SegmentationEngine {
     const before = v.events?.length ?? 0;
     const bound = this.deps.config.viewEvents;
     let fits = list !== undefined && list.length <= MAX_VIEW_EVENTS && list.length <= bound;
-    if (fits && this.heldEvents - before + list!.length > bound) fits = this.releaseIdle(v, this.heldEvents - before + list!.length - bound);
+    // A view that holds events and gains some (an event of its profile) may take room from views
+    // in use; one that holds none only from idle ones (see makeRoom).
+    if (fits && this.heldEvents - before + list!.length > bound) fits = this.makeRoom(v, this.heldEvents - before + list!.length - bound, before > 0);
     v.events = fits ? list : undefined;
     this.heldEvents += (v.events?.length ?? 0) - before;
     if (v.events) this.holders.add(v);
@@ -590,18 +592,23 @@ export class SegmentationEngine {
   }
 
   /**
-   * Makes room for `needed` more events by releasing those of views unused for
-   * config.viewIdleMs, the least recently used first; stops at the first view used since (every
-   * later one was used later still), so a call costs the views it releases and one more.
+   * Makes room for `needed` more events for `keep` by releasing the events of other views, the
+   * least recently used first: only views unused for config.viewIdleMs (stopping at the first
+   * used since: every later one was used later still), unless `keep` already holds events and is
+   * growing. Then it takes the room from the least recently used views whether idle or not:
+   * refusing it would make the growing view give up everything it holds, so at the bound each
+   * new event of a returning visitor would cost its view, and every later visit a store read. A
+   * view that holds none never takes room from views in use, so a scan of more profiles than
+   * the bound holds does not evict the hot ones. A call costs the views it releases and one more.
    * Whether the room was made.
    */
-  private releaseIdle(keep: ProfileView, needed: number): boolean {
+  private makeRoom(keep: ProfileView, needed: number, growing: boolean): boolean {
     const idleBefore = this.now() - this.deps.config.viewIdleMs;
     let freed = 0;
     for (const w of this.holders) {
       if (freed >= needed) break;
       if (w === keep) continue;
-      if ((w.usedAt ?? -Infinity) > idleBefore) break;
+      if (!growing && (w.usedAt ?? -Infinity) > idleBefore) break;
       freed += w.events?.length ?? 0;
       this.setViewEvents(w, undefined);
     }
