@@ -594,8 +594,8 @@ export class SegmentationEngine {
   /**
    * Makes room for `needed` more events for `keep` by releasing the events of other views, the
    * least recently used first: only views unused for config.viewIdleMs (stopping at the first
-   * used since: every later one was used later still), unless `keep` already holds events and is
-   * growing. Then it takes the room from the least recently used views whether idle or not:
+   * used since: the holders are in the order of their last use), unless `keep` already holds
+   * events and is growing. Then it takes the room from the least recently used views whether idle or not:
    * refusing it would make the growing view give up everything it holds, so at the bound each
    * new event of a returning visitor would cost its view, and every later visit a store read. A
    * view that holds none never takes room from views in use, so a scan of more profiles than
