@@ -152,7 +152,11 @@ export const edge: Family = {
         // per request it handled in the phase, warm-up included: steadier than throughput on a VM
         // whose speed varies from run to run.
         const cpuMsPerAnswer = (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.accepted - before.accepted);
-        env.log(`  ${label} ours (${store}): ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
+        // Past the views' event bound (AUDIENT_VIEW_EVENTS) visitors' events are read from the store.
+        const fromViews = after.eventReads.view - before.eventReads.view;
+        const fromStore = after.eventReads.store - before.eventReads.store;
+        const viewShare = `${Math.round((100 * fromViews) / Math.max(1, fromViews + fromStore))} % of evaluated profiles' events from their views`;
+        env.log(`  ${label} ours (${store}): ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; ${viewShare}; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
         if (env.cpuProfDir) env.log(`  ${label} ours (${store}) ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
         return { done, loadavg: la, drainMs: after.drainMs, cpuMsPerAnswer };
       };

@@ -71,6 +71,8 @@ export interface EdgeSettled extends Message {
   cpuUs: number;
   /** Events ingested so far (one per interact request of the load). */
   accepted: number;
+  /** Profiles whose events hot evaluations took from their views / read from the store, so far (audient_hot_event_reads_total). */
+  eventReads: { view: number; store: number };
 }
 
 /** Edge server messages. */
@@ -231,7 +233,9 @@ async function main(): Promise<void> {
     await ctx.bus.drain();
     const cpu = process.cpuUsage();
     const { accepted } = await ingestCounts(ctx);
-    toParent({ type: 'settled', drainMs: performance.now() - t, clockUs: Number(process.hrtime.bigint() / 1000n), cpuUs: cpu.user + cpu.system, accepted } satisfies EdgeSettled);
+    const reads = (await ctx.metrics.hotEventReads.get()).values;
+    const eventReads = { view: reads.find((v) => v.labels['source'] === 'view')?.value ?? 0, store: reads.find((v) => v.labels['source'] === 'store')?.value ?? 0 };
+    toParent({ type: 'settled', drainMs: performance.now() - t, clockUs: Number(process.hrtime.bigint() / 1000n), cpuUs: cpu.user + cpu.system, accepted, eventReads } satisfies EdgeSettled);
   }
   const t = performance.now();
   await ctx.feed.flush();

@@ -11,14 +11,35 @@ export interface Metrics {
   jobsFinished: Counter<'kind' | 'status'>;
   exportsDelivered: Counter<'outcome' | 'dataflow'>;
   deliveryLatency: Histogram;
+  /** Events the hot profile views hold together (read from `viewEventsHeld` when scraped). */
+  viewEvents: Gauge;
+  /** What `viewEvents` reports: set by the segmentation engine. */
+  viewEventsHeld: () => number;
+  /** Profiles whose events a hot evaluation (edge, streaming) took from their view or read from the store. */
+  hotEventReads: Counter<'source'>;
 }
 
 /** Creates the registry and its metrics. */
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'audient_' });
-  return {
+  const metrics: Metrics = {
     registry,
+    viewEvents: new Gauge({
+      name: 'audient_view_events',
+      help: 'Events the hot profile views hold in memory together (bounded by AUDIENT_VIEW_EVENTS)',
+      registers: [registry],
+      collect() {
+        this.set(metrics.viewEventsHeld());
+      },
+    }),
+    viewEventsHeld: () => 0,
+    hotEventReads: new Counter({
+      name: 'audient_hot_event_reads_total',
+      help: "Profiles whose events an edge or streaming evaluation took from the profile's view (view) or read from the store (store)",
+      labelNames: ['source'],
+      registers: [registry],
+    }),
     exportsDelivered: new Counter({
       name: 'audient_exports_total',
       help: 'Profile exports by dataflow and outcome (activated, retried, failed)',
@@ -61,4 +82,5 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
   };
+  return metrics;
 }

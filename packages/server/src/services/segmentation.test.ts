@@ -463,6 +463,17 @@ await describeBackends((backend) => {
       await settle(h);
       assert.equal(await readsOf(ids['vi']!, () => evaluate('vi')), 0, 'vi kept its events and holds the new one');
       assert.equal(await readsOf(ids['vu']!, () => evaluate('vu')), 1, 'vu gave its events up to the growing view');
+
+      // What an operator sizes the bound with: the events held, and where hot evaluations took a
+      // profile's events from (its view, or the store).
+      const { metrics } = h.ctx;
+      assert.equal((await metrics.viewEvents.get()).values[0]?.value, 4, "the views hold vi's four events");
+      const reads = async () => Object.fromEntries((await metrics.hotEventReads.get()).values.map((v) => [v.labels['source'], v.value]));
+      const before = await reads();
+      await evaluate('vi');
+      await evaluate('vu');
+      const after = await reads();
+      assert.deepEqual({ view: (after['view'] ?? 0) - (before['view'] ?? 0), store: (after['store'] ?? 0) - (before['store'] ?? 0) }, { view: 1, store: 1 });
     });
   });
 

@@ -252,6 +252,9 @@ export class SegmentationEngine {
   private readonly identitiesOf = new PairMap<Set<string>>();
   /** Counts identity invalidations: a lookup that raced one does not fill the map. */
   private identityEpoch = 0;
+  /** audient_hot_event_reads_total's two series: profiles whose events a hot evaluation took from the view, or read. */
+  private readonly readsFromView: { inc(n?: number): void };
+  private readonly readsFromStore: { inc(n?: number): void };
   /** Per sandbox and profile: the evaluation in progress (evaluations of one profile run one at a time). */
   private readonly inFlight = new PairMap<Promise<void>>();
 
@@ -267,6 +270,9 @@ export class SegmentationEngine {
       now?: () => number;
     },
   ) {
+    deps.metrics.viewEventsHeld = () => this.heldEvents;
+    this.readsFromView = deps.metrics.hotEventReads.labels('view');
+    this.readsFromStore = deps.metrics.hotEventReads.labels('store');
     // A removed audience's memberships are deleted by the store: views of the sandbox are void.
     deps.audiences.onChanged((sandboxId) => {
       for (const profileId of this.views.keysOf(sandboxId)) this.dropView(sandboxId, profileId);
@@ -770,6 +776,10 @@ export class SegmentationEngine {
       if (!hot || !store.loadEvents || !v?.fragments) cold.push(p);
       else if (v.events && v.eventsSince !== undefined && v.eventsSince <= since) ready.push({ p, events: v.events });
       else held.push(p);
+    }
+    if (hot) {
+      if (ready.length) this.readsFromView.inc(ready.length);
+      if (held.length + cold.length) this.readsFromStore.inc(held.length + cold.length);
     }
     // Taken before the reads: an event reaching a profile meanwhile keeps this read out of its view.
     const gens = hot ? [...held, ...cold].map((p) => views.get(p)?.eventsGen ?? 0) : [];
