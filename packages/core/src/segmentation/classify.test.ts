@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyAudience, type EvaluationMethod } from './classify.js';
+import { classifyAudience, eventLookbackMs, type EvaluationMethod } from './classify.js';
 import { dependencies, findCycle } from './dependencies.js';
 import { parseAudience } from './parser.js';
 
@@ -47,6 +47,30 @@ describe('classifier', () => {
     assert.equal(classifyAudience(q).method, 'batch');
     assert.equal(classifyAudience(q, { eventRetentionMs: 90 * 86_400_000 }).method, 'streaming');
   });
+});
+
+describe('how far back a query reaches in events', () => {
+  const HOUR = 3_600_000;
+  const DAY = 24 * HOUR;
+  const table: Array<[string, number]> = [
+    ['loyalty.tier = "gold" and person.birthDate occurs > 18 years before now', 0],
+    ['select X from xEvent where X.eventType = "a" and X.timestamp occurs < 7 days before now', 7 * DAY],
+    ['loyalty.points > 10 or xEvent[eventType = "a" and timestamp occurs < 2 hours before now].count() >= 3', 2 * HOUR],
+    // The longest clause counts; one without a window reaches back without end.
+    ['(select X from xEvent where X.timestamp occurs < 1 day before now) and xEvent[timestamp occurs < 3 days before now].count() > 1', 3 * DAY],
+    ['(select X from xEvent where X.timestamp occurs < 1 day before now) or xEvent[eventType = "b"].count() > 1', Infinity],
+    ['not (select X from xEvent where X.eventType = "a")', Infinity],
+    // A chain: as far back as its first step can lie.
+    ['chain(xEvent, timestamp, [A: WHAT(eventType = "a") WHEN(< 20 hours before now), B: WHAT(eventType = "b") WHEN(< 1 hour after A)])', 20 * HOUR],
+    ['chain(xEvent, timestamp, [A: WHAT(eventType = "a"), B: WHAT(eventType = "b") WHEN(< 1 hour after A)])', Infinity],
+    // Relative to the start of today: as far back as today began, whatever the side.
+    ['select X from xEvent where X.timestamp occurs < 2 days before today', 3 * DAY],
+    ['select X from xEvent where X.timestamp occurs > 2 hours after today', DAY],
+    ['select X from xEvent where X.timestamp occurs < 2 hours after now', 0],
+  ];
+  for (const [q, reach] of table) {
+    it(q, () => assert.equal(eventLookbackMs(parseAudience(q)), reach));
+  }
 });
 
 describe('dependencies and cycles', () => {

@@ -49,7 +49,8 @@ function distanceReach(d: Distance): number {
 }
 
 function relationReach(rel: TimeRelation): number {
-  if (rel.direction === 'after') return 0;
+  // After now: only events to come. After the start of today: as far back as today began.
+  if (rel.direction === 'after') return rel.anchor === 'today' ? DAY_MS : 0;
   return distanceReach(rel.distance) + (rel.anchor === 'today' ? DAY_MS : 0);
 }
 
@@ -131,6 +132,23 @@ function collect(ast: QueryAst): { events: EventClause[]; refs: string[] } {
   };
   visit(ast.root, false);
   return { events, refs: [...new Set(refs)] };
+}
+
+/**
+ * How far back in time the query's event conditions reach (ms): the longest of its clauses'
+ * reaches, Infinity when one has no time window, 0 when it tests no events. Events older than
+ * this cannot change whether a profile is in the audience, now or later.
+ */
+export function eventLookbackMs(query: QueryAst | { ast: QueryAst }): number {
+  const ast = 'root' in query ? query : query.ast;
+  let reach = 0;
+  // Every event clause, wherever it is (inside another's filter too).
+  walkExpr(ast.root, (e) => {
+    if (e.kind === 'select') reach = Math.max(reach, lookback(e.where));
+    else if (e.kind === 'aggregate') reach = Math.max(reach, lookback(e.filter));
+    else if (e.kind === 'chain') reach = Math.max(reach, chainLookback(e));
+  });
+  return reach;
 }
 
 /** Classifies a parsed (ideally checked) query. */

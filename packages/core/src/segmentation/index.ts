@@ -14,7 +14,7 @@ export { RelevanceIndex, type EventRelevance, type EventTerm, type RelevanceTerm
 export { EvalState, eventTimesFrom, eventTimesOf, type AudienceContext } from './runtime.js';
 export { changeAfter, explain, nextChange, evaluateAudience, timeIndependent, type ExplainNode } from './explain.js';
 export {
-  classifyAudience, DEFAULT_EVENT_RETENTION_MS, type Classification, type ClassifyOptions, type EvaluationMethod,
+  classifyAudience, eventLookbackMs, DEFAULT_EVENT_RETENTION_MS, type Classification, type ClassifyOptions, type EvaluationMethod,
 } from './classify.js';
 export { dependencies, findCycle, walkExpr } from './dependencies.js';
 export { parseInstant } from './time.js';

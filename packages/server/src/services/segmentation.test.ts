@@ -477,6 +477,79 @@ await describeBackends((backend) => {
     });
   });
 
+  // An evaluation reads a profile's events only as far back as its audiences reach, and reads
+  // again, further, for audiences that reach further.
+  describe('events read as far back as the audiences reach', () => {
+    let h: Harness;
+    let clock = T0;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => clock });
+      await setup(h);
+    });
+    after(() => h.close());
+
+    it('reads the reach of the evaluated audiences, and the retention for one without a window', async () => {
+      const email = 'reach@x.io';
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', person(email, { loyalty: { tier: 'gold' } }).record)).statusCode, 200);
+      for (const [at, total] of [[-20 * DAY, 400], [-3 * DAY, 200]] as const) assert.equal((await h.call('POST', '/v1/datasets/web/records', purchase(email, at, total).record)).statusCode, 200);
+      for (const at of [-3 * HOUR, -2 * HOUR, -HOUR]) assert.equal((await h.call('POST', '/v1/datasets/web/records', view(email, at).record)).statusCode, 200);
+      await settle(h);
+      const id = await h.ctx.store.findProfileId('prod', { ns: 'email', id: email });
+      assert.ok(id);
+      const all = await h.ctx.audiences.compiledAll('prod');
+      const only = (...ids: string[]) => all.filter((e) => ids.includes(e.row.id));
+      const store = h.ctx.store;
+      const sinces: number[] = [];
+      const loadEvents = store.loadEvents!.bind(store);
+      const loadProfiles = store.loadProfiles.bind(store);
+      store.loadEvents = async (sandboxId, ids, since) => (sinces.push(since), loadEvents(sandboxId, ids, since));
+      store.loadProfiles = async (sandboxId, ids, since) => (sinces.push(since), loadProfiles(sandboxId, ids, since));
+      const evaluate = async (audiences: typeof all) => {
+        sinces.length = 0;
+        const r = await h.ctx.segmentation.evaluate('prod', [id], { methods: ALL_METHODS, audiences, hot: true, withMemberships: true });
+        return { sinces: [...sinces], members: [...(r.memberships?.get(id)?.entries() ?? [])].filter(([, m]) => m.status !== 'exited').map(([a]) => a).sort() };
+      };
+      try {
+        clock = T0 + 1_000;
+        // What the streaming evaluation of these records left in memory goes: the reads are the test.
+        h.ctx.segmentation.forget('prod', id);
+        // Seven days at most (and a minute): the purchase of 20 days ago is not read.
+        const week = await evaluate(only('buyers-7d', 'viewers-3', 'gold'));
+        assert.equal(week.sinces.length, 1);
+        assert.ok(week.sinces[0]! > clock - 7 * DAY - HOUR && week.sinces[0]! <= clock - 7 * DAY, `read since ${(clock - week.sinces[0]!) / DAY} days`);
+        assert.deepEqual(week.members.filter((a) => ['buyers-7d', 'viewers-3', 'gold'].includes(a)), ['buyers-7d', 'gold', 'viewers-3']);
+        // A sum over every purchase has no window: read again, back to the retention, and both purchases count.
+        const ever = await evaluate(only('big-spenders'));
+        assert.deepEqual(ever.sinces, [clock - 30 * DAY]);
+        assert.ok(ever.members.includes('big-spenders'), 'the purchase of 20 days ago counts (400 + 200 > 500)');
+        // The view now holds the month: the week's audiences are served from it.
+        assert.deepEqual((await evaluate(only('buyers-7d', 'viewers-3'))).sinces, []);
+        const again = await evaluate(only('big-spenders'));
+        assert.deepEqual(again.sinces, [], 'still the month: the narrower evaluation did not cut it');
+        assert.ok(again.members.includes('big-spenders'));
+      } finally {
+        store.loadEvents = loadEvents;
+        store.loadProfiles = loadProfiles;
+      }
+    });
+
+    it('ends the memberships of a profile with nothing left within reach', async () => {
+      const email = 'gone@x.io';
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', purchase(email, -HOUR, 50).record)).statusCode, 200);
+      await settle(h);
+      const id = await h.ctx.store.findProfileId('prod', { ns: 'email', id: email });
+      assert.ok(id);
+      const buyers = (await h.ctx.audiences.compiledAll('prod')).filter((e) => e.row.id === 'buyers-7d');
+      const status = async () => (await h.ctx.store.memberships('prod', [id])).get(id)?.find((m) => m.audienceId === 'buyers-7d')?.status;
+      await h.ctx.segmentation.evaluate('prod', [id], { methods: ALL_METHODS, audiences: buyers });
+      assert.ok(['realized', 'existing'].includes((await status())!), 'in the audience');
+      // Nine days later (a re-evaluation that ran late): the purchase is out of reach, and out of the audience.
+      clock = T0 + 9 * DAY;
+      await h.ctx.segmentation.evaluate('prod', [id], { methods: ALL_METHODS, audiences: buyers });
+      assert.equal(await status(), 'exited');
+    });
+  });
+
   // A dataset taken out of the profile keeps its events in the store; evaluations leave them out,
   // wherever they fall among the events of the datasets still in it.
   describe('events of a dataset no longer enabled for profile', () => {

@@ -11,6 +11,7 @@
 import {
   changeAfter,
   EvalState,
+  eventLookbackMs,
   RelevanceIndex,
   eventTimesFrom,
   mergeFragments,
@@ -140,6 +141,13 @@ export interface LoadedProfile {
 }
 
 const MAX_REPORTED_ERRORS = 100;
+/**
+ * Read past the plan's reach (see EvaluationPlan.reachMs), so an event at the edge of a window
+ * is still read by an evaluation that runs a little after the window moved past it.
+ */
+const REACH_MARGIN_MS = 60_000;
+/** A profile with nothing within an evaluation's reach. */
+const NOTHING_LOADED: LoadedProfile = { fragments: [], events: [] };
 /** Profiles whose last evaluated state is remembered at most (the least recently used are forgotten first). */
 const MAX_REMEMBERED_STATES = 50_000;
 
@@ -472,7 +480,8 @@ export class SegmentationEngine {
         targets.push({ row, compiled, policy, timed: !timeIndependent(compiled) });
       }
       const relevance = new RelevanceIndex(targets.map((t) => t.compiled.relevanceTerms));
-      byMethods.set(methods, (plan = { targets, policies, compiled: new Set(targets.map((t) => t.compiled)), relevance }));
+      const reachMs = targets.reduce((m, t) => Math.max(m, eventLookbackMs(t.compiled.ast)), 0);
+      byMethods.set(methods, (plan = { targets, policies, compiled: new Set(targets.map((t) => t.compiled)), relevance, reachMs }));
     }
     return plan;
   }
@@ -756,13 +765,16 @@ export class SegmentationEngine {
   }
 
   /**
-   * Fragments and events of the profiles: with `hot`, fragments held by a view are not read
-   * again (only events are), and fragments read are kept in the views.
+   * Fragments and events (at or after `since`) of the profiles: with `hot`, fragments held by a
+   * view are not read again (only events are), and fragments read are kept in the views. A view
+   * holding events from before `since` serves them all (older ones are harmless to evaluate, and
+   * another plan may reach further); only those before `kept` (the retention) leave it.
    */
   private async loadData(
     sandboxId: string,
     profileIds: readonly string[],
     since: number,
+    kept: number,
     views: ReadonlyMap<string, ProfileView>,
     hot: boolean | undefined,
   ): Promise<Map<string, LoadedProfile>> {
@@ -808,11 +820,11 @@ export class SegmentationEngine {
       const v = views.get(p)!;
       // Older than the retention now: they leave the view too.
       let first = 0;
-      while (first < taken.length && taken[first]!.timestamp < since) first++;
+      while (first < taken.length && taken[first]!.timestamp < kept) first++;
       const list = first > 0 ? taken.slice(first) : taken;
       if (first > 0 && this.current(sandboxId, p, v) && v.events === taken) {
         this.setViewEvents(v, list);
-        v.eventsSince = since;
+        v.eventsSince = Math.max(v.eventsSince!, kept);
       }
       out.set(p, { fragments: v.fragments!, events: list });
     }
@@ -866,7 +878,10 @@ export class SegmentationEngine {
     const { catalog, config } = this.deps;
     const { policies, compiled: planned } = plan;
     const now = this.now();
-    const since = now - config.eventRetentionMs;
+    // Events are read as far back as the plan's audiences reach (within the retention): an edge
+    // plan of hour-long windows does not read a month of a profile's events.
+    const kept = now - config.eventRetentionMs;
+    const since = Math.max(kept, now - plan.reachMs - REACH_MARGIN_MS);
     if (opts.withMemberships) report.memberships = new Map();
     const unchanged = opts.reuse ? this.unchangedStates(sandboxId, allIds, opts.arrived, opts.includes) : new Map<string, Reused>();
     const views = new Map<string, ProfileView>();
@@ -875,7 +890,7 @@ export class SegmentationEngine {
     let loaded: Map<string, LoadedProfile>;
     let current: Map<string, ReadonlyMap<string, Membership>>;
     if (unchanged.size === 0) {
-      [loaded, current] = await Promise.all([this.loadData(sandboxId, profileIds, since, views, opts.hot), this.loadMembers(sandboxId, profileIds, views, opts.reuse)]);
+      [loaded, current] = await Promise.all([this.loadData(sandboxId, profileIds, since, kept, views, opts.hot), this.loadMembers(sandboxId, profileIds, views, opts.reuse)]);
     } else {
       // Memberships first: a profile unchanged since an evaluation of every target is not read.
       current = await this.loadMembers(sandboxId, profileIds, views, opts.reuse);
@@ -891,7 +906,7 @@ export class SegmentationEngine {
         report.memberships?.set(profileId, seen.members);
         return false;
       });
-      loaded = profileIds.length ? await this.loadData(sandboxId, profileIds, since, views, opts.hot) : new Map();
+      loaded = profileIds.length ? await this.loadData(sandboxId, profileIds, since, kept, views, opts.hot) : new Map();
     }
     const enabled = await catalog.profileEnabledIds(sandboxId);
     const writes: MembershipWrite[] = [];
@@ -900,11 +915,16 @@ export class SegmentationEngine {
     const left = new Map<string, ReadonlyMap<string, Membership>>();
     const contexts: Array<AudienceContext | undefined> = new Array<AudienceContext | undefined>(policies.length);
     for (const profileId of profileIds) {
-      const profile = loaded.get(profileId);
-      if (!profile || (profile.fragments.length === 0 && profile.events.length === 0)) continue;
       // The view's map, or none: evaluateProfile copies it before its first change (the view
       // keeps what it read until the write succeeds), and most evaluations change nothing.
       const read = current.get(profileId) ?? NO_MEMBERS;
+      let profile = loaded.get(profileId);
+      if (!profile || (profile.fragments.length === 0 && profile.events.length === 0)) {
+        // Nothing within the plan's reach: only memberships it still holds can change (they end,
+        // as they would with its older events read: those cannot qualify it).
+        if (read.size === 0) continue;
+        profile = NOTHING_LOADED;
+      }
       // What a reusing evaluation of this very state, or of it before some events were added,
       // already evaluated: skipped unless a membership changes earlier in this pass (targets are
       // in dependency order) or an added event can touch it (see relevance.ts in the core).
@@ -1110,6 +1130,8 @@ interface EvaluationPlan {
   compiled: ReadonlySet<unknown>;
   /** The targets' event relevance, evaluated together (in target order). */
   relevance: RelevanceIndex;
+  /** How far back the targets' event conditions reach (ms; Infinity when one has no window): older events cannot change a result. */
+  reachMs: number;
 }
 
 /** Methods the streaming evaluator handles on each change. */
