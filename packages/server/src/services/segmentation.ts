@@ -610,12 +610,12 @@ export class SegmentationEngine {
    * Makes room for `needed` more events for `keep` by releasing the events of other views, the
    * least recently used first: only views unused for config.viewIdleMs (stopping at the first
    * used since: the holders are in the order of their last use), unless `keep` already holds
-   * events and is growing. Then it takes the room from the least recently used views whether idle or not:
-   * refusing it would make the growing view give up everything it holds, so at the bound each
-   * new event of a returning visitor would cost its view, and every later visit a store read. A
-   * view that holds none never takes room from views in use, so a scan of more profiles than
-   * the bound holds does not evict the hot ones. A call costs the views it releases and one more.
-   * Whether the room was made.
+   * events and is growing. Then it takes the room from the least recently used views, idle or
+   * not: refusing it would make the growing view give up everything it holds, so at the bound
+   * each new event of a returning visitor would cost its view, and every later visit a store
+   * read. A view that holds none never takes room from views in use, so a scan of more profiles
+   * than the bound holds does not evict the hot ones. A call costs the views it releases and one
+   * more. Whether the room was made.
    */
   private makeRoom(keep: ProfileView, needed: number, growing: boolean): boolean {
     const idleBefore = this.now() - this.deps.config.viewIdleMs;
