@@ -78,20 +78,12 @@ function checkTime(v: string): string {
   return v;
 }
 
-/** A duration in ms that may be 0 (off). */
-function msFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+/** A whole number from the environment, at least `min` (1 unless a setting allows 0 to mean off). */
+function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a whole number of milliseconds (0 or more), got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be ${min === 0 ? 'a whole number (0 or more)' : 'a positive integer'}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -124,7 +116,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     maxBodyBytes: overrides.maxBodyBytes ?? intFrom(env, 'AUDIENT_MAX_BODY_BYTES', 16 * 1024 * 1024),
     maxUploadBytes: overrides.maxUploadBytes ?? intFrom(env, 'AUDIENT_MAX_UPLOAD_BYTES', 2 * 1024 * 1024 * 1024),
     batchChunkSize: overrides.batchChunkSize ?? intFrom(env, 'AUDIENT_BATCH_CHUNK_SIZE', 500),
-    groupCommitWaitMs: overrides.groupCommitWaitMs ?? msFrom(env, 'AUDIENT_GROUP_COMMIT_WAIT_MS', 1),
+    groupCommitWaitMs: overrides.groupCommitWaitMs ?? intFrom(env, 'AUDIENT_GROUP_COMMIT_WAIT_MS', 1, 0),
     secretKey: overrides.secretKey ?? env['AUDIENT_SECRET_KEY'],
     tls: tlsFrom(overrides, env),
     alertCheckMs: overrides.alertCheckMs ?? intFrom(env, 'AUDIENT_ALERT_CHECK_MS', 30_000),
