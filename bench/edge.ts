@@ -152,7 +152,7 @@ export const edge: Family = {
         // per request it handled in the phase, warm-up included: steadier than throughput on a VM
         // whose speed varies from run to run.
         const cpuMsPerAnswer = (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.accepted - before.accepted);
-        // Past the views' event bound (AUDIENT_VIEW_EVENTS) visitors' events are read from the store.
+        // Past the views' bound (AUDIENT_VIEW_MB) visitors' events are read from the store.
         const fromViews = after.eventReads.view - before.eventReads.view;
         const fromStore = after.eventReads.store - before.eventReads.store;
         const viewShare = `${Math.round((100 * fromViews) / Math.max(1, fromViews + fromStore))} % of evaluated profiles' events from their views`;

@@ -59,8 +59,11 @@ export interface SegmentationConfig {
   batchTime: string;
   /** How often due re-evaluations (window expiries) are checked, ms. */
   tickMs: number;
-  /** Events the hot profile views hold in memory together, at most (see ProfileView in services/segmentation.ts). */
-  viewEvents: number;
+  /**
+   * Estimated heap the events of the hot profile views take together, at most, bytes (see
+   * ProfileView in services/segmentation.ts).
+   */
+  viewBytes: number;
   /** A view unused this long gives its events up when another view needs the room, ms. */
   viewIdleMs: number;
 }
@@ -135,7 +138,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
       exitedRetentionMs: overrides.segmentation?.exitedRetentionMs ?? intFrom(env, 'AUDIENT_EXITED_RETENTION_DAYS', 30) * DAY_MS,
       batchTime: overrides.segmentation?.batchTime ?? checkTime(env['AUDIENT_BATCH_TIME'] ?? '02:00'),
       tickMs: overrides.segmentation?.tickMs ?? intFrom(env, 'AUDIENT_SEGMENTATION_TICK_MS', 1000),
-      viewEvents: overrides.segmentation?.viewEvents ?? intFrom(env, 'AUDIENT_VIEW_EVENTS', 200_000),
+      viewBytes: overrides.segmentation?.viewBytes ?? intFrom(env, 'AUDIENT_VIEW_MB', 200) * 1024 * 1024,
       viewIdleMs: overrides.segmentation?.viewIdleMs ?? intFrom(env, 'AUDIENT_VIEW_IDLE_MS', 60_000),
     },
   };

@@ -11,10 +11,12 @@ export interface Metrics {
   jobsFinished: Counter<'kind' | 'status'>;
   exportsDelivered: Counter<'outcome' | 'dataflow'>;
   deliveryLatency: Histogram;
-  /** Events the hot profile views hold together (read from `viewEventsHeld` when scraped). */
+  /** Events the hot profile views hold together (read from `viewsHeld` when scraped). */
   viewEvents: Gauge;
-  /** What `viewEvents` reports: set by the segmentation engine. */
-  viewEventsHeld: () => number;
+  /** The estimated heap those events take, bytes (read from `viewsHeld` when scraped). */
+  viewBytes: Gauge;
+  /** What `viewEvents` and `viewBytes` report: set by the segmentation engine. */
+  viewsHeld: () => { events: number; bytes: number };
   /** Profiles whose events a hot evaluation (edge, streaming) took from their view or read from the store. */
   hotEventReads: Counter<'source'>;
 }
@@ -27,13 +29,21 @@ export function createMetrics(): Metrics {
     registry,
     viewEvents: new Gauge({
       name: 'audient_view_events',
-      help: 'Events the hot profile views hold in memory together (bounded by AUDIENT_VIEW_EVENTS)',
+      help: 'Events the hot profile views hold in memory together',
       registers: [registry],
       collect() {
-        this.set(metrics.viewEventsHeld());
+        this.set(metrics.viewsHeld().events);
       },
     }),
-    viewEventsHeld: () => 0,
+    viewBytes: new Gauge({
+      name: 'audient_view_bytes',
+      help: "Estimated heap of the events the hot profile views hold, only the parts the sandbox's audiences read (bounded by AUDIENT_VIEW_MB)",
+      registers: [registry],
+      collect() {
+        this.set(metrics.viewsHeld().bytes);
+      },
+    }),
+    viewsHeld: () => ({ events: 0, bytes: 0 }),
     hotEventReads: new Counter({
       name: 'audient_hot_event_reads_total',
       help: "Profiles whose events an edge or streaming evaluation took from the profile's view (view) or read from the store (store)",

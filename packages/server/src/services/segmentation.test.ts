@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { REEVALUATION_LEASE_MS } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
 import { createHarness, settle, type Harness } from '../testing/harness.js';
-import { ALL_METHODS, STREAMING_METHODS, eventChangeKey } from './segmentation.js';
+import { ALL_METHODS, STREAMING_METHODS, eventChangeKey, rowBytes } from './segmentation.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -395,8 +395,8 @@ await describeBackends((backend) => {
     let h: Harness;
     let clock = T0;
     before(async () => {
-      // Room for two profiles of three events; a view unused for a minute gives its events up.
-      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '', viewEvents: 6, viewIdleMs: 60_000 } }, { now: () => clock });
+      // The bound is set below, from the size of the events; a view unused for a minute gives its events up.
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '', viewIdleMs: 60_000 } }, { now: () => clock });
       await setup(h);
     });
     after(() => h.close());
@@ -427,7 +427,9 @@ await describeBackends((backend) => {
 
     it('keeps the events of views in use, and hands those of idle views to the views that need room', async () => {
       const ids: Record<string, string> = {};
-      for (const who of ['vi', 'vo', 'vu']) {
+      const { metrics } = h.ctx;
+      const held = async () => ({ events: (await metrics.viewEvents.get()).values[0]?.value, bytes: (await metrics.viewBytes.get()).values[0]?.value ?? 0 });
+      for (const who of ['vx', 'vi', 'vo', 'vu']) {
         const email = `${who}@x.io`;
         assert.equal((await h.call('POST', '/v1/datasets/crm/records', person(email, { loyalty: { tier: 'gold' } }).record)).statusCode, 200);
         for (const at of [-3 * HOUR, -2 * HOUR, -HOUR]) assert.equal((await h.call('POST', '/v1/datasets/web/records', view(email, at).record)).statusCode, 200);
@@ -435,7 +437,15 @@ await describeBackends((backend) => {
         const id = await h.ctx.store.findProfileId('prod', { ns: 'email', id: email });
         assert.ok(id);
         ids[who] = id;
+        if (who !== 'vx') continue;
+        // The bound: room for two profiles of three events, sized by vx's (events of one size), then forgotten.
+        const sized = await held();
+        assert.equal(sized.events, 3, "vx's view holds its events");
+        h.ctx.segmentation.forget('prod', id);
+        assert.deepEqual(await held(), { events: 0, bytes: 0 });
+        h.ctx.config.segmentation.viewBytes = Math.floor((sized.bytes / 3) * 6.5);
       }
+      const perEvent = h.ctx.config.segmentation.viewBytes / 6.5;
       const evaluate = (who: string) => h.ctx.segmentation.evaluate('prod', [ids[who]!], { methods: STREAMING_METHODS, hot: true });
       // vi and vo fill the bound; vu, ten seconds later, finds no idle view to take room from.
       await evaluate('vi');
@@ -464,16 +474,47 @@ await describeBackends((backend) => {
       assert.equal(await readsOf(ids['vi']!, () => evaluate('vi')), 0, 'vi kept its events and holds the new one');
       assert.equal(await readsOf(ids['vu']!, () => evaluate('vu')), 1, 'vu gave its events up to the growing view');
 
-      // What an operator sizes the bound with: the events held, and where hot evaluations took a
-      // profile's events from (its view, or the store).
-      const { metrics } = h.ctx;
-      assert.equal((await metrics.viewEvents.get()).values[0]?.value, 4, "the views hold vi's four events");
+      // What an operator sizes the bound with: the events held and their size, and where hot
+      // evaluations took a profile's events from (its view, or the store).
+      const now = await held();
+      assert.equal(now.events, 4, "the views hold vi's four events");
+      assert.ok(Math.abs(now.bytes - 4 * perEvent) < 4, `and their size (${now.bytes} bytes, ${perEvent} per event)`);
       const reads = async () => Object.fromEntries((await metrics.hotEventReads.get()).values.map((v) => [v.labels['source'], v.value]));
       const before = await reads();
       await evaluate('vi');
       await evaluate('vu');
       const after = await reads();
       assert.deepEqual({ view: (after['view'] ?? 0) - (before['view'] ?? 0), store: (after['store'] ?? 0) - (before['store'] ?? 0) }, { view: 1, store: 1 });
+    });
+
+    it("holds only the parts of events the audiences read, and reads them again for an audience that reads more", async () => {
+      h.ctx.config.segmentation.viewBytes = 1 << 30;
+      const email = 'pj@x.io';
+      const page = { web: { webPageDetails: { name: 'home', URL: 'https://shop.example/home' }, webReferrer: { URL: 'https://search.example/?q=shoes' } } };
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', person(email).record)).statusCode, 200);
+      for (const at of [-2 * HOUR, -HOUR]) assert.equal((await h.call('POST', '/v1/datasets/web/records', event(email, 'web.webpagedetails.pageViews', at, page).record)).statusCode, 200);
+      await settle(h);
+      const id = await h.ctx.store.findProfileId('prod', { ns: 'email', id: email });
+      assert.ok(id);
+      const evaluate = () => h.ctx.segmentation.evaluate('prod', [id], { methods: STREAMING_METHODS, hot: true, withMemberships: true });
+      const bytes = async () => (await h.ctx.metrics.viewBytes.get()).values[0]?.value ?? 0;
+      h.ctx.segmentation.forget('prod', id);
+      const before = await bytes();
+      assert.equal(await readsOf(id, evaluate), 1);
+      const stored = (await h.ctx.store.loadEvents!('prod', [id], 0)).get(id) ?? [];
+      assert.equal(stored.length, 2);
+      const full = stored.reduce((n, e) => n + rowBytes(e), 0);
+      const kept = (await bytes()) - before;
+      assert.ok(kept > 0 && kept < full * 0.75, `the view holds ${kept} bytes of events, the events take ${full}: their page names, URLs, referrers and identities are not read`);
+      assert.equal(await readsOf(id, evaluate), 0, 'served from the view');
+
+      // An audience reading the page name: the views held no page names, so the events are read again.
+      assert.equal((await h.call('POST', '/v1/audiences', { id: 'home-viewers', name: 'home-viewers', query: 'select X from xEvent where X.web.webPageDetails.name = "home" and X.timestamp occurs < 1 day before now' })).statusCode, 201);
+      let report: Awaited<ReturnType<typeof evaluate>> | undefined;
+      assert.equal(await readsOf(id, async () => (report = await evaluate())), 1);
+      assert.ok(['realized', 'existing'].includes(report?.memberships?.get(id)?.get('home-viewers')?.status ?? ''), 'in home-viewers');
+      assert.equal(await readsOf(id, async () => (report = await evaluate())), 0, 'served from the view again, page names included');
+      assert.ok(['realized', 'existing'].includes(report?.memberships?.get(id)?.get('home-viewers')?.status ?? ''), 'still in home-viewers');
     });
   });
 

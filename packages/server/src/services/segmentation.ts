@@ -9,16 +9,21 @@
  * (`memberships.<sandbox>`). A failure on one profile is recorded and never stops the rest.
  */
 import {
+  approxJsonBytes,
   changeAfter,
   EvalState,
   eventLookbackMs,
+  eventProjection,
+  projectEvent,
   RelevanceIndex,
+  unsliced,
   eventTimesFrom,
   mergeFragments,
   timeIndependent,
   transition,
   type AudienceContext,
   type EvaluationMethod,
+  type EventProjection,
   type IdentityRef,
   type Membership,
   type MergePolicy,
@@ -100,6 +105,13 @@ interface ProfileView {
    */
   events?: readonly EventRow[];
   eventsSince?: number;
+  /**
+   * What `events` keep of each event: the parts the sandbox's audiences read (see projection.ts
+   * in the core). A view whose projection is not the sandbox's current one serves no events.
+   */
+  projection?: EventProjection;
+  /** The estimated heap `events` take, bytes (see rowBytes). */
+  eventBytes?: number;
   /** Counts events reaching the profile: a read begun before one does not fill `events`. */
   eventsGen?: number;
   /** When the view was last used (the engine's clock): an idle view gives its events up for another's. */
@@ -233,8 +245,12 @@ export class SegmentationEngine {
   /** Per sandbox and profile: the hot profile view (see ProfileView); only while started. */
   private readonly views = new RecentMap<ProfileView>(MAX_VIEWS, (_sandboxId, _profileId, v) => this.uncount(v));
   private viewsOn = false;
-  /** Events the views hold in all (bounded by config.viewEvents). */
+  /** Events the views hold in all, and their estimated heap (bounded by config.viewBytes). */
   private heldEvents = 0;
+  private heldBytes = 0;
+  /** Per compiled set of a sandbox's audiences: the parts of events they read (equal ones shared). */
+  private readonly projections = new WeakMap<readonly CompiledEntry[], EventProjection>();
+  private readonly projectionsByKey = new Map<string, EventProjection>();
   /**
    * The views holding events, least recently used first (a view moves to the end when used):
    * when the bound is reached, views unused for config.viewIdleMs give their events up for the
@@ -278,7 +294,7 @@ export class SegmentationEngine {
       now?: () => number;
     },
   ) {
-    deps.metrics.viewEventsHeld = () => this.heldEvents;
+    deps.metrics.viewsHeld = () => ({ events: this.heldEvents, bytes: this.heldBytes });
     this.readsFromView = deps.metrics.hotEventReads.labels('view');
     this.readsFromStore = deps.metrics.hotEventReads.labels('store');
     // A removed audience's memberships are deleted by the store: views of the sandbox are void.
@@ -337,6 +353,7 @@ export class SegmentationEngine {
     this.viewsOn = false;
     this.views.clear();
     this.heldEvents = 0;
+    this.heldBytes = 0;
     this.holders.clear();
     this.identities.clear();
     this.identitiesOf.clear();
@@ -486,6 +503,19 @@ export class SegmentationEngine {
     return plan;
   }
 
+  /** The parts of events a sandbox's audiences read (one object per distinct projection, so views compare them by identity). */
+  private projectionOf(all: readonly CompiledEntry[]): EventProjection {
+    let p = this.projections.get(all);
+    if (!p) {
+      const made = eventProjection(all.map((e) => e.compiled));
+      p = this.projectionsByKey.get(made.key) ?? made;
+      if (this.projectionsByKey.size >= 64) this.projectionsByKey.clear();
+      this.projectionsByKey.set(p.key, p);
+      this.projections.set(all, p);
+    }
+    return p;
+  }
+
   /**
    * Waits until no evaluation of these profiles is in progress, then marks them in progress; the
    * returned function ends that. Two evaluations of one profile never read the same memberships
@@ -567,12 +597,13 @@ export class SegmentationEngine {
       const v = this.views.get(sandboxId, e.graphId);
       if (!v) continue;
       v.eventsGen = (v.eventsGen ?? 0) + 1;
-      if (!v.events || holdsEvent(v.events, e.datasetId, e.eventId, e.timestamp)) continue;
+      if (!v.events || !v.projection || holdsEvent(v.events, e.datasetId, e.eventId, e.timestamp)) continue;
       const next = [...v.events];
       let at = next.length;
       while (at > 0 && eventOrder(next[at - 1]!, e) > 0) at--;
-      next.splice(at, 0, { datasetId: e.datasetId, eventId: e.eventId, timestamp: e.timestamp, body: e.body });
-      this.setViewEvents(v, next);
+      const row = projectRow(e, v.projection);
+      next.splice(at, 0, row);
+      this.setViewEvents(v, next, (v.eventBytes ?? 0) + rowBytes(row));
     }
   }
 
@@ -583,16 +614,22 @@ export class SegmentationEngine {
     this.views.delete(sandboxId, profileId);
   }
 
-  /** Sets the events a view holds, within the per-view and overall bounds (past them it holds none). */
-  private setViewEvents(v: ProfileView, list: readonly EventRow[] | undefined): void {
+  /**
+   * Sets the events a view holds (`bytes`: their estimated heap, see rowBytes), within the
+   * per-view and overall bounds (past them it holds none).
+   */
+  private setViewEvents(v: ProfileView, list: readonly EventRow[] | undefined, bytes = 0): void {
     const before = v.events?.length ?? 0;
-    const bound = this.deps.config.viewEvents;
-    let fits = list !== undefined && list.length <= MAX_VIEW_EVENTS && list.length <= bound;
+    const beforeBytes = v.eventBytes ?? 0;
+    const bound = this.deps.config.viewBytes;
+    let fits = list !== undefined && list.length <= MAX_VIEW_EVENTS && bytes <= bound;
     // A view that holds events and gains some (an event of its profile) may take room from views
     // in use; one that holds none only from idle ones (see makeRoom).
-    if (fits && this.heldEvents - before + list!.length > bound) fits = this.makeRoom(v, this.heldEvents - before + list!.length - bound, before > 0);
+    if (fits && this.heldBytes - beforeBytes + bytes > bound) fits = this.makeRoom(v, this.heldBytes - beforeBytes + bytes - bound, before > 0);
     v.events = fits ? list : undefined;
+    v.eventBytes = fits ? bytes : 0;
     this.heldEvents += (v.events?.length ?? 0) - before;
+    this.heldBytes += v.eventBytes - beforeBytes;
     if (v.events) this.holders.add(v);
     else this.holders.delete(v);
   }
@@ -603,11 +640,14 @@ export class SegmentationEngine {
    * again: see current).
    */
   private uncount(v: ProfileView): void {
-    if (this.holders.delete(v)) this.heldEvents -= v.events?.length ?? 0;
+    if (this.holders.delete(v)) {
+      this.heldEvents -= v.events?.length ?? 0;
+      this.heldBytes -= v.eventBytes ?? 0;
+    }
   }
 
   /**
-   * Makes room for `needed` more events for `keep` by releasing the events of other views, the
+   * Makes room for `needed` more bytes of events for `keep` by releasing the events of other views, the
    * least recently used first: only views unused for config.viewIdleMs (stopping at the first
    * used since: the holders are in the order of their last use), unless `keep` already holds
    * events and is growing. Then it takes the room from the least recently used views, idle or
@@ -624,7 +664,7 @@ export class SegmentationEngine {
       if (freed >= needed) break;
       if (w === keep) continue;
       if (!growing && (w.usedAt ?? -Infinity) > idleBefore) break;
-      freed += w.events?.length ?? 0;
+      freed += w.eventBytes ?? 0;
       this.setViewEvents(w, undefined);
     }
     return freed >= needed;
@@ -684,12 +724,14 @@ export class SegmentationEngine {
   ): Promise<EvaluationReport> {
     const { audiences } = this.deps;
     const report: EvaluationReport = { profiles: profileIds.length, evaluations: 0, realized: 0, exited: 0, errors: [] };
-    const plan = this.plan(opts.audiences ?? (await audiences.compiledAll(sandboxId)), opts.methods);
+    // Views keep what every audience of the sandbox reads of events, whichever the plan runs.
+    const all = await audiences.compiledAll(sandboxId);
+    const plan = this.plan(opts.audiences ?? all, opts.methods);
     if (!plan.targets.length || !profileIds.length) return report;
     const release = await this.hold(sandboxId, profileIds);
     let events: MembershipEventRow[];
     try {
-      events = await this.evaluateHeld(sandboxId, profileIds, plan, opts, report);
+      events = await this.evaluateHeld(sandboxId, profileIds, plan, this.projectionOf(all), opts, report);
     } finally {
       release();
     }
@@ -766,7 +808,8 @@ export class SegmentationEngine {
 
   /**
    * Fragments and events (at or after `since`) of the profiles: with `hot`, fragments held by a
-   * view are not read again (only events are), and fragments read are kept in the views. A view
+   * view are not read again (only events are), and fragments read are kept in the views; events
+   * read are kept projected (`projection`: the parts the sandbox's audiences read). A view
    * holding events from before `since` serves them all (older ones are harmless to evaluate, and
    * another plan may reach further); only those before `kept` (the retention) leave it.
    */
@@ -777,6 +820,7 @@ export class SegmentationEngine {
     kept: number,
     views: ReadonlyMap<string, ProfileView>,
     hot: boolean | undefined,
+    projection: EventProjection,
   ): Promise<Map<string, LoadedProfile>> {
     const { store } = this.deps;
     // The events of the views that hold them, taken now: a view may give them up meanwhile.
@@ -786,7 +830,7 @@ export class SegmentationEngine {
     for (const p of profileIds) {
       const v = views.get(p);
       if (!hot || !store.loadEvents || !v?.fragments) cold.push(p);
-      else if (v.events && v.eventsSince !== undefined && v.eventsSince <= since) ready.push({ p, events: v.events });
+      else if (v.events && v.projection === projection && v.eventsSince !== undefined && v.eventsSince <= since) ready.push({ p, events: v.events });
       else held.push(p);
     }
     if (hot) {
@@ -802,7 +846,15 @@ export class SegmentationEngine {
     const keep = (p: string, k: number, list: readonly EventRow[]): void => {
       const v = views.get(p);
       if (!this.current(sandboxId, p, v) || (v.eventsGen ?? 0) !== gens[k]) return;
-      this.setViewEvents(v, list);
+      if (list.length > MAX_VIEW_EVENTS) return this.setViewEvents(v, undefined);
+      let bytes = 0;
+      const rows = list.map((r) => {
+        const row = projectRow(r, projection);
+        bytes += rowBytes(row);
+        return row;
+      });
+      this.setViewEvents(v, rows, bytes);
+      v.projection = projection;
       v.eventsSince = since;
     };
     if (hot) {
@@ -820,10 +872,11 @@ export class SegmentationEngine {
       const v = views.get(p)!;
       // Older than the retention now: they leave the view too.
       let first = 0;
-      while (first < taken.length && taken[first]!.timestamp < kept) first++;
+      let leaving = 0;
+      while (first < taken.length && taken[first]!.timestamp < kept) leaving += rowBytes(taken[first++]!);
       const list = first > 0 ? taken.slice(first) : taken;
       if (first > 0 && this.current(sandboxId, p, v) && v.events === taken) {
-        this.setViewEvents(v, list);
+        this.setViewEvents(v, list, (v.eventBytes ?? 0) - leaving);
         v.eventsSince = Math.max(v.eventsSince!, kept);
       }
       out.set(p, { fragments: v.fragments!, events: list });
@@ -872,6 +925,7 @@ export class SegmentationEngine {
     sandboxId: string,
     allIds: readonly string[],
     plan: EvaluationPlan,
+    projection: EventProjection,
     opts: { reuse?: boolean; arrived?: ReadonlyMap<string, ReadonlyArray<string | undefined>>; includes?: ReadonlyMap<string, readonly string[]>; hot?: boolean; withMemberships?: boolean },
     report: EvaluationReport,
   ): Promise<MembershipEventRow[]> {
@@ -890,7 +944,7 @@ export class SegmentationEngine {
     let loaded: Map<string, LoadedProfile>;
     let current: Map<string, ReadonlyMap<string, Membership>>;
     if (unchanged.size === 0) {
-      [loaded, current] = await Promise.all([this.loadData(sandboxId, profileIds, since, kept, views, opts.hot), this.loadMembers(sandboxId, profileIds, views, opts.reuse)]);
+      [loaded, current] = await Promise.all([this.loadData(sandboxId, profileIds, since, kept, views, opts.hot, projection), this.loadMembers(sandboxId, profileIds, views, opts.reuse)]);
     } else {
       // Memberships first: a profile unchanged since an evaluation of every target is not read.
       current = await this.loadMembers(sandboxId, profileIds, views, opts.reuse);
@@ -906,7 +960,7 @@ export class SegmentationEngine {
         report.memberships?.set(profileId, seen.members);
         return false;
       });
-      loaded = profileIds.length ? await this.loadData(sandboxId, profileIds, since, kept, views, opts.hot) : new Map();
+      loaded = profileIds.length ? await this.loadData(sandboxId, profileIds, since, kept, views, opts.hot, projection) : new Map();
     }
     const enabled = await catalog.profileEnabledIds(sandboxId);
     const writes: MembershipWrite[] = [];
@@ -1094,6 +1148,19 @@ function eventOrder(a: EventRow, b: EventRow): number {
  * The bodies of the events with these change keys among a profile's loaded events (oldest
  * first), or undefined when one is not there (then everything is evaluated).
  */
+/** Estimated heap of an event row's own object and timestamp (its dataset id is shared). */
+const ROW_BYTES = 72;
+
+/** The estimated heap an event row held by a view takes (its id and body included). */
+export function rowBytes(r: EventRow): number {
+  return ROW_BYTES + approxJsonBytes(r.eventId) + approxJsonBytes(r.body);
+}
+
+/** An event row as a view holds it: the body projected (a row of its own: the source may carry more fields). */
+function projectRow(r: EventRow, projection: EventProjection): EventRow {
+  return { datasetId: r.datasetId, eventId: unsliced(r.eventId), timestamp: r.timestamp, body: projectEvent(r.body, projection) };
+}
+
 function addedEvents(events: readonly EventRow[], keys: readonly string[]): Array<Record<string, unknown>> | undefined {
   const out: Array<Record<string, unknown>> = [];
   for (let i = events.length - 1; i >= 0 && out.length < keys.length; i--) {

@@ -1,0 +1,156 @@
+/**
+ * The parts of an event that a set of audiences reads. A profile's events kept in memory for
+ * evaluation (the engine's hot profile views) need only those: a web page view of a kilobyte
+ * whose audiences test its `eventType` and `web.webPageDetails.siteSection` is kept as an object
+ * of those two fields and its `timestamp`, a fraction of the memory.
+ *
+ * The projection is taken from the queries' syntax, not from the schemas: every path an event
+ * clause names (comparisons, lists, patterns, `exists`, string tests, time relations, aggregate
+ * fields, a chain's timestamp field) is kept, down to its last key. Where a path meets anything
+ * but a plain object in the data (an array, a string, null), the value is kept whole from there,
+ * so whatever the evaluation does with arrays and mistyped data, it finds what it found in the
+ * full event. `timestamp` is always kept: an evaluation of events given without their parsed
+ * times reads it.
+ *
+ * What is kept is copied, not shared: V8 makes a string of 13 characters or more that
+ * `JSON.parse` finds into a slice of the parsed text, so one kept value (a timestamp, an event
+ * type) would keep the whole request body alive. Strings that long are copied through the
+ * string table (`internalize`), which also makes equal values (event types, page sections)
+ * one string.
+ */
+import type { Expr, PathExpr, QueryAst } from './ast.js';
+import { walkExpr } from './dependencies.js';
+import { internalize } from './runtime.js';
+
+/** Per key, what to keep of its value: `true`, all of it; a tree, only those keys of it. */
+type Tree = Map<string, Tree | true>;
+
+/** What `projectEvent` keeps of each event (build with `eventProjection`). */
+export interface EventProjection {
+  /** Undefined when some clause needs the whole event: events are then kept as they are. */
+  readonly tree: Tree | undefined;
+  /** Equal for projections that keep the same parts (the key order aside). */
+  readonly key: string;
+}
+
+/** The event paths one expression node reads (leaves read their `target`). */
+function eventPaths(e: Expr): PathExpr[] {
+  const operands = e.kind === 'compare' ? [e.left, e.right] : e.kind === 'aggregate' ? [e.field] : e.kind === 'chain' ? [e.timestampField] : 'target' in e ? [e.target] : [];
+  return operands.filter((o): o is PathExpr => o?.kind === 'path' && o.scope === 'event');
+}
+
+function treeKey(t: Tree): string {
+  return `{${[...t.keys()]
+    .sort()
+    .map((k) => {
+      const c = t.get(k)!;
+      return `${JSON.stringify(k)}:${c === true ? '*' : treeKey(c)}`;
+    })
+    .join(',')}}`;
+}
+
+/** The parts of events that the queries read (see the module's comment). */
+export function eventProjection(queries: Iterable<QueryAst | { ast: QueryAst }>): EventProjection {
+  let tree: Tree | undefined = new Map([['timestamp', true]]);
+  for (const q of queries) {
+    const root = 'root' in q ? q.root : q.ast.root;
+    walkExpr(root, (e) => {
+      for (const p of eventPaths(e)) {
+        if (!tree) return;
+        if (p.segments.length === 0) {
+          tree = undefined;
+          return;
+        }
+        let node: Tree = tree;
+        for (let k = 0; k < p.segments.length; k++) {
+          const key = p.segments[k]!;
+          const last = k === p.segments.length - 1;
+          const child = node.get(key);
+          if (child === true) break;
+          if (last) node.set(key, true);
+          else if (child) node = child;
+          else {
+            const next: Tree = new Map();
+            node.set(key, next);
+            node = next;
+          }
+        }
+      }
+    });
+  }
+  return { tree, key: tree ? treeKey(tree) : '*' };
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Shorter strings are never slices (V8's SlicedString::kMinLength). */
+const SLICE_MIN = 13;
+
+function put(out: Record<string, unknown>, key: string, value: unknown): void {
+  // An own `__proto__` key (JSON.parse makes one) stays an own property, as in the event.
+  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  else out[key] = value;
+}
+
+/** The same text, never a slice of a longer string (see the module's comment). */
+export function unsliced(s: string): string {
+  return s.length >= SLICE_MIN ? internalize(s) : s;
+}
+
+/** A copy of a JSON value that shares nothing with it but short strings. */
+function copyJson(v: unknown): unknown {
+  if (typeof v === 'string') return unsliced(v);
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map(copyJson);
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(v)) put(out, key, copyJson((v as Record<string, unknown>)[key]));
+  return out;
+}
+
+function projectValue(v: unknown, tree: Tree): unknown {
+  if (!isPlainObject(v)) return copyJson(v);
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of tree) {
+    if (hasOwn.call(v, key)) put(out, key, child === true ? copyJson(v[key]) : projectValue(v[key], child));
+  }
+  return out;
+}
+
+/**
+ * The parts of `event` the projection keeps, as a copy (a copy of all of it when the projection
+ * keeps everything). Evaluating the projected events of any of the projection's queries gives
+ * what evaluating the events would.
+ */
+export function projectEvent<T>(event: T, projection: EventProjection): T {
+  return (projection.tree ? projectValue(event, projection.tree) : copyJson(event)) as T;
+}
+
+/**
+ * An estimate of the heap a JSON value takes (V8, 64-bit, strings not shared): for bounding the
+ * memory of values kept, not an exact figure.
+ */
+export function approxJsonBytes(v: unknown): number {
+  switch (typeof v) {
+    case 'string':
+      return 16 + ((v.length + 7) & ~7);
+    case 'number':
+      return Number.isInteger(v) && Math.abs(v) < 2 ** 30 ? 0 : 16;
+    case 'object': {
+      if (v === null) return 0;
+      if (Array.isArray(v)) {
+        let n = 32 + 8 * v.length;
+        for (const x of v) n += approxJsonBytes(x);
+        return n;
+      }
+      let n = 24;
+      for (const k in v) if (hasOwn.call(v, k)) n += 8 + approxJsonBytes((v as Record<string, unknown>)[k]);
+      return n;
+    }
+    default:
+      return 0;
+  }
+}
