@@ -17,6 +17,6 @@ export {
   classifyAudience, eventLookbackMs, DEFAULT_EVENT_RETENTION_MS, type Classification, type ClassifyOptions, type EvaluationMethod,
 } from './classify.js';
 export { dependencies, findCycle, walkExpr } from './dependencies.js';
-export { approxJsonBytes, eventProjection, projectEvent, unsliced, type EventProjection } from './projection.js';
+export { approxJsonBytes, eventProjection, projectEvent, type EventProjection } from './projection.js';
 export { parseInstant } from './time.js';
 export { MAX_REGEX_LENGTH, MAX_REGEX_INPUT } from './matchers.js';

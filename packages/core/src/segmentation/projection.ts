@@ -12,15 +12,11 @@
  * full event. `timestamp` is always kept: an evaluation of events given without their parsed
  * times reads it.
  *
- * What is kept is copied, not shared: V8 makes a string of 13 characters or more that
- * `JSON.parse` finds into a slice of the parsed text, so one kept value (a timestamp, an event
- * type) would keep the whole request body alive. Strings that long are copied through the
- * string table (`internalize`), which also makes equal values (event types, page sections)
- * one string.
+ * Kept values are shared with the event, not copied: strings `JSON.parse` makes are strings of
+ * their own (not slices of the parsed text), so a kept value keeps nothing else alive.
  */
 import type { Expr, PathExpr, QueryAst } from './ast.js';
 import { walkExpr } from './dependencies.js';
-import { internalize } from './runtime.js';
 
 /** Per key, what to keep of its value: `true`, all of it; a tree, only those keys of it. */
 type Tree = Map<string, Tree | true>;
@@ -87,46 +83,26 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Shorter strings are never slices (V8's SlicedString::kMinLength). */
-const SLICE_MIN = 13;
-
-function put(out: Record<string, unknown>, key: string, value: unknown): void {
-  // An own `__proto__` key (JSON.parse makes one) stays an own property, as in the event.
-  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
-  else out[key] = value;
-}
-
-/** The same text, never a slice of a longer string (see the module's comment). */
-export function unsliced(s: string): string {
-  return s.length >= SLICE_MIN ? internalize(s) : s;
-}
-
-/** A copy of a JSON value that shares nothing with it but short strings. */
-function copyJson(v: unknown): unknown {
-  if (typeof v === 'string') return unsliced(v);
-  if (typeof v !== 'object' || v === null) return v;
-  if (Array.isArray(v)) return v.map(copyJson);
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(v)) put(out, key, copyJson((v as Record<string, unknown>)[key]));
-  return out;
-}
-
 function projectValue(v: unknown, tree: Tree): unknown {
-  if (!isPlainObject(v)) return copyJson(v);
+  if (!isPlainObject(v)) return v;
   const out: Record<string, unknown> = {};
   for (const [key, child] of tree) {
-    if (hasOwn.call(v, key)) put(out, key, child === true ? copyJson(v[key]) : projectValue(v[key], child));
+    if (!hasOwn.call(v, key)) continue;
+    const value = child === true ? v[key] : projectValue(v[key], child);
+    // An own `__proto__` key (JSON.parse makes one) stays an own property, as in the event.
+    if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+    else out[key] = value;
   }
   return out;
 }
 
 /**
- * The parts of `event` the projection keeps, as a copy (a copy of all of it when the projection
- * keeps everything). Evaluating the projected events of any of the projection's queries gives
- * what evaluating the events would.
+ * The parts of `event` the projection keeps, as a new object sharing their values (the event
+ * itself when the projection keeps everything). Evaluating the projected events of any of the
+ * projection's queries gives what evaluating the events would.
  */
 export function projectEvent<T>(event: T, projection: EventProjection): T {
-  return (projection.tree ? projectValue(event, projection.tree) : copyJson(event)) as T;
+  return projection.tree ? (projectValue(event, projection.tree) as T) : event;
 }
 
 /**

@@ -16,7 +16,6 @@ import {
   eventProjection,
   projectEvent,
   RelevanceIndex,
-  unsliced,
   eventTimesFrom,
   mergeFragments,
   timeIndependent,
@@ -1158,7 +1157,7 @@ export function rowBytes(r: EventRow): number {
 
 /** An event row as a view holds it: the body projected (a row of its own: the source may carry more fields). */
 function projectRow(r: EventRow, projection: EventProjection): EventRow {
-  return { datasetId: r.datasetId, eventId: unsliced(r.eventId), timestamp: r.timestamp, body: projectEvent(r.body, projection) };
+  return { datasetId: r.datasetId, eventId: r.eventId, timestamp: r.timestamp, body: projectEvent(r.body, projection) };
 }
 
 function addedEvents(events: readonly EventRow[], keys: readonly string[]): Array<Record<string, unknown>> | undefined {
