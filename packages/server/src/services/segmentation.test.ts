@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { compileQuery } from '@audient/core';
 import { REEVALUATION_LEASE_MS } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
 import { createHarness, settle, type Harness } from '../testing/harness.js';
@@ -515,6 +516,16 @@ await describeBackends((backend) => {
       assert.ok(['realized', 'existing'].includes(report?.memberships?.get(id)?.get('home-viewers')?.status ?? ''), 'in home-viewers');
       assert.equal(await readsOf(id, async () => (report = await evaluate())), 0, 'served from the view again, page names included');
       assert.ok(['realized', 'existing'].includes(report?.memberships?.get(id)?.get('home-viewers')?.status ?? ''), 'still in home-viewers');
+
+      // Audiences the sandbox's set does not hold (a set compiled before a change, as a cache may
+      // still hand out): the views keep what they read too, so page URLs are read.
+      const query = 'select X from xEvent where X.web.webPageDetails.URL = "https://shop.example/home" and X.timestamp occurs < 1 day before now';
+      const [first] = await h.ctx.audiences.compiledAll('prod');
+      assert.ok(first);
+      const stale = { row: { ...first.row, id: 'url-viewers', query, dependsOn: [] }, compiled: compileQuery(query, await h.ctx.audiences.schemas('prod')) };
+      const urls = () => h.ctx.segmentation.evaluate('prod', [id], { methods: ALL_METHODS, audiences: [stale], hot: true, withMemberships: true });
+      assert.equal(await readsOf(id, async () => (report = await urls())), 1);
+      assert.ok(['realized', 'existing'].includes(report?.memberships?.get(id)?.get('url-viewers')?.status ?? ''), 'in url-viewers');
     });
   });
 

@@ -247,8 +247,8 @@ export class SegmentationEngine {
   /** Events the views hold in all, and their estimated heap (bounded by config.viewBytes). */
   private heldEvents = 0;
   private heldBytes = 0;
-  /** Per compiled set of a sandbox's audiences: the parts of events they read (equal ones shared). */
-  private readonly projections = new WeakMap<readonly CompiledEntry[], EventProjection>();
+  /** Per compiled set of a sandbox's audiences and set evaluated: the parts of events views keep (equal ones shared). */
+  private readonly projections = new WeakMap<readonly CompiledEntry[], WeakMap<readonly CompiledEntry[], EventProjection>>();
   private readonly projectionsByKey = new Map<string, EventProjection>();
   /**
    * The views holding events, least recently used first (a view moves to the end when used):
@@ -502,15 +502,23 @@ export class SegmentationEngine {
     return plan;
   }
 
-  /** The parts of events a sandbox's audiences read (one object per distinct projection, so views compare them by identity). */
-  private projectionOf(all: readonly CompiledEntry[]): EventProjection {
-    let p = this.projections.get(all);
+  /**
+   * The parts of events the views keep for an evaluation of `planned` (see evaluate): what the
+   * sandbox's audiences (`all`) read, or, when `planned` holds audiences `all` does not (a set
+   * compiled before a change, as a cache may still hand out), what both read. One object per
+   * distinct projection, so views compare them by identity. Worked out once per pair of sets.
+   */
+  private projectionFor(all: readonly CompiledEntry[], planned: readonly CompiledEntry[]): EventProjection {
+    let byPlanned = this.projections.get(all);
+    if (!byPlanned) this.projections.set(all, (byPlanned = new WeakMap()));
+    let p = byPlanned.get(planned);
     if (!p) {
-      const made = eventProjection(all.map((e) => e.compiled));
+      const known = new Set(all.map((e) => e.compiled));
+      const made = eventProjection((planned.every((e) => known.has(e.compiled)) ? all : [...all, ...planned]).map((e) => e.compiled));
       p = this.projectionsByKey.get(made.key) ?? made;
       if (this.projectionsByKey.size >= 64) this.projectionsByKey.clear();
       this.projectionsByKey.set(p.key, p);
-      this.projections.set(all, p);
+      byPlanned.set(planned, p);
     }
     return p;
   }
@@ -725,12 +733,13 @@ export class SegmentationEngine {
     const report: EvaluationReport = { profiles: profileIds.length, evaluations: 0, realized: 0, exited: 0, errors: [] };
     // Views keep what every audience of the sandbox reads of events, whichever the plan runs.
     const all = await audiences.compiledAll(sandboxId);
-    const plan = this.plan(opts.audiences ?? all, opts.methods);
+    const planned = opts.audiences ?? all;
+    const plan = this.plan(planned, opts.methods);
     if (!plan.targets.length || !profileIds.length) return report;
     const release = await this.hold(sandboxId, profileIds);
     let events: MembershipEventRow[];
     try {
-      events = await this.evaluateHeld(sandboxId, profileIds, plan, this.projectionOf(all), opts, report);
+      events = await this.evaluateHeld(sandboxId, profileIds, plan, this.projectionFor(all, planned), opts, report);
     } finally {
       release();
     }
