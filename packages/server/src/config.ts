@@ -99,8 +99,16 @@ function tlsFrom(overrides: ConfigOverrides, env: NodeJS.ProcessEnv): Config['tl
   return { certFile: resolve(certFile), keyFile: resolve(keyFile) };
 }
 
+/** Settings that were replaced: one still set would be ignored without a word, so it stops the start. */
+const REPLACED: Record<string, string> = {
+  AUDIENT_VIEW_EVENTS: 'AUDIENT_VIEW_MB (the estimated heap the hot profile views may take, MB; default 200)',
+};
+
 /** Builds the configuration. */
 export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  for (const [old, now] of Object.entries(REPLACED)) {
+    if (env[old] !== undefined) throw new Error(`${old} is no longer read: use ${now}`);
+  }
   const dataDir = resolve(overrides.dataDir ?? env['AUDIENT_DATA_DIR'] ?? '.audient');
   return {
     dataDir,
