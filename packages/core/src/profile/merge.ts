@@ -4,6 +4,7 @@
  * order; unlisted ones fall back to timestamp order beneath them).
  */
 import type { IdentityRef } from '../identity/extract.js';
+import { isPlainObject } from '../json.js';
 
 /** A profile fragment: the attributes one dataset holds for one primary identity. */
 export interface Fragment {
@@ -18,10 +19,6 @@ export type MergePolicy = { kind: 'timestamp' } | { kind: 'dataset-precedence'; 
 
 /** The default policy. */
 export const DEFAULT_MERGE_POLICY: MergePolicy = { kind: 'timestamp' };
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Deep-merges `source` over `target` in place: objects merge, arrays and scalars replace, null removes. */
 export function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): Record<string, unknown> {

@@ -5,15 +5,12 @@
 import { describeValue, type ErrorDetail } from '../errors.js';
 import { closest } from '../suggest.js';
 import type { FieldDef } from './types.js';
+import { isPlainObject } from '../json.js';
 
 const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATE_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 const MAX_DETAILS = 20;
 const regexCache = new WeakMap<FieldDef, RegExp>();
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** True when `s` is a real calendar date `YYYY-MM-DD`. */
 export function isValidDate(s: string): boolean {

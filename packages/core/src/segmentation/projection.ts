@@ -17,6 +17,7 @@
  */
 import type { Expr, PathExpr, QueryAst } from './ast.js';
 import { walkExpr } from './dependencies.js';
+import { isPlainObject } from '../json.js';
 
 /** Per key, what to keep of its value: `true`, all of it; a tree, only those keys of it. */
 type Tree = Map<string, Tree | true>;
@@ -78,10 +79,6 @@ export function eventProjection(queries: Iterable<QueryAst | { ast: QueryAst }>)
 }
 
 const hasOwn = Object.prototype.hasOwnProperty;
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function projectValue(v: unknown, tree: Tree): unknown {
   if (!isPlainObject(v)) return v;
