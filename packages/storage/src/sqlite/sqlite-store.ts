@@ -46,7 +46,7 @@ import { newLeaseToken } from '../lease.js';
 import { REEVALUATION_LEASE_MS } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import * as batch from './batch-memberships.js';
-import { Checkpointer, CHASE_FRAMES } from './checkpointer.js';
+import { Checkpointer, WAL_FILE_LIMIT_FRAMES } from './checkpointer.js';
 import { GraphCache } from './graph-cache.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
@@ -231,9 +231,9 @@ export class SqliteStore implements Store {
       this.db.pragma(`mmap_size = ${MMAP_BYTES}`);
       this.sizeCache();
       // Checkpoints run in a worker thread; see checkpointer.ts. When the log restarts, its file
-      // is cut back to CHASE_FRAMES pages.
+      // is cut back only past WAL_FILE_LIMIT_FRAMES pages.
       this.db.pragma('wal_autocheckpoint = 0');
-      this.db.pragma(`journal_size_limit = ${CHASE_FRAMES * this.pageSize}`);
+      this.db.pragma(`journal_size_limit = ${WAL_FILE_LIMIT_FRAMES * this.pageSize}`);
       this.checkpointer = new Checkpointer(path);
     }
   }
