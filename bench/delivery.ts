@@ -10,7 +10,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { beside, forkTs } from './lib/child.js';
+import { beside, forkTs, serverNodeFlags } from './lib/child.js';
 import { commandFor, type Family, type RunEnv } from './lib/family.js';
 import { machineInfo } from './lib/machine.js';
 import type { BenchEntry, Results } from './lib/results.js';
@@ -21,8 +21,11 @@ import { withBenchStore } from './lib/postgres.js';
 const SEED = 7;
 const ID = { batch: 'delivery.batch.sqlite', batchPg: 'delivery.batch.postgres', perProfile: 'delivery.per-profile.sqlite' } as const;
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
-const prof = (env: RunEnv, name: string): string[] =>
-  env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+/** The server's node flags (the delivery runs in Audient's server), and a CPU profile under BENCH_CPU_PROF. */
+const prof = (env: RunEnv, name: string): string[] => [
+  ...serverNodeFlags(),
+  ...(env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []),
+];
 const base = (id: string): Pick<BenchEntry, 'command' | 'at' | 'machine'> => ({ command: commandFor(id), at: new Date().toISOString(), machine: machineInfo() });
 
 /** Runs the Audient process against a fresh receiver process; returns its answer. */

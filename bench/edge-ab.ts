@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { EdgeLoadOut, PrepareLoad, RunEdgeLoad } from './edge/load.js';
 import type { EdgeReady, EdgeServerOut, StartEdge } from './edge/server.js';
-import { forkTs, type Message } from './lib/child.js';
+import { forkTs, serverNodeFlags, type Message } from './lib/child.js';
 
 const PROFILES = 20_000;
 const EVENTS = 4_000;
@@ -49,7 +49,10 @@ async function main(): Promise<void> {
     const dir = join(tmpdir(), `audient-edge-ab-${process.pid}-${i}`);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const child = forkTs<StartEdge | Message, EdgeServerOut>(join(resolve(checkout), 'bench/edge/server.ts'), { env: envOf(process.env[i === 0 ? 'AB_ENV_A' : 'AB_ENV_B']) });
+    const child = forkTs<StartEdge | Message, EdgeServerOut>(join(resolve(checkout), 'bench/edge/server.ts'), {
+      env: envOf(process.env[i === 0 ? 'AB_ENV_A' : 'AB_ENV_B']),
+      nodeArgs: serverNodeFlags(resolve(checkout)),
+    });
     return { child, dir, ready: undefined as EdgeReady | undefined };
   });
   const load = forkTs<PrepareLoad | RunEdgeLoad | Message, EdgeLoadOut>(join(resolve(a), 'bench/edge/load.ts'));

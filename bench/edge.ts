@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { BareCpu, BareOut, BareReady, StartBare } from './edge/bare.js';
 import type { EdgeLoadDone, EdgeLoadOut, LoadPrepared, PrepareLoad, RunEdgeLoad } from './edge/load.js';
 import type { EdgeServerOut, EdgeSettled, StartEdge } from './edge/server.js';
-import { beside, forkTs, type ChildHandle, type Message } from './lib/child.js';
+import { beside, forkTs, serverNodeFlags, type ChildHandle, type Message } from './lib/child.js';
 import { commandFor, type Family } from './lib/family.js';
 import { machineInfo } from './lib/machine.js';
 import { benchPgUrl, createScratchSchema, postgresUnavailable, type ScratchSchema } from './lib/postgres.js';
@@ -70,8 +70,10 @@ export const edge: Family = {
     const events = Math.round(EVENTS * env.scale);
     const ms = (x: number): number => (process.env['BENCH_FULL_TIME'] ? x : Math.max(1_000, Math.round(x * env.scale)));
     /** Under BENCH_CPU_PROF, each store's server writes edge-server.cpuprofile (SQLite) or edge-server-postgres.cpuprofile. */
-    const nodeArgs = (store: StoreKind): string[] =>
-      env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=edge-server${store === 'sqlite' ? '' : `-${store}`}.cpuprofile`] : [];
+    const nodeArgs = (store: StoreKind): string[] => [
+      ...serverNodeFlags(),
+      ...(env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=edge-server${store === 'sqlite' ? '' : `-${store}`}.cpuprofile`] : []),
+    ];
     const bare = forkTs<StartBare | Message, BareOut>(beside(import.meta.url, './edge/bare.ts'));
     const load = forkTs<PrepareLoad | RunEdgeLoad | Message, EdgeLoadOut>(beside(import.meta.url, './edge/load.ts'));
     const out: Results = {};

@@ -8,7 +8,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { beside, forkTs, type Message } from './lib/child.js';
+import { beside, forkTs, serverNodeFlags, type Message } from './lib/child.js';
 import { commandFor, type Family, type RunEnv } from './lib/family.js';
 import { machineInfo } from './lib/machine.js';
 import { benchPgUrl, createScratchSchema, postgresUnavailable } from './lib/postgres.js';
@@ -63,8 +63,8 @@ async function measure(
 ): Promise<Measured> {
   const file = beside(import.meta.url, `./processes/${opts.server === 'audient' ? 'audient-server' : 'bare-server'}.ts`);
   const nodeArgs =
-    env.cpuProfDir && opts.server === 'audient'
-      ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=${opts.label}.cpuprofile`]
+    opts.server === 'audient'
+      ? [...serverNodeFlags(), ...(env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=${opts.label}.cpuprofile`] : [])]
       : [];
   const server = forkTs<StartServer | Message, ServerOut>(file, { nodeArgs });
   const client = forkTs<RunLoad, LoadOut>(beside(import.meta.url, './processes/load-client.ts'));

@@ -4,6 +4,8 @@
  * TypeScript children run through tsx with the `development` condition, like `npm run bench`.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Every IPC message carries a type. */
@@ -24,6 +26,19 @@ export interface ChildHandle<In extends Message, Out extends Message> {
 /** Path of a file next to `importMetaUrl`. */
 export function beside(importMetaUrl: string, relative: string): string {
   return fileURLToPath(new URL(relative, importMetaUrl));
+}
+
+/**
+ * The node flags `npm start` runs Audient's server with (the root package.json's start script,
+ * e.g. `--max-semi-space-size=64`): processes that stand for the server take them too, so a
+ * benchmark measures the server as users start it. `root` is the checkout (default: this one).
+ */
+export function serverNodeFlags(root = fileURLToPath(new URL('../..', import.meta.url))): string[] {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const start = pkg.scripts?.['start'] ?? '';
+  const m = /(?:^|&&\s*)node\s+((?:--\S+\s+)*)\S+\/cli\.js\b/.exec(start);
+  if (!m) throw new Error(`the start script does not run the CLI with node: ${start}`);
+  return m[1]!.trim().split(/\s+/).filter(Boolean);
 }
 
 /** Forks `file` (a .ts module) with tsx; extra node flags (e.g. `--cpu-prof`) go in `nodeArgs`. */
