@@ -6,6 +6,7 @@
  */
 import { eventKey, fragmentKey, type NamespaceType, type StoredFragment, type StoredIdentity, type WritePlan } from '@audient/core';
 import type pg from 'pg';
+import type { GraphCache } from '../graph-cache.js';
 import type { IngestTx } from '../port.js';
 import { logLockSql } from './log-lock.js';
 
@@ -82,10 +83,29 @@ function lastPerKey<T>(items: readonly T[], key: (t: T) => string): T[] {
 }
 
 /**
- * Builds the transaction's `IngestTx`. `isOpen` guards against use after commit or rollback,
- * when the client may already serve someone else.
+ * The sandbox's graph epoch moves on (a data-modifying CTE; `$1` is the sandbox): every
+ * transaction that writes identities runs it, under the sandbox's lock. A store holding graphs
+ * read at an older epoch drops them (see PostgresStore.ingest).
  */
-export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpen: () => boolean): IngestTx {
+export const GRAPH_EPOCH_BUMP = `INSERT INTO graph_epochs (sandbox_id, epoch) VALUES ($1, 1)
+  ON CONFLICT (sandbox_id) DO UPDATE SET epoch = graph_epochs.epoch + 1`;
+
+/** The store's graph cache, and the sandbox's graph epoch the transaction began at. */
+export interface HeldGraphs {
+  graphs: GraphCache;
+  epoch: number;
+  /** Per sandbox, the epoch the held graphs are current at (this transaction's moves to epoch + 1 when it writes identities). */
+  epochs: Map<string, number>;
+}
+
+const identityKey = (i: { ns: string; id: string }): string => `${i.ns}\u0000${i.id}`;
+
+/**
+ * Builds the transaction's `IngestTx`. `isOpen` guards against use after commit or rollback,
+ * when the client may already serve someone else. With `held`, graphs held in memory are not
+ * read again, graphs read are held, and the plan's identity writes update what is held.
+ */
+export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpen: () => boolean, held?: HeldGraphs): IngestTx {
   const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<R[]> => {
     if (!isOpen()) throw new Error('IngestTx used after its transaction ended');
     return (await client.query<R>(sql, params)).rows;
@@ -94,15 +114,47 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
   return {
     graphMembersOf: async (identities) => {
       if (identities.length === 0) return [];
+      // Members of graphs held for some of the identities; the others' graphs are read (one round trip).
+      const out: StoredIdentity[] = [];
+      const found = new Set<string>();
+      const missing: Array<{ ns: string; id: string }> = [];
+      for (const i of identities) {
+        if (found.has(identityKey(i))) continue;
+        const graph = held?.graphs.get(sandboxId, i.ns, i.id);
+        if (!graph) {
+          missing.push(i);
+          continue;
+        }
+        for (const m of graph) {
+          found.add(identityKey(m));
+          out.push(m);
+        }
+      }
+      const toRead = missing.filter((i) => !found.has(identityKey(i)));
+      if (!toRead.length) return out;
       const rows = await q<IdentityRow>(
         `SELECT ns, id, graph_id, type, last_seen FROM identities
          WHERE sandbox_id = $1 AND graph_id = ANY(ARRAY(
            SELECT i.graph_id FROM unnest($2::text[], $3::text[]) AS k(ns, id)
            CROSS JOIN LATERAL (${BY_KEY('graph_id', 'identities', 'ns = k.ns AND id = k.id')}) i))
          ORDER BY graph_id, ns, id`,
-        [sandboxId, identities.map((i) => i.ns), identities.map((i) => i.id)],
+        [sandboxId, toRead.map((i) => i.ns), toRead.map((i) => i.id)],
       );
-      return rows.map(toIdentity);
+      // Rows come by graph: each graph is held whole.
+      let graph: StoredIdentity[] = [];
+      for (const r of rows) {
+        const m = toIdentity(r);
+        if (graph.length && graph[0]!.graphId !== m.graphId) {
+          held?.graphs.put(sandboxId, graph);
+          graph = [];
+        }
+        graph.push(m);
+        if (found.has(identityKey(m))) continue;
+        found.add(identityKey(m));
+        out.push(m);
+      }
+      if (graph.length) held?.graphs.put(sandboxId, graph);
+      return out;
     },
 
     fragments: async (keys) => {
@@ -127,7 +179,15 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
       return new Set(rows.map((r) => eventKey(r.dataset_id, r.event_id)));
     },
 
-    apply: async (plan, now) => applyPlan(q, sandboxId, plan, now),
+    apply: async (plan, now) => {
+      const writesIdentities = plan.graphMerges.length + plan.evictedIdentities.length + plan.newIdentities.length + plan.touchedIdentities.length > 0;
+      if (held && writesIdentities) {
+        // What is held follows the writes; the next batch expects the epoch they move to (a rollback leaves it behind, and what is held is dropped then).
+        held.graphs.written(sandboxId, plan);
+        held.epochs.set(sandboxId, held.epoch + 1);
+      }
+      return applyPlan(q, sandboxId, plan, now, writesIdentities);
+    },
 
     appendLake: async (rows, now) => {
       if (rows.length === 0) return;
@@ -162,7 +222,7 @@ class Params {
  * trip): new and touched identities are disjoint keys, and the other writes go to different
  * tables, so no row is modified twice in it.
  */
-async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number): Promise<number[]> {
+async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number, writesIdentities: boolean): Promise<number[]> {
   const merges = finalMergeTargets(plan.graphMerges);
   if (merges.from.length) {
     // Data-modifying CTEs: the three repoints in one round trip (different tables, no overlap).
@@ -181,7 +241,7 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
     );
   }
   const p = new Params(sandboxId);
-  const ctes: string[] = [];
+  const ctes: string[] = writesIdentities ? [GRAPH_EPOCH_BUMP] : [];
   const added = plan.newIdentities;
   if (added.length) {
     ctes.push(

@@ -150,6 +150,12 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TABLE deleted_profiles (
     sandbox_id TEXT NOT NULL, profile_id TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (sandbox_id, profile_id));
   `,
+  // Every transaction that writes identities of a sandbox moves its graph epoch on, under the
+  // sandbox's lock. A store reads the epoch with BEGIN and keeps the graphs it read while the
+  // epoch is the one it last saw, so a returning visitor's batch skips the graph read.
+  `
+  CREATE TABLE graph_epochs (sandbox_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
+  `,
 ];
 
 /**

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { WritePlan } from '@audient/core';
 import pg from 'pg';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
-import { dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends } from '../testing.js';
+import { dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends, writePlan } from '../testing.js';
 import { finalMergeTargets } from './ingest-tx.js';
 import { logLockSql } from './log-lock.js';
 import { PostgresStore } from './postgres-store.js';
@@ -175,6 +175,63 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     // A write that read the profile before the delete but reaches the store after it: nothing.
     assert.deepEqual(await write(one), []);
     assert.deepEqual((await one.memberships('a', ['g-del-0'])).get('g-del-0'), []);
+  });
+
+  describe('graphs held between batches', () => {
+    const ident = (id: string, graphId: string, lastSeen = T0) => ({ ns: 'ecid', id, graphId, type: 'cookie' as const, lastSeen });
+    /** The graph members `store` resolves for `ids` in a batch of its own, and how many identity reads that batch sent. */
+    const resolve = async (store: PostgresStore, ids: string[]): Promise<{ members: string[]; reads: number }> => {
+      const original = pg.Client.prototype.query;
+      let reads = 0;
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text;
+        if (text?.includes('FROM identities')) reads++;
+        return (original as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof original;
+      try {
+        const found = await store.ingest('a', (tx) => tx.graphMembersOf(ids.map((id) => ({ ns: 'ecid', id }))));
+        return { members: found.map((m) => `${m.id}@${m.graphId}:${m.lastSeen}`).sort(), reads };
+      } finally {
+        pg.Client.prototype.query = original;
+      }
+    };
+
+    it('reads a graph once, then from memory, while no other store writes identities', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('h1', 'gh'), ident('h2', 'gh')] }), T0));
+      assert.deepEqual(await resolve(one, ['h1']), { members: [`h1@gh:${T0}`, `h2@gh:${T0}`], reads: 1 });
+      assert.deepEqual(await resolve(one, ['h2', 'h1']), { members: [`h1@gh:${T0}`, `h2@gh:${T0}`], reads: 0 }, 'held: not read again');
+      // This store's own writes keep what it holds current.
+      await one.ingest('a', (tx) => tx.apply(writePlan({ touchedIdentities: [{ ns: 'ecid', id: 'h1', lastSeen: T0 + 5 }] }), T0 + 5));
+      assert.deepEqual(await resolve(one, ['h1']), { members: [`h1@gh:${T0 + 5}`, `h2@gh:${T0}`], reads: 0 });
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('h3', 'gh', T0 + 6)] }), T0 + 6));
+      assert.deepEqual(await resolve(one, ['h1']), { members: [`h1@gh:${T0 + 5}`, `h2@gh:${T0}`, `h3@gh:${T0 + 6}`], reads: 1 }, 'a graph this store added to is read again');
+    });
+
+    it('reads graphs again once another store (process) wrote identities of the sandbox, or deleted a profile', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('k1', 'gk'), ident('m1', 'gm')] }), T0));
+      assert.equal((await resolve(one, ['k1', 'm1'])).reads, 1);
+      assert.equal((await resolve(one, ['k1', 'm1'])).reads, 0);
+      // Another process merges gm into gk: held, gm would still place m1 in a graph that is gone.
+      await two.ingest('a', (tx) => tx.apply(writePlan({ graphMerges: [{ from: 'gm', to: 'gk' }] }), T0 + 1));
+      assert.deepEqual(await resolve(one, ['m1']), { members: [`k1@gk:${T0}`, `m1@gk:${T0}`], reads: 1 });
+      assert.equal((await resolve(one, ['m1'])).reads, 0);
+      await two.deleteProfile('a', 'gk', T0 + 2);
+      assert.deepEqual(await resolve(one, ['m1']), { members: [], reads: 1 }, 'the deleted profile is not resolved from memory');
+    });
+
+    it('drops what it holds when a batch fails', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('r1', 'gr')] }), T0));
+      assert.equal((await resolve(one, ['r1'])).reads, 1);
+      // The touch is applied to what is held, then the batch rolls back.
+      await assert.rejects(
+        one.ingest('a', async (tx) => {
+          await tx.apply(writePlan({ touchedIdentities: [{ ns: 'ecid', id: 'r1', lastSeen: T0 + 9 }] }), T0 + 9);
+          throw new Error('planned failure');
+        }),
+        /planned failure/,
+      );
+      assert.deepEqual(await resolve(one, ['r1']), { members: [`r1@gr:${T0}`], reads: 1 });
+    });
   });
 
   it('parses BIGINT columns to numbers without touching the global pg parsers', async () => {

@@ -15,13 +15,14 @@ import {
   type StoredIdentity,
 } from '@audient/core';
 import pg from 'pg';
+import { GraphCache } from '../graph-cache.js';
 import { Mutex } from '../mutex.js';
 import type {
   ApiKeyRow, AudienceRow, AudienceSizePoint, BatchMembershipPage, BatchProfileChunk, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow,
   ExportSettlement, IdSyncRow, MembershipEventRow, MembershipWrite, OutboxRow, Page, ProfileRead, ProfileSnapshot, SandboxRow, Store,
 } from '../port.js';
 import * as failed from './failed-records.js';
-import { postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
+import { GRAPH_EPOCH_BUMP, postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
 import { logLockSql, type LogName } from './log-lock.js';
 import { applyMigrations } from './migrations.js';
 import * as idSyncs from './id-syncs.js';
@@ -38,6 +39,9 @@ export interface PostgresStoreOptions {
    */
   schema?: string | undefined;
 }
+
+/** Identities the graph cache holds at most (past that it starts over). */
+const GRAPH_CACHE_IDENTITIES = 200_000;
 
 /** INT8 (BIGINT, COUNT(*)) as a JS number: epoch ms and seqs fit in a double. Scoped to our pool. */
 const types = new pg.TypeOverrides();
@@ -82,6 +86,10 @@ export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
   private readonly writers = new Mutex();
+  /** Graphs ingestion read (see graph-cache.ts), current while their sandbox's graph epoch is the one in graphEpochs. */
+  private readonly graphs = new GraphCache(GRAPH_CACHE_IDENTITIES);
+  /** Per sandbox, the graph epoch (see graphEpochSql) the cached graphs are current at. */
+  private readonly graphEpochs = new Map<string, number>();
 
   constructor(url: string, opts: PostgresStoreOptions = {}) {
     this.schema = opts.schema;
@@ -131,11 +139,12 @@ export class PostgresStore implements Store {
    * split a graph or duplicate identities, so they take turns across processes. The in-process
    * mutex (taken by callers) additionally keeps change seq order equal to commit order here.
    */
-  private async sandboxTx<T>(sandboxId: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    // One round trip: BEGIN and the lock go as one simple query (no parameters, hence the literal).
+  private async sandboxTx<T>(sandboxId: string, fn: (client: pg.PoolClient, begun: pg.QueryResult[]) => Promise<T>, then = ''): Promise<T> {
+    // One round trip: BEGIN and the lock go as one simple query (no parameters, hence the literal),
+    // with `then` (statements to run under the lock) after them.
     // Advisory locks are database-wide: the key names the schema, so deployments (or test runs)
     // sharing a database in different schemas never wait on each other's sandboxes.
-    return this.tx(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('audient:ingest:' || current_schema() || ':' || ${sqlLiteral(sandboxId)}))`, fn);
+    return this.tx(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('audient:ingest:' || current_schema() || ':' || ${sqlLiteral(sandboxId)}))${then}`, fn);
   }
 
   /** Runs `fn` in one transaction that appends to `log` (see log-lock.ts): the log's lock first. */
@@ -143,14 +152,15 @@ export class PostgresStore implements Store {
     return this.tx(`BEGIN; ${logLockSql(log)}`, fn);
   }
 
-  /** Runs `fn` in one transaction opened by `begin` (BEGIN and its locks, one simple query). */
-  private async tx<T>(begin: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** Runs `fn` in one transaction opened by `begin` (BEGIN and its locks, one simple query; `fn` gets its results). */
+  private async tx<T>(begin: string, fn: (client: pg.PoolClient, begun: pg.QueryResult[]) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       try {
-        await client.query(begin);
-        const result = await fn(client);
+        // A simple query of several statements answers one result per statement.
+        const begun = (await client.query(begin)) as unknown as pg.QueryResult[];
+        const result = await fn(client, begun);
         await client.query('COMMIT');
         return result;
       } catch (err) {
@@ -164,16 +174,33 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Runs an ingestion batch in one transaction under the sandbox's lock. The graph epoch is read
+   * in the same round trip as BEGIN: when it is not the one this store expects (another process
+   * wrote identities of the sandbox), the graphs held are dropped; otherwise held graphs are used
+   * without reading them again. A batch that writes identities updates what is held and expects
+   * the epoch it moves to; if it rolls back, the epoch stays and the next batch drops them all.
+   */
   async ingest<T>(sandboxId: string, fn: (tx: IngestTx) => Promise<T>): Promise<T> {
     return this.writers.run(() =>
-      this.sandboxTx(sandboxId, async (client) => {
-        let open = true;
-        try {
-          return await fn(postgresIngestTx(client, sandboxId, () => open));
-        } finally {
-          open = false;
-        }
-      }),
+      this.sandboxTx(
+        sandboxId,
+        async (client, begun) => {
+          const epoch = Number((begun[2]?.rows[0] as { epoch?: unknown } | undefined)?.epoch ?? 0);
+          if (this.graphEpochs.get(sandboxId) !== epoch) {
+            this.graphs.clear();
+            this.graphEpochs.clear();
+          }
+          this.graphEpochs.set(sandboxId, epoch);
+          let open = true;
+          try {
+            return await fn(postgresIngestTx(client, sandboxId, () => open, { graphs: this.graphs, epoch, epochs: this.graphEpochs }));
+          } finally {
+            open = false;
+          }
+        },
+        `; SELECT epoch FROM graph_epochs WHERE sandbox_id = ${sqlLiteral(sandboxId)}`,
+      ),
     );
   }
 
@@ -363,7 +390,8 @@ export class PostgresStore implements Store {
            o AS (DELETE FROM outbox WHERE sandbox_id = $1 AND profile_id = $2),
            t AS (INSERT INTO deleted_profiles (sandbox_id, profile_id, at) VALUES ($1, $2, $4::int8) ON CONFLICT (sandbox_id, profile_id) DO UPDATE SET at = excluded.at),
            s AS (DELETE FROM id_syncs WHERE sandbox_id = $1 AND ecid IN (SELECT id FROM identities WHERE sandbox_id = $1 AND graph_id = $2 AND ns = 'ecid')),
-           c AS (INSERT INTO changes (sandbox_id, body, at) VALUES ($1, $3::jsonb, $4::int8))
+           c AS (INSERT INTO changes (sandbox_id, body, at) VALUES ($1, $3::jsonb, $4::int8)),
+           g AS (${GRAPH_EPOCH_BUMP})
            SELECT (SELECT count(*) FROM i) AS identities, (SELECT count(*) FROM f) AS fragments, (SELECT count(*) FROM e) AS events`,
           [sandboxId, profileId, JSON.stringify({ profileId, type: 'delete' }), now],
         );

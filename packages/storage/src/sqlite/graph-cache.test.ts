@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { writePlan } from '../testing.js';
-import { GraphCache } from './graph-cache.js';
+import { GraphCache } from '../graph-cache.js';
 import { SqliteStore } from './sqlite-store.js';
 
 const T0 = 1_700_000_000_000;

@@ -47,7 +47,7 @@ import { REEVALUATION_LEASE_MS } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import * as batch from './batch-memberships.js';
 import { Checkpointer, WAL_FILE_LIMIT_FRAMES } from './checkpointer.js';
-import { GraphCache } from './graph-cache.js';
+import { GraphCache } from '../graph-cache.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
 type Row = Record<string, unknown>;
@@ -464,14 +464,7 @@ export class SqliteStore implements Store {
   }
 
   private applyPlan(sandboxId: string, plan: WritePlan, now: number): number[] {
-    const { graphs } = this;
-    for (const { from, to } of plan.graphMerges) {
-      graphs.dropGraph(sandboxId, from);
-      graphs.dropGraph(sandboxId, to);
-    }
-    for (const e of plan.evictedIdentities) graphs.dropGraphOf(sandboxId, e.ns, e.id);
-    for (const i of plan.newIdentities) graphs.dropGraph(sandboxId, i.graphId);
-    for (const t of plan.touchedIdentities) graphs.touch(sandboxId, t.ns, t.id, t.lastSeen);
+    this.graphs.written(sandboxId, plan);
     for (const { from, to } of plan.graphMerges) {
       this.run('UPDATE identities INDEXED BY identities_graph SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);
       this.run('UPDATE fragments SET graph_id = ? WHERE sandbox_id = ? AND graph_id = ?', to, sandboxId, from);

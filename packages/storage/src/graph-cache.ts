@@ -1,11 +1,12 @@
 /**
- * Identity graphs the embedded store has read, kept in memory: a returning visitor's ingestion
- * then resolves its identities without reading the graph again (that read was about a tenth of
- * an edge request's CPU). The store drops a graph here whenever it writes its identities, and
- * everything when another connection committed (SQLite's `data_version`) or a transaction
- * rolled back, so a graph held here is always the committed one.
+ * Identity graphs a store has read, kept in memory: a returning visitor's ingestion then resolves
+ * its identities without reading the graph again (on SQLite that read was about a tenth of an
+ * edge request's CPU; on PostgreSQL it is a round trip per ingestion group). The store drops a
+ * graph here whenever it writes its identities, and everything when another connection may have
+ * written identities (SQLite's `data_version`, PostgreSQL's graph epoch) or a transaction rolled
+ * back, so a graph held here is always the committed one.
  */
-import type { StoredIdentity } from '@audient/core';
+import type { StoredIdentity, WritePlan } from '@audient/core';
 
 const key = (sandboxId: string, ns: string, id: string): string => `${sandboxId}\u0000${ns}\u0000${id}`;
 const graphKey = (sandboxId: string, graphId: string): string => `${sandboxId}\u0000${graphId}`;
@@ -55,6 +56,17 @@ export class GraphCache {
     const members = this.byIdentity.get(key(sandboxId, ns, id));
     if (!members) return;
     this.put(sandboxId, members.map((m) => (m.ns === ns && m.id === id ? { ...m, lastSeen } : m)));
+  }
+
+  /** Follows a plan's identity writes: the graphs they change are forgotten, last-seen times recorded. */
+  written(sandboxId: string, plan: Pick<WritePlan, 'graphMerges' | 'evictedIdentities' | 'newIdentities' | 'touchedIdentities'>): void {
+    for (const { from, to } of plan.graphMerges) {
+      this.dropGraph(sandboxId, from);
+      this.dropGraph(sandboxId, to);
+    }
+    for (const e of plan.evictedIdentities) this.dropGraphOf(sandboxId, e.ns, e.id);
+    for (const i of plan.newIdentities) this.dropGraph(sandboxId, i.graphId);
+    for (const t of plan.touchedIdentities) this.touch(sandboxId, t.ns, t.id, t.lastSeen);
   }
 
   /** Forgets everything. */
