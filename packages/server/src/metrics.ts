@@ -19,6 +19,8 @@ export interface Metrics {
   viewsHeld: () => { events: number; bytes: number };
   /** Profiles whose events a hot evaluation (edge, streaming) took from their view or read from the store. */
   hotEventReads: Counter<'source'>;
+  /** Audiences the segmentation engine evaluated on a profile (one per audience and profile). */
+  audienceEvaluations: Counter;
 }
 
 /** Creates the registry and its metrics. */
@@ -48,6 +50,11 @@ export function createMetrics(): Metrics {
       name: 'audient_hot_event_reads_total',
       help: "Profiles whose events an edge or streaming evaluation took from the profile's view (view) or read from the store (store)",
       labelNames: ['source'],
+      registers: [registry],
+    }),
+    audienceEvaluations: new Counter({
+      name: 'audient_audience_evaluations_total',
+      help: "Audiences evaluated on a profile (one per audience and profile) by the edge, the streaming engine and time-driven re-evaluations; an audience skipped because nothing it reads changed is not counted",
       registers: [registry],
     }),
     exportsDelivered: new Counter({

@@ -271,13 +271,18 @@ await describeBackends((backend) => {
       const statusOf = async (profileId: string) =>
         Object.fromEntries(((await h.ctx.store.memberships('prod', [profileId])).get(profileId) ?? []).map((m) => [m.audienceId, m.status]));
 
+      const evaluations = async (): Promise<number> => (await h.ctx.metrics.audienceEvaluations.get()).values[0]?.value ?? 0;
+      await settle();
+      const before = await evaluations();
       const a = await interact(prod.datastreamId, { events: [{ xdm: { ...pageView(), ...withEcid(ecid) } }] });
       assert.deepEqual(segmentsByAlias(a)['adServerAlias'], ['viewers'], 'same page');
       await settle();
       const profileId = await h.ctx.store.findProfileId('prod', { ns: 'ecid', id: ecid });
       assert.ok(profileId);
-      // The visit's change reached the streaming engine: it evaluated nothing again (same state),
-      // so the entry is still `realized` and was announced once.
+      // The visit's change reached the streaming engine too. Whichever evaluated first, the other
+      // reused its state: each of the sandbox's 4 audiences was evaluated once, the entry is still
+      // `realized` and was announced once.
+      assert.equal((await evaluations()) - before, 4, 'each audience evaluated once for the visit');
       assert.deepEqual(await realizedOf(profileId), { viewers: 1, 'unmapped-viewers': 1 });
       assert.deepEqual(await statusOf(profileId), { viewers: 'realized', 'unmapped-viewers': 'realized' });
 

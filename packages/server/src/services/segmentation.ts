@@ -71,9 +71,9 @@ interface EvaluatedState {
    * Keys (changeKey) of changes the state held that the feed has not delivered yet (undefined
    * when none: most states never get one, and a state is kept per profile).
    */
-  pending: Set<string> | undefined;
-  /** Keys of the latest delivered changes the state held (at most MAX_HELD; undefined when none). */
-  held: Set<string> | undefined;
+  pending: readonly string[] | undefined;
+  /** Keys of the latest delivered changes the state held (at most MAX_HELD, oldest first; undefined when none). */
+  held: readonly string[] | undefined;
 }
 
 /**
@@ -743,6 +743,7 @@ export class SegmentationEngine {
     } finally {
       release();
     }
+    if (report.evaluations) this.deps.metrics.audienceEvaluations.inc(report.evaluations);
     const subject = membershipSubject(sandboxId);
     if (this.viewsOn) {
       // Bounded even if the bus lost some: past the bound, views are dropped by our own events.
@@ -780,10 +781,12 @@ export class SegmentationEngine {
       // Arrived keys are consumed whatever the outcome: a change is awaited only once.
       for (const k of came ?? []) {
         if (k === undefined) same = false;
-        else if (seen.pending?.delete(k)) hold((seen.held ??= new Set()), k);
-        else (added ??= []).push(k);
+        else if (seen.pending?.includes(k)) {
+          seen.pending = seen.pending.length === 1 ? undefined : seen.pending.filter((p) => p !== k);
+          seen.held = withHeld(seen.held, k);
+        } else (added ??= []).push(k);
       }
-      for (const k of known ?? []) if (!seen.held?.has(k)) (added ??= []).push(k);
+      for (const k of known ?? []) if (!seen.held?.includes(k)) (added ??= []).push(k);
       if (same) out.set(profileId, { state: seen, added });
     }
     return out;
@@ -1005,22 +1008,17 @@ export class SegmentationEngine {
       if (opts.reuse) {
         // Whatever the last state held was committed before this read too.
         const last = this.states.get(sandboxId, profileId);
-        // Copied before adding to them (a failed write keeps the last state as it was); shared
-        // otherwise: of the last state and this one, only one is kept.
-        let pending = last?.pending?.size ? last.pending : undefined;
-        let held = last?.held?.size ? last.held : undefined;
-        const arrived = opts.arrived?.get(profileId);
+        // The lists are never changed in place (a failed write keeps the last state as it was):
+        // adding makes a new one, and a list nothing is added to is shared with the last state
+        // (of the two, only one is kept). Short lists, not sets: copying a set per evaluation
+        // (rehashing its keys) took half of this function's own time in a profile.
+        let pending = last?.pending?.length ? last.pending : undefined;
+        let held = last?.held?.length ? last.held : undefined;
         // Most often every arrived key is held already (unchangedStates moved it there from
         // `pending`, as for the edge's own event reaching the streaming engine): no copy then.
-        if (arrived?.length && arrived.some((k) => k !== undefined && !held?.has(k))) {
-          held = new Set(held);
-          for (const k of arrived) if (k !== undefined) hold(held, k);
-        }
-        const included = opts.includes?.get(profileId)?.filter((k) => !held?.has(k));
-        if (included?.length) {
-          pending = new Set(pending);
-          for (const k of included) pending.add(k);
-        }
+        for (const k of opts.arrived?.get(profileId) ?? []) if (k !== undefined) held = withHeld(held, k);
+        const included = opts.includes?.get(profileId)?.filter((k) => !held?.includes(k) && !pending?.includes(k));
+        if (included?.length) pending = pending ? [...pending, ...included] : included;
         const evaluated = failed ? new Set([...planned].filter((c) => !failed!.includes(c))) : planned;
         remembered.push([profileId, { members, evaluated, pending, held }]);
       }
@@ -1178,10 +1176,13 @@ function addedEvents(events: readonly EventRow[], keys: readonly string[]): Arra
   return out.length === keys.length ? out.reverse() : undefined;
 }
 
-/** Adds a delivered change key to a state's `held` (the oldest forgotten past MAX_HELD). */
-function hold(held: Set<string>, key: string): void {
-  held.add(key);
-  if (held.size > MAX_HELD) held.delete(held.values().next().value as string);
+/** A state's `held` with a delivered change key added: the same list when it holds the key, else a new one (the oldest forgotten past MAX_HELD). */
+function withHeld(held: readonly string[] | undefined, key: string): readonly string[] {
+  if (!held?.length) return [key];
+  if (held.includes(key)) return held;
+  const next = held.slice(held.length >= MAX_HELD ? held.length - MAX_HELD + 1 : 0);
+  next.push(key);
+  return next;
 }
 
 /** Key of an identity in a sandbox's part of the engine's identity map. */
