@@ -101,6 +101,10 @@ describe('event projection', () => {
     const { productListItems: _kept, ...page } = body;
     const { productListItems: _same, ...projectedPage } = projected;
     assert.ok(approxJsonBytes(projectedPage) < approxJsonBytes(page) / 2, 'the projected page view takes well under half the memory');
+    // Strings past Latin-1 take two bytes a character in V8's heap.
+    assert.equal(approxJsonBytes('café crème'), 16 + 16);
+    assert.equal(approxJsonBytes('東京のページ名です'), 16 + 24);
+    assert.equal(approxJsonBytes('sale 🎉'), 16 + 16);
     // The same parts, whatever the order they were named in, have the same key.
     assert.equal(eventProjection([compileQuery('select X from xEvent where X.eventType = "a" and X.commerce.order.priceTotal > 1', SCHEMAS)]).key,
       eventProjection([compileQuery('xEvent[commerce.order.priceTotal > 1].count() > 0 and select X from xEvent where X.eventType = "b"', SCHEMAS)]).key);

@@ -102,14 +102,18 @@ export function projectEvent<T>(event: T, projection: EventProjection): T {
   return projection.tree ? (projectValue(event, projection.tree) as T) : event;
 }
 
+/** A character V8 cannot store in a one-byte string (past Latin-1): the string then takes two bytes a character. */
+const TWO_BYTE = /[^\u0000-\u00ff]/;
+
 /**
  * An estimate of the heap a JSON value takes (V8, 64-bit, strings not shared): for bounding the
- * memory of values kept, not an exact figure.
+ * memory of values kept, not an exact figure. A string takes one byte a character, or two when
+ * one of its characters is past Latin-1 (a Japanese page name, an emoji), as V8 stores it.
  */
 export function approxJsonBytes(v: unknown): number {
   switch (typeof v) {
     case 'string':
-      return 16 + ((v.length + 7) & ~7);
+      return 16 + ((v.length * (TWO_BYTE.test(v) ? 2 : 1) + 7) & ~7);
     case 'number':
       return Number.isInteger(v) && Math.abs(v) < 2 ** 30 ? 0 : 16;
     case 'object': {
