@@ -88,7 +88,7 @@ export class PostgresStore implements Store {
   private readonly writers = new Mutex();
   /** Graphs ingestion read (see graph-cache.ts), current while their sandbox's graph epoch is the one in graphEpochs. */
   private readonly graphs = new GraphCache(GRAPH_CACHE_IDENTITIES);
-  /** Per sandbox, the graph epoch (see graphEpochSql) the cached graphs are current at. */
+  /** Per sandbox, the graph epoch (see GRAPH_EPOCH_BUMP in ingest-tx.ts) the cached graphs are current at. */
   private readonly graphEpochs = new Map<string, number>();
 
   constructor(url: string, opts: PostgresStoreOptions = {}) {
