@@ -51,10 +51,10 @@ function counted(store: Store): { store: Store; transactions: () => number } {
   return { store: wrapped, transactions: () => n };
 }
 
-async function setup(h: Harness): Promise<void> {
-  const r1 = await h.call('POST', '/v1/schemas', { id: 'web', name: 'Web', class: 'event', fieldGroups: ['event-web-details'], fields: {} });
+async function setup(h: Harness, key?: string): Promise<void> {
+  const r1 = await h.call('POST', '/v1/schemas', { id: 'web', name: 'Web', class: 'event', fieldGroups: ['event-web-details'], fields: {} }, key);
   assert.ok(r1.statusCode < 300, r1.body);
-  const r2 = await h.call('POST', '/v1/datasets', { id: 'web', name: 'Web', schemaId: 'web', profileEnabled: true });
+  const r2 = await h.call('POST', '/v1/datasets', { id: 'web', name: 'Web', schemaId: 'web', profileEnabled: true }, key);
   assert.ok(r2.statusCode < 300, r2.body);
 }
 
@@ -151,6 +151,7 @@ await describeBackends((backend) => {
     before(async () => {
       h = await createHarness(await backend.open());
       await setup(h);
+      await setup(h, (await h.ctx.tenancy.createSandbox({ id: 'other' })).apiKey);
       const c = counted(h.ctx.store);
       transactions = c.transactions;
       const { catalog, feed, metrics, config } = h.ctx;
@@ -158,9 +159,9 @@ await describeBackends((backend) => {
     });
     after(() => h.close());
 
-    const send = async (id: string, n: number): Promise<number> => {
+    const send = async (id: string, n: number, sandboxId = 'prod'): Promise<number> => {
       const t0 = performance.now();
-      const [r] = await ingestion.ingest('prod', 'web', [ev(id, { ECID: [{ id: ecid(n) }] })]);
+      const [r] = await ingestion.ingest(sandboxId, 'web', [ev(id, { ECID: [{ id: ecid(n) }] })]);
       assert.equal(r?.status, 'accepted', JSON.stringify(r));
       return performance.now() - t0;
     };
@@ -184,6 +185,12 @@ await describeBackends((backend) => {
       assert.ok(ta >= WAIT_MS * 0.9 && tb < ta, `the first waited for company (${Math.round(ta)} ms), the second joined it (${Math.round(tb)} ms)`);
       const r = await h.call('GET', `/v1/profiles?ns=ECID&id=${ecid(303)}`);
       assert.equal(r.json().events.items.length, 1);
+    });
+
+    it("one sandbox's close writes do not make another sandbox's lone request wait", async () => {
+      await quiet();
+      await send('w-busy', 340); // prod's writes are now close together
+      assert.ok((await send('w-elsewhere', 341, 'other')) < WAIT_MS / 2, "answered without waiting for prod's pace");
     });
 
     it('a full group goes at once instead of waiting out the window', async () => {

@@ -84,9 +84,11 @@ export class IngestionService {
 
   private readonly groupWaitMs: number;
   private readonly busyGapMs: number;
-  /** When the latest group transaction began (performance.now()), and how many requests it took. */
-  private lastGroupAt = -Infinity;
-  private lastGroupSize = 0;
+  /**
+   * Per sandbox: when its latest group transaction began (performance.now()) and how many
+   * requests it took. Per sandbox, so one busy sandbox does not make another's lone request wait.
+   */
+  private readonly pace = new Map<string, { at: number; size: number }>();
   private readonly queues = new Map<string, SandboxQueue>();
   private readonly storedListeners: Array<(sandboxId: string, events: WritePlan['events']) => void> = [];
 
@@ -181,8 +183,8 @@ export class IngestionService {
    * never costs the others.
    *
    * A group gathers the requests whose bodies arrived in the same turn of the event loop. When
-   * writes arrive close together (the previous group began less than `busyGapMs` ago) but not
-   * all at once, as edge requests at a steady rate below saturation do, each turn carries one
+   * writes arrive close together (the sandbox's previous group began less than `busyGapMs` ago)
+   * but not all at once, as edge requests at a steady rate below saturation do, each turn carries one
    * request and each request would pay a transaction, a change-feed batch and an evaluation
    * batch of its own: the group then waits up to `groupWaitMs` for company, and goes at once
    * when GROUP_FULL_REQUESTS requests (or GROUP_RECORDS records) have joined. A lone request
@@ -203,7 +205,8 @@ export class IngestionService {
         q.running = true;
         // Close together, and the last group did not fill up by itself (past saturation every
         // turn carries enough requests: waiting would only add latency).
-        if (this.groupWaitMs > 0 && this.lastGroupSize < GROUP_FULL_REQUESTS && performance.now() - this.lastGroupAt < this.busyGapMs) {
+        const pace = this.pace.get(sandboxId);
+        if (this.groupWaitMs > 0 && pace && pace.size < GROUP_FULL_REQUESTS && performance.now() - pace.at < this.busyGapMs) {
           q.waiting = setTimeout(() => {
             q.waiting = undefined;
             void this.drain(sandboxId, q);
@@ -223,8 +226,10 @@ export class IngestionService {
         let size = 0;
         while (n < q.jobs.length && (n === 0 || size + weight(q.jobs[n]!) <= GROUP_RECORDS)) size += weight(q.jobs[n++]!);
         const group = q.jobs.splice(0, n);
-        this.lastGroupAt = performance.now();
-        this.lastGroupSize = group.length;
+        let pace = this.pace.get(sandboxId);
+        if (!pace) this.pace.set(sandboxId, (pace = { at: 0, size: 0 }));
+        pace.at = performance.now();
+        pace.size = group.length;
         try {
           const plans = await this.write(sandboxId, group);
           group.forEach((j, k) => j.resolve(plans[k]!));
