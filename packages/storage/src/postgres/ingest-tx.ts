@@ -4,7 +4,7 @@
  * the batch size: lookups take parallel arrays (`unnest($2::text[], $3::text[])`) and writes are
  * multi-row `INSERT … SELECT FROM unnest(…)` / `UPDATE … FROM unnest(…)` statements.
  */
-import { eventKey, fragmentKey, type NamespaceType, type StoredFragment, type StoredIdentity, type WritePlan } from '@audient/core';
+import { eventKey, fragmentKey, identityKey, type NamespaceType, type StoredFragment, type StoredIdentity, type WritePlan } from '@audient/core';
 import type pg from 'pg';
 import type { GraphCache } from '../graph-cache.js';
 import type { IngestTx } from '../port.js';
@@ -97,8 +97,6 @@ export interface HeldGraphs {
   /** Per sandbox, the epoch the held graphs are current at (this transaction's moves to epoch + 1 when it writes identities). */
   epochs: Map<string, number>;
 }
-
-const identityKey = (i: { ns: string; id: string }): string => `${i.ns}\u0000${i.id}`;
 
 /**
  * Builds the transaction's `IngestTx`. `isOpen` guards against use after commit or rollback,
