@@ -21,6 +21,8 @@ export interface Metrics {
   hotEventReads: Counter<'source'>;
   /** Audiences the segmentation engine evaluated on a profile (one per audience and profile). */
   audienceEvaluations: Counter;
+  /** Membership confirmations (realized → existing) written off the evaluation's path, by outcome. */
+  membershipConfirmations: Counter<'outcome'>;
 }
 
 /** Creates the registry and its metrics. */
@@ -55,6 +57,12 @@ export function createMetrics(): Metrics {
     audienceEvaluations: new Counter({
       name: 'audient_audience_evaluations_total',
       help: "Audiences evaluated on a profile (one per audience and profile) by the edge, the streaming engine and time-driven re-evaluations; an audience skipped because nothing it reads changed is not counted",
+      registers: [registry],
+    }),
+    membershipConfirmations: new Counter({
+      name: 'audient_membership_confirmations_total',
+      help: 'Membership confirmations (realized to existing) by outcome: written, stale (the membership had changed since, so nothing was written) or dropped (given up after failures, or queued after shutdown)',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
     exportsDelivered: new Counter({

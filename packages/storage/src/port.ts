@@ -121,6 +121,13 @@ export interface MembershipWrite {
   event?: 'realized' | 'exited' | undefined;
 }
 
+/** A confirmation: the membership entered at `lastQualificationTime` is still held (realized → existing). */
+export interface MembershipConfirmation {
+  profileId: string;
+  audienceId: string;
+  lastQualificationTime: number;
+}
+
 /** A membership event as logged (replayable by position). */
 export interface MembershipEventRow {
   seq: number;
@@ -329,6 +336,13 @@ export interface Store {
   memberships(sandboxId: string, profileIds: readonly string[]): Promise<Map<string, Membership[]>>;
   /** Writes memberships and appends their events atomically; returns the events logged, in order. */
   writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]>;
+  /**
+   * Marks memberships `existing` that are still `realized` from the entry each confirmation
+   * names (same lastQualificationTime); any other row (exited since, entered again, deleted) is
+   * left as it is, so a confirmation applied late never undoes a later write. Returns how many
+   * rows changed.
+   */
+  confirmMemberships(sandboxId: string, confirmations: readonly MembershipConfirmation[]): Promise<number>;
   /** Members of an audience (status realized/existing unless `statuses` says otherwise), paged by profile id. */
   listMembers(
     sandboxId: string,

@@ -135,6 +135,36 @@ await describeBackends((backend) => {
     assert.equal((await store.writeMemberships('a', [write('p1', 'A', 'realized', 'realized')], T0 + 2)).length, 1, 'the store stays usable');
   });
 
+  it('confirms only the entries named: realized since that time, nothing exited, entered again, deleted or of another sandbox', async () => {
+    await store.writeMemberships('a', [
+      write('p1', 'A', 'realized'), write('p1', 'B', 'realized'), write('p2', 'A', 'realized', undefined, T0 + 5),
+      write('p3', 'A', 'exited'), write('p4', 'A', 'existing'), write('p5', 'A', 'realized'),
+    ], T0);
+    await store.writeMemberships('b', [write('p1', 'A', 'realized')], T0);
+    await store.writeMemberships('a', [write('p5', 'A', null)], T0);
+    const changed = await store.confirmMemberships('a', [
+      { profileId: 'p1', audienceId: 'A', lastQualificationTime: T0 },
+      { profileId: 'p1', audienceId: 'A', lastQualificationTime: T0 },
+      { profileId: 'p1', audienceId: 'B', lastQualificationTime: T0 },
+      { profileId: 'p2', audienceId: 'A', lastQualificationTime: T0 },
+      { profileId: 'p3', audienceId: 'A', lastQualificationTime: T0 },
+      { profileId: 'p4', audienceId: 'A', lastQualificationTime: T0 },
+      { profileId: 'p5', audienceId: 'A', lastQualificationTime: T0 },
+      { profileId: 'p9', audienceId: 'A', lastQualificationTime: T0 },
+    ]);
+    assert.equal(changed, 2, 'p1 in A and in B');
+    const got = await store.memberships('a', ['p1', 'p2', 'p3', 'p4', 'p5', 'p9']);
+    assert.deepEqual(got.get('p1'), [member('A', 'existing'), member('B', 'existing')]);
+    assert.deepEqual(got.get('p2'), [member('A', 'realized', T0 + 5)], 'entered again since: left realized');
+    assert.deepEqual(got.get('p3'), [member('A', 'exited')], 'exited: not brought back');
+    assert.deepEqual(got.get('p4'), [member('A', 'existing')]);
+    assert.deepEqual(got.get('p5'), [], 'deleted: not brought back');
+    assert.deepEqual(got.get('p9'), []);
+    assert.deepEqual((await store.memberships('b', ['p1'])).get('p1'), [member('A', 'realized')], 'another sandbox is left alone');
+    assert.equal(await store.confirmMemberships('a', []), 0);
+    assert.deepEqual((await store.readMembershipEvents('a', 0, 100)).length, 0, 'a confirmation is no membership event');
+  });
+
   it('reads memberships of many profiles at once; unknown profiles map to []', async () => {
     await store.writeMemberships('a', [
       write('p1', 'B', 'existing'), write('p1', 'A', 'realized'), write('p2', 'C', 'exited'), write('p9', 'A', 'realized'),

@@ -268,8 +268,10 @@ await describeBackends((backend) => {
         for (const e of events) if (e.profileId === profileId && e.status === 'realized') count[e.audienceId] = (count[e.audienceId] ?? 0) + 1;
         return count;
       };
-      const statusOf = async (profileId: string) =>
-        Object.fromEntries(((await h.ctx.store.memberships('prod', [profileId])).get(profileId) ?? []).map((m) => [m.audienceId, m.status]));
+      const statusOf = async (profileId: string) => {
+        await h.ctx.segmentation.flushConfirmations();
+        return Object.fromEntries(((await h.ctx.store.memberships('prod', [profileId])).get(profileId) ?? []).map((m) => [m.audienceId, m.status]));
+      };
 
       const evaluations = async (): Promise<number> => (await h.ctx.metrics.audienceEvaluations.get()).values[0]?.value ?? 0;
       await settle();

@@ -230,6 +230,7 @@ await describeBackends((backend) => {
       ]);
       const events = (await h.ctx.store.readMembershipEvents('prod', 0, 1_000)).filter((e) => e.profileId === profileId);
       assert.deepEqual(events.map((e) => [e.audienceId, e.status]), [['gold', 'realized']]);
+      await h.ctx.segmentation.flushConfirmations();
       const gold = (await h.ctx.store.memberships('prod', [profileId])).get(profileId)?.find((m) => m.audienceId === 'gold');
       assert.equal(gold?.status, 'existing', 'the later evaluations confirmed it');
     });
@@ -269,8 +270,10 @@ await describeBackends((backend) => {
     });
     after(() => h.close());
 
-    const statuses = async (profileId: string): Promise<Record<string, string>> =>
-      Object.fromEntries(((await h.ctx.store.memberships('prod', [profileId])).get(profileId) ?? []).map((m) => [m.audienceId, m.status]));
+    const statuses = async (profileId: string): Promise<Record<string, string>> => {
+      await h.ctx.segmentation.flushConfirmations();
+      return Object.fromEntries(((await h.ctx.store.memberships('prod', [profileId])).get(profileId) ?? []).map((m) => [m.audienceId, m.status]));
+    };
 
     // Only the audiences an added event can touch are evaluated again (see relevance.ts in the
     // core); the others keep what the last evaluation of the profile found.

@@ -28,7 +28,7 @@ import {
   type MergePolicy,
   type StoredFragment,
 } from '@audient/core';
-import type { EventRow, MembershipEventRow, MembershipWrite, Store } from '@audient/storage';
+import type { EventRow, MembershipConfirmation, MembershipEventRow, MembershipWrite, Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/port.js';
 import type { SegmentationConfig } from '../config.js';
@@ -37,6 +37,7 @@ import type { AudienceService, CompiledEntry } from './audiences.js';
 import type { Catalog } from './catalog.js';
 import type { ChangeMessage } from './change-feed.js';
 import { pushTo } from '../collections.js';
+import { Confirmations } from './confirmations.js';
 import { PairMap, RecentMap } from './recent-map.js';
 
 /** Subject of a sandbox's membership events. */
@@ -162,14 +163,19 @@ const NOTHING_LOADED: LoadedProfile = { fragments: [], events: [] };
 /** Profiles whose last evaluated state is remembered at most (the least recently used are forgotten first). */
 const MAX_REMEMBERED_STATES = 50_000;
 
-/** Whether the stored memberships are exactly the ones an evaluation left. */
+/**
+ * Whether the stored memberships are the ones an evaluation left: the same entries and exits.
+ * `realized` and `existing` of one entry (same time) are the same to an evaluation, and the
+ * store may not hold a confirmation yet (see confirmations.ts).
+ */
 function sameMembers(left: ReadonlyMap<string, Membership>, stored: ReadonlyMap<string, Membership> | undefined): boolean {
   // The common case: the view holds the very map the last evaluation left.
   if (left === stored) return true;
   if ((stored?.size ?? 0) !== left.size) return false;
   for (const m of stored?.values() ?? []) {
     const l = left.get(m.audienceId);
-    if (!l || l.status !== m.status || l.lastQualificationTime !== m.lastQualificationTime) return false;
+    if (!l || l.lastQualificationTime !== m.lastQualificationTime) return false;
+    if (l.status !== m.status && (l.status === 'exited' || m.status === 'exited')) return false;
   }
   return true;
 }
@@ -280,6 +286,8 @@ export class SegmentationEngine {
   private readonly readsFromStore: { inc(n?: number): void };
   /** Per sandbox and profile: the evaluation in progress (evaluations of one profile run one at a time). */
   private readonly inFlight = new PairMap<Promise<void>>();
+  /** Confirmations (realized → existing), written after the evaluations that made them. */
+  private readonly confirmations: Confirmations;
 
   constructor(
     private readonly deps: {
@@ -296,6 +304,7 @@ export class SegmentationEngine {
     deps.metrics.viewsHeld = () => ({ events: this.heldEvents, bytes: this.heldBytes });
     this.readsFromView = deps.metrics.hotEventReads.labels('view');
     this.readsFromStore = deps.metrics.hotEventReads.labels('store');
+    this.confirmations = new Confirmations({ store: deps.store, log: deps.log, outcomes: deps.metrics.membershipConfirmations });
     // A removed audience's memberships are deleted by the store: views of the sandbox are void.
     deps.audiences.onChanged((sandboxId) => {
       for (const profileId of this.views.keysOf(sandboxId)) this.dropView(sandboxId, profileId);
@@ -358,6 +367,12 @@ export class SegmentationEngine {
     this.identitiesOf.clear();
     if (this.timer) clearInterval(this.timer);
     await this.ticking;
+    await this.confirmations.flush();
+  }
+
+  /** Writes the confirmations queued so far (see confirmations.ts). */
+  async flushConfirmations(): Promise<void> {
+    await this.confirmations.flush();
   }
 
   /**
@@ -975,6 +990,7 @@ export class SegmentationEngine {
     }
     const enabled = await catalog.profileEnabledIds(sandboxId);
     const writes: MembershipWrite[] = [];
+    const confirms: MembershipConfirmation[] = [];
     const schedule: Array<{ profileId: string; dueAt: number }> = [];
     const remembered: Array<[string, EvaluatedState]> = [];
     const left = new Map<string, ReadonlyMap<string, Membership>>();
@@ -1001,7 +1017,7 @@ export class SegmentationEngine {
         if (bodies) added = this.addedState.bind({ profile: {}, events: bodies, now, inSegment: () => false });
         else done = undefined;
       }
-      const { next, failed, members } = this.evaluateProfile(sandboxId, profileId, profile, read, plan, enabled, now, done, added, contexts, writes, report, opts.hot === true);
+      const { next, failed, members } = this.evaluateProfile(sandboxId, profileId, profile, read, plan, enabled, now, done, added, contexts, writes, confirms, report, opts.hot === true);
       // Earliest wins: a re-evaluation this engine scheduled, still ahead and not later, stands.
       const due = views.get(profileId)?.dueAt;
       if (next !== Infinity && !(due !== undefined && due > now && due <= next)) schedule.push({ profileId, dueAt: next });
@@ -1033,6 +1049,8 @@ export class SegmentationEngine {
     ]);
     // Only once written: a failed write leaves nothing remembered, so the next pass evaluates again.
     for (const [profileId, state] of remembered) this.remember(sandboxId, profileId, state);
+    this.confirmations.add(sandboxId, confirms);
+    if (this.confirmations.full) await this.confirmations.flush();
     for (const [profileId, members] of left) {
       const v = views.get(profileId);
       if (this.current(sandboxId, profileId, v)) v.members = members;
@@ -1064,6 +1082,7 @@ export class SegmentationEngine {
     added: EvalState | undefined,
     contexts: Array<AudienceContext | undefined>,
     writes: MembershipWrite[],
+    confirms: MembershipConfirmation[],
     report: EvaluationReport,
     hot: boolean,
   ): { next: number; failed: unknown[] | undefined; members: ReadonlyMap<string, Membership> } {
@@ -1115,9 +1134,14 @@ export class SegmentationEngine {
       if (!own) members = own = new Map(read);
       if (t.next) own.set(row.id, t.next);
       else own.delete(row.id);
-      // Entering or leaving is what later audiences can read (inSegment); a confirmation
-      // (realized → existing) leaves them as they were.
-      if (t.event) changed = true;
+      // Entering or leaving is what later audiences can read (inSegment) and is written with the
+      // evaluation; a confirmation (realized → existing) leaves them as they were and is written
+      // after it (see confirmations.ts).
+      if (!t.event) {
+        if (t.next) confirms.push({ profileId, audienceId: row.id, lastQualificationTime: t.next.lastQualificationTime });
+        continue;
+      }
+      changed = true;
       writes.push({ profileId, audienceId: row.id, membership: t.next ?? null, event: t.event });
       if (t.event === 'realized') report.realized++;
       if (t.event === 'exited') report.exited++;

@@ -89,7 +89,8 @@ export async function settle(h: Harness, opts: { jobs?: boolean } = {}): Promise
     if (opts.jobs) await h.ctx.jobs.idle();
     await deliverNow(h);
   }
-  // The durable cursors, written behind the feed and activation, as a restart would read them.
+  // What is written behind: membership confirmations, and the durable cursors (as a restart would read them).
+  await h.ctx.segmentation.flushConfirmations();
   await h.ctx.feed.cursorWritten();
   await h.ctx.activation.cursorsWritten();
 }

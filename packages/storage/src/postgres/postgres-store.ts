@@ -19,7 +19,7 @@ import { GraphCache } from '../graph-cache.js';
 import { Mutex } from '../mutex.js';
 import type {
   ApiKeyRow, AudienceRow, AudienceSizePoint, BatchMembershipPage, BatchProfileChunk, ChangeRow, EventRow, FailedRecordRow, IngestTx, JobRow,
-  ExportSettlement, IdSyncRow, MembershipEventRow, MembershipWrite, OutboxRow, Page, ProfileRead, ProfileSnapshot, SandboxRow, Store,
+  ExportSettlement, IdSyncRow, MembershipConfirmation, MembershipEventRow, MembershipWrite, OutboxRow, Page, ProfileRead, ProfileSnapshot, SandboxRow, Store,
 } from '../port.js';
 import * as failed from './failed-records.js';
 import { GRAPH_EPOCH_BUMP, postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
@@ -466,6 +466,9 @@ export class PostgresStore implements Store {
   async writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
     if (!writes.some((w) => w.event)) return seg.writeMemberships(this.pool, sandboxId, writes, now);
     return this.logTx('membership_events', (client) => seg.writeMemberships(client, sandboxId, writes, now));
+  }
+  async confirmMemberships(sandboxId: string, confirmations: readonly MembershipConfirmation[]): Promise<number> {
+    return seg.confirmMemberships(this.pool, sandboxId, confirmations);
   }
   async listMembers(
     sandboxId: string,

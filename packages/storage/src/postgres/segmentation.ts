@@ -9,7 +9,7 @@
  */
 import type { Membership, StoredFragment } from '@audient/core';
 import type pg from 'pg';
-import { REEVALUATION_LEASE_MS, type AudienceSizePoint, type EventRow, type MembershipEventRow, type MembershipWrite, type ProfileSnapshot } from '../port.js';
+import { REEVALUATION_LEASE_MS, type AudienceSizePoint, type EventRow, type MembershipConfirmation, type MembershipEventRow, type MembershipWrite, type ProfileSnapshot } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import { toFragment } from './ingest-tx.js';
 
@@ -63,7 +63,7 @@ const MEMBERSHIPS = prepared('memberships', `
     SELECT profile_id, audience_id, status, last_qualification_time FROM memberships
     WHERE sandbox_id = $1 AND profile_id = g.id ORDER BY audience_id) m`);
 
-const byKey = (x: MembershipWrite, y: MembershipWrite): number =>
+const byKey = (x: { profileId: string; audienceId: string }, y: { profileId: string; audienceId: string }): number =>
   x.profileId < y.profileId ? -1 : x.profileId > y.profileId ? 1 : x.audienceId < y.audienceId ? -1 : x.audienceId > y.audienceId ? 1 : 0;
 
 /**
@@ -116,6 +116,27 @@ export async function writeMemberships(db: Db, sandboxId: string, writes: readon
   return rows
     .sort((a, b) => a.seq - b.seq)
     .map((r) => ({ seq: r.seq, sandboxId, audienceId: r.audience_id, profileId: r.profile_id, status: r.status, at: now }));
+}
+
+const CONFIRM_MEMBERSHIPS = prepared('confirm_memberships', `
+  UPDATE memberships m SET status = 'existing'
+  FROM unnest($2::text[], $3::text[], $4::int8[]) AS c(p, a, t)
+  WHERE m.sandbox_id = $1 AND m.profile_id = c.p AND m.audience_id = c.a AND m.status = 'realized' AND m.last_qualification_time = c.t`);
+
+/**
+ * Confirmations as one statement, in key order (as writeMemberships locks rows, so the two
+ * cannot deadlock); a key named twice is confirmed once.
+ */
+export async function confirmMemberships(db: Db, sandboxId: string, confirmations: readonly MembershipConfirmation[]): Promise<number> {
+  if (!confirmations.length) return 0;
+  const last = new Map<string, MembershipConfirmation>();
+  for (const c of confirmations) last.set(`${c.profileId}\u0000${c.audienceId}`, c);
+  const list = [...last.values()].sort(byKey);
+  const res = await db.query({
+    ...CONFIRM_MEMBERSHIPS,
+    values: [sandboxId, list.map((c) => c.profileId), list.map((c) => c.audienceId), list.map((c) => c.lastQualificationTime)],
+  });
+  return res.rowCount ?? 0;
 }
 
 /** Members of an audience with one of `statuses`, in profile id order after `after`. */

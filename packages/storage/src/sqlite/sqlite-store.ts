@@ -29,6 +29,7 @@ import type {
   BatchMembershipPage,
   BatchProfileChunk,
   MembershipEventRow,
+  MembershipConfirmation,
   MembershipWrite,
   ApiKeyRow,
   ChangeRow,
@@ -836,6 +837,24 @@ export class SqliteStore implements Store {
       out[i] = { seq: first + i, sandboxId, audienceId: w.audienceId, profileId: w.profileId, status: w.event, at: now };
     }
     return out;
+  }
+
+  /** One transaction for them all, between ingestion transactions (the writers' mutex). */
+  async confirmMemberships(sandboxId: string, confirmations: readonly MembershipConfirmation[]): Promise<number> {
+    if (!confirmations.length) return 0;
+    return this.writers.run(async () => {
+      const confirm = this.stmt(
+        `UPDATE memberships SET status = 'existing'
+         WHERE sandbox_id = ? AND profile_id = ? AND audience_id = ? AND status = 'realized' AND last_qualification_time = ?`,
+      );
+      const changed = this.db.transaction(() => {
+        let n = 0;
+        for (const c of confirmations) n += confirm.run(sandboxId, c.profileId, c.audienceId, c.lastQualificationTime).changes;
+        return n;
+      })();
+      this.wrote();
+      return changed;
+    });
   }
 
   /**
