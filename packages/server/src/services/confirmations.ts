@@ -21,8 +21,13 @@ import type { Logger } from 'pino';
 
 /** How long a confirmation waits for company before it is written. */
 export const CONFIRM_DELAY_MS = 50;
-/** Confirmations per store call (one transaction or statement). */
-export const CONFIRM_CHUNK = 500;
+/**
+ * Confirmations per store call (one transaction or statement). Each touches a page of its own
+ * (random profiles), about 12 µs in place on SQLite, so a call blocks the event loop for about
+ * 1 ms: at 3,000 edge requests/s, chunks of 500 gave a p99 of 9.0 / 12.4 ms and chunks of 100
+ * 7.9 / 9.0 ms (writing them with the evaluation: 13.9 / 14.6 ms).
+ */
+export const CONFIRM_CHUNK = 100;
 /** Confirmations queued beyond which evaluations wait for them to be written (see `full`). */
 export const MAX_QUEUED = 50_000;
 /** Tries of a chunk before its confirmations are given up (logged and counted). */
