@@ -8,7 +8,6 @@ import { eventKey, fragmentKey, identityKey, type NamespaceType, type StoredFrag
 import type pg from 'pg';
 import type { GraphCache } from '../graph-cache.js';
 import type { IngestTx } from '../port.js';
-import { logLockSql } from './log-lock.js';
 
 /** An `identities` row as selected. */
 export interface IdentityRow {
@@ -292,7 +291,6 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
       : undefined;
   if (!main) return [];
   const sql = ctes.length ? `WITH ${ctes.map((c, k) => `w${k} AS (${c})`).join(',\n')}\n${main}` : main;
-  if (plan.changes.length) await q(logLockSql('changes'), []);
   const rows = await q<{ seq: number | string }>(sql, p.values);
   return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
 }

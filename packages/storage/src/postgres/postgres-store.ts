@@ -175,7 +175,7 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Runs an ingestion batch in one transaction under the sandbox's lock. The graph epoch is read
+   * Runs an ingestion batch in one transaction under the sandbox's lock and the change log's. The graph epoch is read
    * in the same round trip as BEGIN: when it is not the one this store expects (another process
    * wrote identities of the sandbox), the graphs held are dropped; otherwise held graphs are used
    * without reading them again. A batch that writes identities updates what is held and expects
@@ -199,7 +199,10 @@ export class PostgresStore implements Store {
             open = false;
           }
         },
-        `; SELECT epoch FROM graph_epochs WHERE sandbox_id = ${sqlLiteral(sandboxId)}`,
+        // The change log's lock too (see log-lock.ts): nearly every batch appends changes, and
+        // taken here, after the sandbox's lock and before any row lock, it costs no round trip
+        // of its own. This process's batches run one at a time anyway (the writers' mutex).
+        `; SELECT epoch FROM graph_epochs WHERE sandbox_id = ${sqlLiteral(sandboxId)}; ${logLockSql('changes')}`,
       ),
     );
   }
