@@ -135,6 +135,8 @@ export async function createContext(
       await jobs.idle();
       await feed.stop();
       await bus.close();
+      // Confirmations of evaluations that were still running when segmentation stopped.
+      await segmentation.flushConfirmations();
       await store.close();
     },
   };

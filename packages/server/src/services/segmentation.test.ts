@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { compileQuery } from '@audient/core';
-import { REEVALUATION_LEASE_MS } from '@audient/storage';
+import { REEVALUATION_LEASE_MS, SqliteStore } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
 import { createHarness, settle, type Harness } from '../testing/harness.js';
 import { ALL_METHODS, STREAMING_METHODS, eventChangeKey, rowBytes } from './segmentation.js';
@@ -876,5 +879,35 @@ await describeBackends((backend) => {
         { numRuns: 15 },
       );
     });
+  });
+});
+
+describe('confirmations written behind the evaluations', () => {
+  it('are written before the store closes at shutdown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audient-confirm-'));
+    try {
+      const path = join(dir, 'audient.db');
+      const store = new SqliteStore(path);
+      await store.migrate();
+      const h = await createHarness(store, { segmentation: { tickMs: 0, batchTime: '' } });
+      await setup(h);
+      const eve = person('eve@x.io', { loyalty: { tier: 'gold' } });
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', eve.record)).statusCode, 200);
+      await settle(h);
+      const profileId = await store.findProfileId('prod', { ns: 'email', id: 'eve@x.io' });
+      assert.ok(profileId);
+      assert.equal((await store.memberships('prod', [profileId])).get(profileId)?.find((m) => m.audienceId === 'gold')?.status, 'realized');
+      // A later evaluation confirms the entry: queued, then written by the shutdown.
+      await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS });
+      await h.close();
+      const reopened = new SqliteStore(path);
+      try {
+        assert.equal((await reopened.memberships('prod', [profileId])).get(profileId)?.find((m) => m.audienceId === 'gold')?.status, 'existing');
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
