@@ -5,7 +5,7 @@
  * either way), only the status that exports and the API report. Written with the evaluation, a
  * returning visitor's request paid for one row write per audience it had entered on its last
  * visit: when many visitors come back together, that doubled the edge's CPU per request. Here
- * they are queued (the last per membership kept), written a moment later in large batches, one
+ * they are queued (the last per membership kept) and written a moment later in batches, one
  * store call per chunk with a turn of the event loop between chunks, and the store applies each
  * only to the entry it names (see Store.confirmMemberships), so one written late never undoes a
  * later exit or re-entry.
@@ -89,7 +89,6 @@ export class Confirmations {
       else return;
     }
   }
-
 
   private schedule(delayMs: number): void {
     if (this.timer || this.writing) return;
