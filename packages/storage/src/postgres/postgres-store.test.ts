@@ -177,6 +177,31 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     assert.deepEqual((await one.memberships('a', ['g-del-0'])).get('g-del-0'), []);
   });
 
+  it('a confirmation waits for a write of the same membership under way, then leaves the exit it made', async () => {
+    const entered = { audienceId: 'c', status: 'realized' as const, lastQualificationTime: T0 };
+    await one.writeMemberships('a', [{ profileId: 'pc1', audienceId: 'c', membership: entered }, { profileId: 'pc2', audienceId: 'c', membership: entered }], T0);
+    const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      // Another process's evaluation exits pc2 and has not committed yet.
+      await client.query('BEGIN');
+      await client.query("UPDATE memberships SET status = 'exited', last_qualification_time = $1 WHERE sandbox_id = 'a' AND profile_id = 'pc2'", [T0 + 1]);
+      let done = false;
+      const confirmed = two
+        .confirmMemberships('a', [{ profileId: 'pc2', audienceId: 'c', lastQualificationTime: T0 }, { profileId: 'pc1', audienceId: 'c', lastQualificationTime: T0 }])
+        .then((n) => ((done = true), n));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(done, false, 'the confirmation waits for the open write');
+      await client.query('COMMIT');
+      assert.equal(await confirmed, 1, 'only pc1');
+    } finally {
+      await client.end();
+    }
+    const got = await one.memberships('a', ['pc1', 'pc2']);
+    assert.equal(got.get('pc1')?.[0]?.status, 'existing');
+    assert.deepEqual(got.get('pc2'), [{ audienceId: 'c', status: 'exited', lastQualificationTime: T0 + 1 }]);
+  });
+
   describe('graphs held between batches', () => {
     const ident = (id: string, graphId: string, lastSeen = T0) => ({ ns: 'ecid', id, graphId, type: 'cookie' as const, lastSeen });
     /** The graph members `store` resolves for `ids` in a batch of its own, and how many identity reads that batch sent. */

@@ -118,15 +118,23 @@ export async function writeMemberships(db: Db, sandboxId: string, writes: readon
     .map((r) => ({ seq: r.seq, sandboxId, audienceId: r.audience_id, profileId: r.profile_id, status: r.status, at: now }));
 }
 
-const CONFIRM_MEMBERSHIPS = prepared('confirm_memberships', `
-  UPDATE memberships m SET status = 'existing'
-  FROM unnest($2::text[], $3::text[], $4::int8[]) AS c(p, a, t)
-  WHERE m.sandbox_id = $1 AND m.profile_id = c.p AND m.audience_id = c.a AND m.status = 'realized' AND m.last_qualification_time = c.t`);
-
 /**
- * Confirmations as one statement, in key order (as writeMemberships locks rows, so the two
- * cannot deadlock); a key named twice is confirmed once.
+ * Rows are locked in the input's order (ORDER BY its ordinality under FOR UPDATE), which is
+ * writeMemberships' key order, so the two cannot deadlock; a row changed meanwhile by another
+ * transaction is checked again once that commits (exited or entered again: left alone).
  */
+const CONFIRM_MEMBERSHIPS = prepared('confirm_memberships', `
+  WITH locked AS (
+    SELECT m.profile_id, m.audience_id
+    FROM unnest($2::text[], $3::text[], $4::int8[]) WITH ORDINALITY AS c(p, a, t, n)
+    JOIN memberships m ON m.sandbox_id = $1 AND m.profile_id = c.p AND m.audience_id = c.a
+    WHERE m.status = 'realized' AND m.last_qualification_time = c.t
+    ORDER BY c.n
+    FOR UPDATE OF m)
+  UPDATE memberships m SET status = 'existing' FROM locked l
+  WHERE m.sandbox_id = $1 AND m.profile_id = l.profile_id AND m.audience_id = l.audience_id AND m.status = 'realized'`);
+
+/** Confirmations as one statement, in key order; a key named twice is confirmed once. */
 export async function confirmMemberships(db: Db, sandboxId: string, confirmations: readonly MembershipConfirmation[]): Promise<number> {
   if (!confirmations.length) return 0;
   const last = new Map<string, MembershipConfirmation>();
