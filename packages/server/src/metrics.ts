@@ -61,7 +61,7 @@ export function createMetrics(): Metrics {
     }),
     membershipConfirmations: new Counter({
       name: 'audient_membership_confirmations_total',
-      help: 'Membership confirmations (realized to existing) by outcome: written, stale (the membership had changed since, so nothing was written) or dropped (given up after failures, or queued after shutdown)',
+      help: 'Membership confirmations (realized to existing) by outcome: written, stale (the membership had changed since, so nothing was written) or dropped (given up after three failed tries; the membership stays realized until confirmed again)',
       labelNames: ['outcome'],
       registers: [registry],
     }),

@@ -33,6 +33,8 @@ export const MAX_QUEUED = 50_000;
 /** Tries of a chunk before its confirmations are given up (logged and counted). */
 export const MAX_ATTEMPTS = 3;
 
+const keyOf = (c: MembershipConfirmation): string => `${c.profileId}\u0000${c.audienceId}`;
+
 interface Queued extends MembershipConfirmation {
   attempts: number;
 }
@@ -72,7 +74,7 @@ export class Confirmations {
     let q = this.queued.get(sandboxId);
     if (!q) this.queued.set(sandboxId, (q = new Map()));
     for (const c of list) {
-      const key = `${c.profileId}\u0000${c.audienceId}`;
+      const key = keyOf(c);
       if (!q.has(key)) this.size++;
       q.set(key, { profileId: c.profileId, audienceId: c.audienceId, lastQualificationTime: c.lastQualificationTime, attempts: 0 });
     }
@@ -150,7 +152,7 @@ export class Confirmations {
         continue;
       }
       most = Math.max(most, attempts);
-      const key = `${c.profileId}\u0000${c.audienceId}`;
+      const key = keyOf(c);
       if (q.has(key)) continue;
       q.set(key, { ...c, attempts });
       this.size++;

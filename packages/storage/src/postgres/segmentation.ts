@@ -63,8 +63,17 @@ const MEMBERSHIPS = prepared('memberships', `
     SELECT profile_id, audience_id, status, last_qualification_time FROM memberships
     WHERE sandbox_id = $1 AND profile_id = g.id ORDER BY audience_id) m`);
 
-const byKey = (x: { profileId: string; audienceId: string }, y: { profileId: string; audienceId: string }): number =>
+type MembershipKey = { profileId: string; audienceId: string };
+
+const byKey = (x: MembershipKey, y: MembershipKey): number =>
   x.profileId < y.profileId ? -1 : x.profileId > y.profileId ? 1 : x.audienceId < y.audienceId ? -1 : x.audienceId > y.audienceId ? 1 : 0;
+
+/** The last item of each membership, in key order: the order every statement here locks rows in. */
+function lastPerKey<T extends MembershipKey>(items: readonly T[]): T[] {
+  const last = new Map<string, T>();
+  for (const x of items) last.set(`${x.profileId}\u0000${x.audienceId}`, x);
+  return [...last.values()].sort(byKey);
+}
 
 /**
  * Upserts ($2–$5), deletes ($6–$7) and events ($8–$10, in input order) as one statement; the
@@ -93,9 +102,7 @@ const WRITE_MEMBERSHIPS = prepared('write_memberships', `WITH gone AS (
  */
 export async function writeMemberships(db: Db, sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
   if (writes.length === 0) return [];
-  const last = new Map<string, MembershipWrite>();
-  for (const w of writes) last.set(`${w.profileId}\u0000${w.audienceId}`, w);
-  const finals = [...last.values()].sort(byKey);
+  const finals = lastPerKey(writes);
   const puts = finals.flatMap((w) => (w.membership ? [{ ...w, membership: w.membership }] : []));
   const dels = finals.filter((w) => w.membership === null);
   const logged = writes.flatMap((w) => (w.event ? [{ ...w, event: w.event }] : []));
@@ -137,9 +144,7 @@ const CONFIRM_MEMBERSHIPS = prepared('confirm_memberships', `
 /** Confirmations as one statement, in key order; a key named twice is confirmed once. */
 export async function confirmMemberships(db: Db, sandboxId: string, confirmations: readonly MembershipConfirmation[]): Promise<number> {
   if (!confirmations.length) return 0;
-  const last = new Map<string, MembershipConfirmation>();
-  for (const c of confirmations) last.set(`${c.profileId}\u0000${c.audienceId}`, c);
-  const list = [...last.values()].sort(byKey);
+  const list = lastPerKey(confirmations);
   const res = await db.query({
     ...CONFIRM_MEMBERSHIPS,
     values: [sandboxId, list.map((c) => c.profileId), list.map((c) => c.audienceId), list.map((c) => c.lastQualificationTime)],
