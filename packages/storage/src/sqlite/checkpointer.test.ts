@@ -39,17 +39,17 @@ describe('checkpointer', () => {
           closeSync(fd);
         }
       };
-      // Commits of 10 rows a millisecond apart (a busy server's group commits: about 40 MB of log
-      // a second, the edge benchmark's rate) until the log has passed the threshold and then
-      // started over, for 20 s at most (slow under a loaded CI). At 40 rows a millisecond, four
-      // runs beside CPU hogs starved the checkpoint thread below that copy rate; at 10 rows, a
-      // full parallel test run on 2 cores once kept it behind for 10 s.
-      const until = Date.now() + 20_000;
+      // Commits of 5 rows a millisecond apart (a busy server's group commits: about 20 MB of log
+      // a second) until the log has passed the threshold and then started over, for 30 s at most
+      // (slow under a loaded CI). The checkpoint thread has to copy faster than the commits
+      // write: at 40 rows a millisecond, four runs beside CPU hogs starved it below that rate; at
+      // 10 rows, full parallel test runs on 2 cores kept it behind for 10 s, and once for 20 s.
+      const until = Date.now() + 30_000;
       let passed: string | undefined;
       let restarted = false;
       let before = 0;
       while (!restarted && Date.now() < until) {
-        commit(10);
+        commit(5);
         await new Promise((r) => setTimeout(r, 1));
         const size = statSync(`${path}-wal`).size;
         if (passed === undefined) {
@@ -58,7 +58,7 @@ describe('checkpointer', () => {
         if (!restarted) before = size;
       }
       assert.ok(passed !== undefined, 'the log never passed the threshold: too few writes to tell');
-      assert.ok(restarted, `the log passed ${CHASE_FRAMES} frames and was never started over in 20 s of steady commits`);
+      assert.ok(restarted, `the log passed ${CHASE_FRAMES} frames and was never started over in 30 s of steady commits`);
       // Started over in the same file: cutting it (and growing it again) stalled that commit.
       const after = statSync(`${path}-wal`).size;
       assert.ok(after >= before, `the log's file was cut from ${before} to ${after} bytes when it started over`);
