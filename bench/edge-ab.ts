@@ -8,6 +8,7 @@
  *
  *   npm run build && BENCH_DIST=1 node --import tsx bench/edge-ab.ts <checkoutA> <checkoutB> [pairs=10] [phaseMs=3000]
  *   AB_ENV_B="NAME=value …"   extra environment for B's server (A: AB_ENV_A), e.g. a switch under test
+ *   AB_VISITORS=new          new visitors (no identity: each request creates a profile) instead of returning ones
  *   AB_OPEN_RATE=1500        open-loop phases at this rate instead (requests due on schedule,
  *                            latency from when each was due): compares latency below saturation
  *                            (p50 / p99 per phase, median ratio of the p99s) as well as CPU per answer
@@ -45,6 +46,8 @@ async function main(): Promise<void> {
   const phaseMs = Number(phaseArg ?? 3_000);
   const openRate = Number(process.env['AB_OPEN_RATE'] ?? 0);
   if (!Number.isFinite(openRate) || openRate < 0) throw new Error(`AB_OPEN_RATE must be a rate per second, got ${process.env['AB_OPEN_RATE']}`);
+  const visitors = process.env['AB_VISITORS'] ?? 'returning';
+  if (visitors !== 'returning' && visitors !== 'new') throw new Error(`AB_VISITORS must be returning or new, got ${visitors}`);
   const servers = [a, b].map((checkout, i) => {
     const dir = join(tmpdir(), `audient-edge-ab-${process.pid}-${i}`);
     rmSync(dir, { recursive: true, force: true });
@@ -68,7 +71,7 @@ async function main(): Promise<void> {
       const s = servers[i]!;
       s.child.send({ type: 'settle' });
       const before = await s.child.receive('settled', 300_000);
-      load.send({ type: 'run', url: s.ready!.url, path: s.ready!.path, mode: openRate ? 'open' : 'closed', rate: openRate, concurrency: 32, maxSockets: 256, warmupMs: 500, durationMs: phaseMs });
+      load.send({ type: 'run', url: s.ready!.url, path: s.ready!.path, mode: openRate ? 'open' : 'closed', rate: openRate, visitors, concurrency: 32, maxSockets: 256, warmupMs: 500, durationMs: phaseMs });
       const done = await load.receive('done', 600_000);
       s.child.send({ type: 'settle' });
       const after = await s.child.receive('settled', 300_000);

@@ -8,6 +8,9 @@
  * - `edge.interact.max.sqlite`: maximum throughput (closed loop), ours / the bare server's.
  * - `edge.interact.max.postgres`: the same over a PostgreSQL store of the same rows (skipped with
  *   the reason when PostgreSQL is unreachable).
+ * Each store's figure also carries new visitors' figures in its details (no identity: the edge
+ * mints an ECID and the event creates the profile): capacity beside the peer's, and latency at
+ * half of that capacity.
  * Processes: edge/server.ts (ours), edge/bare.ts (peer), edge/load.ts (load generator).
  */
 import { mkdirSync, rmSync } from 'node:fs';
@@ -53,6 +56,10 @@ const MAX_PG_ID = 'edge.interact.max.postgres';
 const MAX_IDS = { sqlite: MAX_ID, postgres: MAX_PG_ID } as const;
 type StoreKind = keyof typeof MAX_IDS;
 const round = (n: number, d = 3): number => Math.round(n * 10 ** d) / 10 ** d;
+
+/** p50 / p90 / p99 / max of a phase, ms. */
+const ms4 = (d: EdgeLoadDone): string => [d.p50Ms, d.p90Ms, d.p99Ms, d.maxMs].map((x) => round(x, 2)).join(' / ');
+type Visitors = NonNullable<RunEdgeLoad['visitors']>;
 
 function describe(d: EdgeLoadDone): string {
   const statuses = Object.entries(d.statuses).map(([k, v]) => `${k}×${v}`).join(' ');
@@ -137,18 +144,18 @@ export const edge: Family = {
         ours.send({ type: 'settle' });
         return ours.receive('settled', 300_000);
       };
-      const runLoad = async (url: string, path: string, mode: 'open' | 'closed', rate = RATE): Promise<EdgeLoadDone> => {
+      const runLoad = async (url: string, path: string, mode: 'open' | 'closed', rate = RATE, visitors: Visitors = 'returning'): Promise<EdgeLoadDone> => {
         const r: RunEdgeLoad =
           mode === 'open'
-            ? { type: 'run', url, path, mode, rate, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(OPEN_WARMUP_MS), durationMs: ms(OPEN_MS) }
-            : { type: 'run', url, path, mode, rate: RATE, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(CLOSED_WARMUP_MS), durationMs: ms(CLOSED_MS) };
+            ? { type: 'run', url, path, mode, rate, visitors, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(OPEN_WARMUP_MS), durationMs: ms(OPEN_MS) }
+            : { type: 'run', url, path, mode, rate: RATE, visitors, concurrency: CONCURRENCY, maxSockets: MAX_SOCKETS, warmupMs: ms(CLOSED_WARMUP_MS), durationMs: ms(CLOSED_MS) };
         load.send(r);
         return load.receive('done', 600_000);
       };
-      const ourPhase = async (label: string, mode: 'open' | 'closed', rate?: number): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number; cpuMsPerAnswer: number }> => {
+      const ourPhase = async (label: string, mode: 'open' | 'closed', rate?: number, visitors?: Visitors): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number; cpuMsPerAnswer: number }> => {
         const before = await settle();
         const la = loadavg()[0]!;
-        const done = await runLoad(ready.url, ready.path, mode, rate);
+        const done = await runLoad(ready.url, ready.path, mode, rate, visitors);
         const after = await settle();
         // The server's CPU (every thread: answers, change feed, streaming evaluation, checkpoints)
         // per request it handled in the phase, warm-up included: steadier than throughput on a VM
@@ -166,9 +173,9 @@ export const edge: Family = {
         bare.send({ type: 'cpu' });
         return bare.receive('cpu', 30_000);
       };
-      const barePhase = async (label: string, mode: 'open' | 'closed', rate?: number): Promise<EdgeLoadDone & { cpuMsPerAnswer: number }> => {
+      const barePhase = async (label: string, mode: 'open' | 'closed', rate?: number, visitors?: Visitors): Promise<EdgeLoadDone & { cpuMsPerAnswer: number }> => {
         const before = await bareCpu();
-        const done = await runLoad(bareReady.url, ready.path, mode, rate);
+        const done = await runLoad(bareReady.url, ready.path, mode, rate, visitors);
         const after = await bareCpu();
         const cpuMsPerAnswer = (after.cpuUs - before.cpuUs) / 1000 / Math.max(1, after.answered - before.answered);
         env.log(`  ${label} bare node:http: ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer`);
@@ -284,13 +291,35 @@ export const edge: Family = {
         const label = `open loop ${rate}/s (half of ours' capacity)`;
         const peerHalf = await barePhase(label, 'open', rate);
         const oursHalf = await ourPhase(label, 'open', rate);
-        const ms4 = (d: EdgeLoadDone): string => [d.p50Ms, d.p90Ms, d.p99Ms, d.maxMs].map((x) => round(x, 2)).join(' / ');
-        p99.details = {
+          p99.details = {
           ...p99.details,
           'half of ours\' closed-loop capacity, requests/s offered': rate,
           'ours at that rate, p50 / p90 / p99 / max, ms': ms4(oursHalf.done),
           'peer at that rate, p50 / p90 / p99 / max, ms': ms4(peerHalf),
           ...(oursHalf.done.firstFailure ? { 'ours at that rate, failures': oursHalf.done.firstFailure } : {}),
+        };
+      }
+      // New visitors (no identity: the edge mints an ECID, the event creates the profile, and
+      // every audience is evaluated for the first time, entries written): a closed loop for
+      // ours' capacity for them, then an open loop at half of it for the latency they see. In
+      // the details of the store's figure; the figures themselves are returning visitors'.
+      const target = figures[P99_ID] ?? figures[maxId];
+      if (target) {
+        const closed = `new visitors, closed loop ×${CONCURRENCY}`;
+        const peerClosed = await barePhase(closed, 'closed', undefined, 'new');
+        const oursClosed = await ourPhase(closed, 'closed', undefined, 'new');
+        const rate = Math.max(100, Math.round(oursClosed.done.throughput / 2 / 100) * 100);
+        const open = `new visitors, open loop ${rate}/s (half of ours' capacity for them)`;
+        const peerOpen = await barePhase(open, 'open', rate, 'new');
+        const oursOpen = await ourPhase(open, 'open', rate, 'new');
+        target.details = {
+          ...target.details,
+          'new visitors (no identity), closed loop: ours / peer answers/s': `${Math.round(oursClosed.done.throughput)} / ${Math.round(peerClosed.throughput)}`,
+          'new visitors, server CPU-ms per answer: ours / peer': `${round(oursClosed.cpuMsPerAnswer, 3)} / ${round(peerClosed.cpuMsPerAnswer, 3)}`,
+          'new visitors, open loop at half of ours\' capacity for them, requests/s offered': rate,
+          'new visitors at that rate, ours p50 / p90 / p99 / max, ms': ms4(oursOpen.done),
+          'new visitors at that rate, peer p50 / p90 / p99 / max, ms': ms4(peerOpen),
+          ...(oursClosed.done.firstFailure ?? oursOpen.done.firstFailure ? { 'new visitors, ours failures': String(oursClosed.done.firstFailure ?? oursOpen.done.firstFailure) } : {}),
         };
       }
       ours.send({ type: 'stop' });

@@ -9,7 +9,19 @@ const SECTIONS = ['home', 'women', 'men', 'kids', 'sale', 'stores', 'help'];
 
 /** The interact body of a page view by profile `i`. */
 export function interactBody(i: number, seed: number): string {
-  const { ecid } = profileIdentity(i, seed);
+  return pageView(i, profileIdentity(i, seed).ecid);
+}
+
+/**
+ * The interact body of a new visitor's page view (page `i`): no identity at all, as the Web SDK's
+ * first request from a browser without the identity cookie, so the edge mints an ECID and the
+ * event creates the profile.
+ */
+export function newVisitorBody(i: number): string {
+  return pageView(i, undefined);
+}
+
+function pageView(i: number, ecid: string | undefined): string {
   const section = SECTIONS[i % SECTIONS.length]!;
   const page = i % 2000;
   return JSON.stringify({
@@ -17,7 +29,7 @@ export function interactBody(i: number, seed: number): string {
       {
         xdm: {
           eventType: 'web.webpagedetails.pageViews',
-          identityMap: { ECID: [{ id: ecid, primary: true, authenticatedState: 'ambiguous' }] },
+          ...(ecid ? { identityMap: { ECID: [{ id: ecid, primary: true, authenticatedState: 'ambiguous' }] } } : {}),
           web: {
             webPageDetails: { URL: `https://shop.example.com/${section}/p/${page}`, name: `${section} product ${page}`, siteSection: section, pageViews: { value: 1 } },
             webReferrer: { URL: 'https://www.example.org/search?q=shoes', type: 'search_engine' },
@@ -33,4 +45,9 @@ export function interactBody(i: number, seed: number): string {
 export function interactBodies(count: number, profiles: number, seed: number): Buffer[] {
   const pick = prng(seed + 13);
   return Array.from({ length: count }, () => Buffer.from(interactBody(Math.floor(pick() * profiles), seed)));
+}
+
+/** `count` new visitors' bodies (pages of every section). */
+export function newVisitorBodies(count: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => Buffer.from(newVisitorBody(i)));
 }

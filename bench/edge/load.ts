@@ -13,7 +13,7 @@ import http from 'node:http';
 import { fromParent, runChild, toParent, type Message } from '../lib/child.js';
 import { assertLoopback } from '../lib/http.js';
 import { percentile } from '../lib/latency.js';
-import { interactBodies } from './bodies.js';
+import { interactBodies, newVisitorBodies } from './bodies.js';
 
 /** Parent → load client: build the bodies once. */
 export interface PrepareLoad extends Message {
@@ -36,6 +36,8 @@ export interface RunEdgeLoad extends Message {
   concurrency: number;
   /** Sockets the open mode may use at most. */
   maxSockets: number;
+  /** Returning visitors (a known ECID each, the default) or new ones (no identity: the edge mints an ECID and the event creates a profile). */
+  visitors?: 'returning' | 'new';
   warmupMs: number;
   durationMs: number;
 }
@@ -228,14 +230,19 @@ async function run(r: RunEdgeLoad, bodies: Buffer[]): Promise<EdgeLoadDone> {
   };
 }
 
+/** Distinct new visitors' bodies (they differ by page only: each request is a new visitor whatever its body). */
+const NEW_VISITOR_BODIES = 2_000;
+
 async function main(): Promise<void> {
   const prep = await fromParent<PrepareLoad>('prepare');
   const bodies = interactBodies(prep.bodies, prep.profiles, prep.seed);
+  const fresh = newVisitorBodies(NEW_VISITOR_BODIES);
   toParent({ type: 'prepared', bodies: bodies.length, meanBodyBytes: Math.round(bodies.reduce((n, b) => n + b.length, 0) / bodies.length) } satisfies LoadPrepared);
   for (;;) {
     const next = await fromParent<RunEdgeLoad | Message>('run', 'exit');
     if (next.type === 'exit') break;
-    toParent(await run(next as RunEdgeLoad, bodies));
+    const r = next as RunEdgeLoad;
+    toParent(await run(r, r.visitors === 'new' ? fresh : bodies));
   }
   process.disconnect?.();
 }
