@@ -87,7 +87,7 @@ export async function createContext(
   const webhooks = new MembershipWebhooks({ store, bus, secrets, log, now });
   const audiences = new AudienceService({ store, catalog, config: config.segmentation, newId: newUuid });
   const segmentation = new SegmentationEngine({ store, bus, catalog, audiences, config: config.segmentation, log, metrics, now });
-  ingestion.onEventsStored((sandboxId, events) => segmentation.eventsStored(sandboxId, events));
+  ingestion.onEventsStored((sandboxId, events, created) => segmentation.eventsStored(sandboxId, events, created));
   const batchSegmentation = new BatchSegmentation({ store, bus, jobs, engine: segmentation, audiences, config: config.segmentation, log, now });
   const connections = new Connections({ store, secrets });
   const dataflows = new Dataflows({ store, catalog, audiences, connections });

@@ -215,6 +215,6 @@ export function eachStoreWithSandboxes(backend: StoreBackend, use: (store: Store
 export function writePlan(parts: Partial<WritePlan>): WritePlan {
   return {
     newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
-    fragments: [], events: [], changes: [], results: [], ...parts,
+    fragments: [], events: [], changes: [], results: [], createdGraphs: [], ...parts,
   };
 }

@@ -58,3 +58,34 @@ describe('planIngest last-seen refresh', () => {
     assert.equal(exact.touchedIdentities.length, 2);
   });
 });
+
+describe('planIngest created graphs', () => {
+  const id = (ns: string, v: string): IdentityRef => ({ ns, id: v });
+
+  it('names a graph it creates from unknown identities, and not one it adds to', () => {
+    const plan = planIngest([event('n1', id('ecid', 'fresh')), event('k1', id('ecid', 'known'))], snapshot([stored('ecid', 'known', 'g1', NOW)]), opts());
+    const fresh = plan.results[0]!.profileId;
+    assert.notEqual(fresh, 'g1');
+    assert.deepEqual(plan.createdGraphs, [fresh]);
+  });
+
+  it('a created graph that later records of the plan add to stays created', () => {
+    const plan = planIngest([event('n1', id('ecid', 'fresh')), event('n2', id('ecid', 'fresh'), id('email', 'a@e.com'))], snapshot([]), opts());
+    assert.equal(plan.results[0]!.profileId, plan.results[1]!.profileId);
+    assert.deepEqual(plan.createdGraphs, [plan.results[0]!.profileId]);
+  });
+
+  it('neither side of a merge is created: one holds what another graph held', () => {
+    // A new graph merged with a known one (either may win), and two new graphs merged together.
+    const known = planIngest(
+      [event('n1', id('ecid', 'fresh')), event('m1', id('ecid', 'fresh'), id('ecid', 'known'))],
+      snapshot([stored('ecid', 'known', 'g1', NOW), stored('email', 'k@e.com', 'g1', NOW)]),
+      opts(),
+    );
+    assert.equal(known.graphMerges.length, 1);
+    assert.deepEqual(known.createdGraphs, []);
+    const both = planIngest([event('n1', id('ecid', 'x')), event('n2', id('ecid', 'y')), event('m1', id('ecid', 'x'), id('ecid', 'y'))], snapshot([]), opts());
+    assert.equal(both.graphMerges.length, 1);
+    assert.deepEqual(both.createdGraphs, []);
+  });
+});

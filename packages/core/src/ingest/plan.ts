@@ -76,6 +76,13 @@ export interface WritePlan {
   changes: ProfileChange[];
   /** Per input record, in order: the profile it landed in, and whether it was a duplicate event. */
   results: Array<{ profileId: string; duplicate: boolean }>;
+  /**
+   * Profiles this plan creates whole: a graph none of whose identities was known, that took in no
+   * other graph and was taken in by none. Once applied, such a profile holds exactly what the plan
+   * writes to it (its identities, events and fragments), and no membership: nothing could name it
+   * before. Readers that keep profiles in memory can start from that instead of reading it back.
+   */
+  createdGraphs: string[];
 }
 
 /** Stable key of an identity. */
@@ -127,8 +134,9 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
   const seenEvents = new Set(snapshot.existingEvents);
   const plan: WritePlan = {
     newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
-    fragments: [], events: [], changes: [], results: [],
+    fragments: [], events: [], changes: [], results: [], createdGraphs: [],
   };
+  const created = new Set<string>();
   const newKeys = new Set<string>();
   const touched = new Map<string, { ns: string; id: string; lastSeen: number }>();
   const resolution = opts.lastSeenResolutionMs ?? 0;
@@ -153,6 +161,7 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
     if (graphs.length === 0) {
       graphId = opts.newId();
       membersOf.set(graphId, new Map());
+      created.add(graphId);
     } else {
       if (graphs.length > 1) graphs.sort((a, b) => (membersOf.get(b)?.size ?? 0) - (membersOf.get(a)?.size ?? 0) || a.localeCompare(b));
       graphId = graphs[0]!;
@@ -248,5 +257,10 @@ export function planIngest(records: readonly BatchRecord[], snapshot: IngestSnap
   for (const r of plan.results) if (r.profileId) r.profileId = resolve(r.profileId);
   for (const e of plan.events) e.graphId = resolve(e.graphId);
   for (const f of plan.fragments) f.graphId = resolve(f.graphId);
+  for (const { from, to } of plan.graphMerges) {
+    created.delete(from);
+    created.delete(to);
+  }
+  plan.createdGraphs = [...created];
   return plan;
 }

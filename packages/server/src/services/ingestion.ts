@@ -90,14 +90,16 @@ export class IngestionService {
    */
   private readonly pace = new Map<string, { at: number; size: number }>();
   private readonly queues = new Map<string, SandboxQueue>();
-  private readonly storedListeners: Array<(sandboxId: string, events: WritePlan['events']) => void> = [];
+  private readonly storedListeners: Array<(sandboxId: string, events: WritePlan['events'], created: ReadonlySet<string>) => void> = [];
 
   /**
    * Calls `fn` with the events of each commit, synchronously after the commit and before its
    * changes go to the change feed: whoever keeps profiles' events in memory (the segmentation
-   * engine's views) has them before any subscriber hears of them.
+   * engine's views) has them before any subscriber hears of them. `created`: the profiles the
+   * commit created whole from events alone (see WritePlan.createdGraphs; no fragment was written
+   * to them): all they hold is these events and their identities.
    */
-  onEventsStored(fn: (sandboxId: string, events: WritePlan['events']) => void): void {
+  onEventsStored(fn: (sandboxId: string, events: WritePlan['events'], created: ReadonlySet<string>) => void): void {
     this.storedListeners.push(fn);
   }
 
@@ -291,7 +293,12 @@ export class IngestionService {
       return { plan: p, seqs: await tx.apply(p, now) };
     });
     if (written) {
-      if (written.plan.events.length) for (const fn of this.storedListeners) fn(sandboxId, written.plan.events);
+      const { events, fragments, createdGraphs } = written.plan;
+      if (events.length) {
+        const created = new Set(createdGraphs);
+        for (const f of fragments) created.delete(f.graphId);
+        for (const fn of this.storedListeners) fn(sandboxId, events, created);
+      }
       this.deps.feed.committed(sandboxId, written.plan.changes, written.seqs, now);
     }
     const plan = written?.plan;

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { compileQuery } from '@audient/core';
 import { REEVALUATION_LEASE_MS, SqliteStore } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
-import { createHarness, settle, type Harness } from '../testing/harness.js';
+import { createHarness, recordProfileReads, settle, type Harness } from '../testing/harness.js';
 import { ALL_METHODS, STREAMING_METHODS, eventChangeKey, rowBytes } from './segmentation.js';
 
 const DAY = 86_400_000;
@@ -395,6 +395,54 @@ await describeBackends((backend) => {
       } finally {
         store.loadEvents = loadEvents;
       }
+    });
+  });
+
+  describe('a profile created by events', () => {
+    let h: Harness;
+    before(async () => {
+      h = await createHarness(await backend.open(), { segmentation: { tickMs: 0, batchTime: '' } }, { now: () => T0 });
+      await setup(h);
+      // An evaluation in the sandbox first: it fixes what views keep of events.
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', view('eve@x.io', -HOUR).record)).statusCode, 200);
+      await settle(h);
+    });
+    after(() => h.close());
+
+    it('is evaluated without being read back: nothing but its events, no membership', async () => {
+      await recordProfileReads(h.ctx.store, async (reads) => {
+        // Three page views of a visitor never seen before, in one request (one commit), then a
+        // purchase in another: the streaming engine evaluates the new profile after each.
+        const visits = [view('dee@x.io', -3 * HOUR), view('dee@x.io', -2 * HOUR), view('dee@x.io', -HOUR)].map((v) => v.record);
+        assert.equal((await h.call('POST', '/v1/datasets/web/records', visits)).statusCode, 200);
+        await settle(h);
+        assert.equal((await h.call('POST', '/v1/datasets/web/records', purchase('dee@x.io', -30 * 60_000, 700).record)).statusCode, 200);
+        await settle(h);
+        assert.equal(reads.join(', '), '', 'no read of the new profile');
+      });
+      // What was evaluated from memory is what the store holds, and what a batch run finds.
+      // (The streaming audiences: the others wait for a batch run.)
+      const streaming = ['viewers-3', 'buyers-7d', 'gold'];
+      const statuses = async () => {
+        const ups = await membersOf(h, 'dee@x.io');
+        return streaming.map((a) => [a, ups[a]?.status === 'realized' || ups[a]?.status === 'existing']);
+      };
+      const streamed = await statuses();
+      assert.deepEqual(streamed, [['viewers-3', true], ['buyers-7d', true], ['gold', false]]);
+      const job = await h.call('POST', '/v1/audiences/batch-jobs', { all: true });
+      assert.equal(job.statusCode, 202, job.body);
+      await h.ctx.jobs.idle();
+      assert.deepEqual(await statuses(), streamed, 'a batch run over the store finds the same');
+    });
+
+    it('a profile created with attributes is read as before', async () => {
+      const reads = await recordProfileReads(h.ctx.store, async (reads) => {
+        assert.equal((await h.call('POST', '/v1/datasets/crm/records', person('fay@x.io', { loyalty: { tier: 'gold' } }).record)).statusCode, 200);
+        await settle(h);
+        return reads;
+      });
+      assert.ok(reads.includes('loadProfiles'), `its fragment is read from the store (reads: ${reads.join(', ')})`);
+      assert.ok(['realized', 'existing'].includes((await membersOf(h, 'fay@x.io'))['gold']?.status ?? ''), 'in gold');
     });
   });
 

@@ -256,6 +256,8 @@ export class SegmentationEngine {
   /** Per compiled set of a sandbox's audiences and set evaluated: the parts of events views keep (equal ones shared). */
   private readonly projections = new WeakMap<readonly CompiledEntry[], WeakMap<readonly CompiledEntry[], EventProjection>>();
   private readonly projectionsByKey = new Map<string, EventProjection>();
+  /** Per sandbox, the projection of its audiences as its last evaluation saw them (views of created profiles keep their events so). */
+  private readonly projectionOf = new Map<string, EventProjection>();
   /**
    * The views holding events, least recently used first (a view moves to the end when used):
    * when the bound is reached, views unused for config.viewIdleMs give their events up for the
@@ -613,8 +615,9 @@ export class SegmentationEngine {
    * edge's, the streaming engine's) do not read them back. A read of a profile's events begun
    * before no longer fills its view.
    */
-  eventsStored(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>): void {
+  eventsStored(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>, created?: ReadonlySet<string>): void {
     if (!this.viewsOn) return;
+    if (created?.size) this.createdViews(sandboxId, events, created);
     for (const e of events) {
       const v = this.views.get(sandboxId, e.graphId);
       if (!v) continue;
@@ -627,6 +630,46 @@ export class SegmentationEngine {
       next.splice(at, 0, row);
       this.setViewEvents(v, next, (v.eventBytes ?? 0) + rowBytes(row));
     }
+  }
+
+  /**
+   * Views of profiles the commit just created whole from these events (see eventsStored): no
+   * fragment, no membership (nothing could name the profile before), and the events, projected
+   * as the sandbox's last evaluation projected them. That is what reading the profile back
+   * would find, so a new visitor's first evaluation reads nothing. Later changes reach these
+   * views as they reach any other.
+   */
+  private createdViews(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>, created: ReadonlySet<string>): void {
+    const byProfile = new Map<string, EventRow[]>();
+    for (const e of events) {
+      if (!created.has(e.graphId)) continue;
+      const list = byProfile.get(e.graphId);
+      if (list) list.push(e);
+      else byProfile.set(e.graphId, [e]);
+    }
+    const projection = this.projectionOf.get(sandboxId);
+    for (const [profileId, list] of byProfile) {
+      if (this.views.get(sandboxId, profileId)) continue;
+      const v = this.view(sandboxId, profileId)!;
+      v.fragments = [];
+      v.members = NO_MEMBERS;
+      // Every event the profile has: the view covers any reach.
+      if (projection) this.holdEvents(v, list.sort(eventOrder), projection, Number.NEGATIVE_INFINITY);
+    }
+  }
+
+  /** Holds a profile's events at or after `since` (in the store's order) in its view, projected; none past the per-view bound. */
+  private holdEvents(v: ProfileView, list: readonly EventRow[], projection: EventProjection, since: number): void {
+    if (list.length > MAX_VIEW_EVENTS) return this.setViewEvents(v, undefined);
+    let bytes = 0;
+    const rows = list.map((r) => {
+      const row = projectRow(r, projection);
+      bytes += rowBytes(row);
+      return row;
+    });
+    this.setViewEvents(v, rows, bytes);
+    v.projection = projection;
+    v.eventsSince = since;
   }
 
   /** Drops a profile's view (and the events it held). */
@@ -749,6 +792,7 @@ export class SegmentationEngine {
     // Views keep what every audience of the sandbox reads of events, whichever the plan runs.
     const all = await audiences.compiledAll(sandboxId);
     const planned = opts.audiences ?? all;
+    if (this.viewsOn) this.projectionOf.set(sandboxId, this.projectionFor(all, all));
     const plan = this.plan(planned, opts.methods);
     if (!plan.targets.length || !profileIds.length) return report;
     const release = await this.hold(sandboxId, profileIds);
@@ -871,17 +915,7 @@ export class SegmentationEngine {
     ]);
     const keep = (p: string, k: number, list: readonly EventRow[]): void => {
       const v = views.get(p);
-      if (!this.current(sandboxId, p, v) || (v.eventsGen ?? 0) !== gens[k]) return;
-      if (list.length > MAX_VIEW_EVENTS) return this.setViewEvents(v, undefined);
-      let bytes = 0;
-      const rows = list.map((r) => {
-        const row = projectRow(r, projection);
-        bytes += rowBytes(row);
-        return row;
-      });
-      this.setViewEvents(v, rows, bytes);
-      v.projection = projection;
-      v.eventsSince = since;
+      if (this.current(sandboxId, p, v) && (v.eventsGen ?? 0) === gens[k]) this.holdEvents(v, list, projection, since);
     };
     if (hot) {
       held.forEach((p, k) => keep(p, k, events.get(p) ?? []));

@@ -94,3 +94,31 @@ export async function settle(h: Harness, opts: { jobs?: boolean } = {}): Promise
   await h.ctx.feed.cursorWritten();
   await h.ctx.activation.cursorsWritten();
 }
+
+/** The store's reads of profiles for evaluations: their fragments, events and memberships. */
+const PROFILE_READS = ['loadProfiles', 'loadEvents', 'memberships', 'profileFragments'] as const;
+
+/**
+ * Records the names of the store's profile reads (PROFILE_READS) while `fn` runs, then puts the
+ * store back: for tests that check what an evaluation reads back.
+ */
+export async function recordProfileReads<T>(store: Store, fn: (reads: string[]) => Promise<T>): Promise<T> {
+  const reads: string[] = [];
+  const target = store as unknown as Record<string, unknown>;
+  const saved = PROFILE_READS.map((name) => [name, target[name], Object.hasOwn(target, name)] as const);
+  for (const [name, method] of saved) {
+    if (typeof method !== 'function') continue;
+    target[name] = (...args: unknown[]) => {
+      reads.push(name);
+      return (method as (...a: unknown[]) => unknown).apply(store, args);
+    };
+  }
+  try {
+    return await fn(reads);
+  } finally {
+    for (const [name, method, own] of saved) {
+      if (own) target[name] = method;
+      else delete target[name];
+    }
+  }
+}

@@ -26,6 +26,7 @@ function eventPlan(prefix: string, n: number): WritePlan {
     events: ids.map((id) => ({ datasetId: 'web', eventId: id, graphId: `g-${id}`, timestamp: T0, body: { id } })),
     changes: ids.map((id) => ({ profileId: `g-${id}`, type: 'event' as const, eventId: id })),
     results: [],
+    createdGraphs: [],
   };
 }
 
