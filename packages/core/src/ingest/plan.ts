@@ -44,6 +44,11 @@ export interface BatchRecord {
    * sent without `_id`): no stored event can have it, so the store is not asked.
    */
   mintedId?: boolean;
+  /**
+   * Every identity of the record was minted for it by the ingesting service (the edge's ECID for
+   * a visitor that sent none): no stored graph can hold one, so the store is not asked.
+   */
+  mintedIdentities?: boolean;
 }
 
 /** A change to one profile, published on the change feed. */

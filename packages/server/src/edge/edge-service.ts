@@ -21,7 +21,7 @@
  * (setConsent). Consent is honoured: no collection when `consents.collect` is refused (stored
  * on the profile or in the consent cookie), no personalization when `consents.personalize` is.
  */
-import { DEFAULT_MERGE_POLICY, mergeFragments, namespaceKey, type Membership, type StoredFragment } from '@audient/core';
+import { DEFAULT_MERGE_POLICY, identityKey, mergeFragments, namespaceKey, type Membership, type StoredFragment } from '@audient/core';
 import type { Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Connections } from '../activation/connections.js';
@@ -164,7 +164,7 @@ export class EdgeService {
     if (!consent.collect && body.events.length) {
       warnings.push({ code: 'COLLECT_CONSENT_REFUSED', title: 'Events not stored', detail: 'the visitor refused collection (consents.collect)', report: {} });
     } else if (body.events.length) {
-      stored = await this.ingest(sandboxId, datastream, body.events, ecid.id, warnings);
+      stored = await this.ingest(sandboxId, datastream, body.events, ecid, warnings);
       profileId = stored?.profileId ?? known;
       profileId ??= await this.deps.store.findProfileId(sandboxId, { ns: namespaceKey('ECID'), id: ecid.id });
     }
@@ -319,13 +319,14 @@ export class EdgeService {
   /**
    * Ingests the events (ECID added to identityMap, `_id` and `timestamp` defaulted) into the
    * datastream's event dataset; returns the profile of the first accepted event and the change
-   * keys of the events stored in it (committed when this returns).
+   * keys of the events stored in it (committed when this returns). An event whose only identity
+   * is an ECID minted for this request creates its profile without asking the store for a graph.
    */
   private async ingest(
     sandboxId: string,
     datastream: Datastream,
     events: readonly EdgeEvent[],
-    ecid: string,
+    { id: ecid, minted: mintedEcid }: { id: string; minted: boolean },
     warnings: EdgeWarning[],
   ): Promise<IngestedEvents | undefined> {
     const datasetId = datastream.eventDatasetId;
@@ -347,7 +348,10 @@ export class EdgeService {
     });
     let results;
     try {
-      results = await this.deps.ingestion.ingest(sandboxId, datasetId, records, 'edge', { mintedIds: minted });
+      results = await this.deps.ingestion.ingest(sandboxId, datasetId, records, 'edge', {
+        mintedIds: minted,
+        ...(mintedEcid ? { mintedIdentities: new Set([identityKey({ ns: namespaceKey('ECID'), id: ecid })]) } : {}),
+      });
     } catch (err) {
       // A datastream whose dataset was removed still answers lookups; the owner sees the warning.
       this.deps.log.warn({ err, sandboxId, datastreamId: datastream.id }, 'edge ingestion failed');

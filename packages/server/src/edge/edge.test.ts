@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { describeBackends } from '@audient/storage/testing';
 import { IngestionService } from '../services/ingestion.js';
-import { createHarness, type Harness } from '../testing/harness.js';
+import { createHarness, recordProfileReads, type Harness } from '../testing/harness.js';
 import { decodeIdentityCookie } from './ecid.js';
 
 const ORIGIN = 'https://shop.example';
@@ -151,6 +151,39 @@ await describeBackends((backend) => {
 
       const again = await interact(prod.datastreamId, { events: [{ xdm: pageView() }], meta: { state: { entries: [{ key: String(cookie?.['key']), value: String(cookie?.['value']) }] } } });
       assert.equal(handle(again, 'identity:result')[0]?.['id'], ecid, 'the cookie carries the ECID to the next page');
+    });
+
+    it('a new visitor: the minted ECID creates its profile without a graph lookup or a read back; a known identity beside it is looked up', async () => {
+      const store = h.ctx.store;
+      const asked: string[] = [];
+      const ingest = store.ingest.bind(store);
+      store.ingest = (sandboxId, fn) =>
+        ingest(sandboxId, (tx) =>
+          fn({ ...tx, graphMembersOf: (ids) => (asked.push(...ids.map((i) => `${i.ns}:${i.id}`)), tx.graphMembersOf(ids)) }),
+        );
+      try {
+        const reads = await recordProfileReads(store, async (reads) => {
+          await interact(prod.datastreamId, { events: [{ xdm: pageView() }] });
+          return [...reads];
+        });
+        assert.equal(reads.join(', '), '', 'the new profile is evaluated from what was just written');
+        assert.equal(asked.join(', '), '', 'no graph lookup for an identity minted in this request');
+        const a = await interact(prod.datastreamId, { events: [{ xdm: pageView() }] });
+        const ecid = String(handle(a, 'identity:result')[0]?.['id']);
+        assert.deepEqual(segmentsByAlias(a), { personalizationAlias: [], adServerAlias: ['viewers'] });
+        assert.equal(asked.join(', '), '', 'nor for another new visitor');
+        const profile = (await h.call('GET', `/v1/profiles?ns=ecid&id=${ecid}`)).json();
+        assert.equal(profile.events.items.length, 1, 'the event is on the new profile');
+
+        await ok(h, 'POST', '/v1/datasets/crm/records', { identityMap: { email: [{ id: 'known@shop.example' }] }, loyalty: { tier: 'gold' } });
+        await settle();
+        asked.length = 0;
+        const b = await interact(prod.datastreamId, { events: [{ xdm: pageView({ identityMap: { email: [{ id: 'known@shop.example' }] } }) }] });
+        assert.ok(asked.includes('email:known@shop.example'), `the email is looked up (asked: ${asked.join(', ')})`);
+        assert.deepEqual(segmentsByAlias(b), { personalizationAlias: ['gold'], adServerAlias: ['gold', 'viewers'] }, 'the visit joined the known profile');
+      } finally {
+        delete (store as Partial<typeof store>).ingest;
+      }
     });
 
     it('same page: a purchase in the very request returns the purchase audience for the right alias only', async () => {

@@ -4,6 +4,7 @@
  * its reason, in the failed-records store. One bad record never costs its neighbours.
  */
 import {
+  identityKey,
   jsonTextOf,
   planIngest,
   prepareRecord,
@@ -104,7 +105,13 @@ export class IngestionService {
   }
 
   /** Ingests plain records (a streaming request): position = index in the request. */
-  ingest(sandboxId: string, datasetId: string, records: readonly unknown[], source = 'stream', opts: { mintedIds?: ReadonlySet<string> } = {}): Promise<RecordResult[]> {
+  ingest(
+    sandboxId: string,
+    datasetId: string,
+    records: readonly unknown[],
+    source = 'stream',
+    opts: { mintedIds?: ReadonlySet<string>; mintedIdentities?: ReadonlySet<string> } = {},
+  ): Promise<RecordResult[]> {
     return this.ingestRows(sandboxId, datasetId, records.map((record, position) => ({ position, record })), source, opts);
   }
 
@@ -118,6 +125,8 @@ export class IngestionService {
       keepFailures?: boolean;
       /** Event ids the caller minted for these records (see BatchRecord.mintedId). */
       mintedIds?: ReadonlySet<string> | undefined;
+      /** Identities (identityKey) the caller minted for these records (see BatchRecord.mintedIdentities). */
+      mintedIdentities?: ReadonlySet<string> | undefined;
     } = {},
   ): Promise<RecordResult[]> {
     const { store, catalog, limits } = this.deps;
@@ -148,7 +157,13 @@ export class IngestionService {
         }
         return reject(i, row, p.code, p.message, p.details);
       }
-      if (dataset.profileEnabled) good.push({ i, rec: p.kind === 'event' && opts.mintedIds?.has(p.eventId) ? { datasetId, prepared: p, mintedId: true } : { datasetId, prepared: p } });
+      if (dataset.profileEnabled) {
+        const rec: BatchRecord = { datasetId, prepared: p };
+        if (p.kind === 'event' && opts.mintedIds?.has(p.eventId)) rec.mintedId = true;
+        const minted = opts.mintedIdentities;
+        if (minted && p.identities.every((id) => minted.has(identityKey(id)))) rec.mintedIdentities = true;
+        good.push({ i, rec });
+      }
       else lake.push({ i, body: p.kind === 'event' ? p.body : p.attributes });
     });
 
@@ -273,14 +288,14 @@ export class IngestionService {
     const written = await store.ingest(sandboxId, async (tx) => {
       if (lake.length) await tx.appendLake(lake, now);
       if (!records.length) return undefined;
-      const identities = records.flatMap((r) => r.prepared.identities);
+      const identities = records.flatMap((r) => (r.mintedIdentities ? [] : r.prepared.identities));
       const fragKeys: Array<{ datasetId: string; identity: IdentityRef }> = [];
       const eventKeys: Array<{ datasetId: string; eventId: string }> = [];
       for (const r of records) {
         if (r.prepared.kind === 'profile') fragKeys.push({ datasetId: r.datasetId, identity: r.prepared.primary });
         else if (!r.mintedId) eventKeys.push({ datasetId: r.datasetId, eventId: r.prepared.eventId });
       }
-      const members = await tx.graphMembersOf(identities);
+      const members = identities.length ? await tx.graphMembersOf(identities) : [];
       const fragments = fragKeys.length ? await tx.fragments(fragKeys) : new Map<string, StoredFragment>();
       const existingEvents = eventKeys.length ? await tx.existingEvents(eventKeys) : new Set<string>();
       const p = planIngest(records, { members, fragments, existingEvents }, {
