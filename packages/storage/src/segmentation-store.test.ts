@@ -135,6 +135,46 @@ await describeBackends((backend) => {
     assert.equal((await store.writeMemberships('a', [write('p1', 'A', 'realized', 'realized')], T0 + 2)).length, 1, 'the store stays usable');
   });
 
+  it('concurrent membership writes: each call gets its own events, as if the calls were made one after another', async () => {
+    await store.ingest('a', (tx) => tx.apply(plan({ newIdentities: [ident('x', 'gone')] }), T0));
+    await store.deleteProfile('a', 'gone', T0);
+    // A write in progress, and calls made meanwhile (the stores commit those together).
+    const calls = await Promise.all([
+      store.writeMemberships('a', [write('p1', 'A', 'realized', 'realized')], T0 + 1),
+      store.writeMemberships('a', [write('gone', 'A', 'realized', 'realized'), write('p2', 'A', 'realized', 'realized'), write('p2', 'B', 'realized', 'realized')], T0 + 2),
+      store.writeMemberships('b', [write('p1', 'A', 'realized', 'realized')], T0 + 3),
+      // Nothing logged for a deleted profile, whatever the next call logs.
+      store.writeMemberships('a', [write('gone', 'B', 'realized', 'realized')], T0 + 4),
+      // The same keys as earlier calls: the later call decides the rows.
+      store.writeMemberships('a', [write('p3', 'B', 'realized', 'realized'), write('p1', 'A', 'exited', 'exited', T0 + 5), write('p2', 'B', null, 'exited')], T0 + 5),
+    ]);
+    assert.deepEqual(calls.map((c) => c.map((e) => `${e.sandboxId}/${e.profileId}/${e.audienceId}/${e.status}@${e.at - T0}`)), [
+      ['a/p1/A/realized@1'],
+      ['a/p2/A/realized@2', 'a/p2/B/realized@2'],
+      ['b/p1/A/realized@3'],
+      [],
+      ['a/p3/B/realized@5', 'a/p1/A/exited@5', 'a/p2/B/exited@5'],
+    ]);
+    const inA = [0, 1, 3, 4].flatMap((i) => calls[i]!.map((e) => e.seq));
+    assert.deepEqual(inA, [...inA].sort((x, y) => x - y), `seqs follow the calls' order in a sandbox: ${inA.join(',')}`);
+    assert.deepEqual(await store.readMembershipEvents(undefined, 0, 100), calls.flat().sort((x, y) => x.seq - y.seq), 'the log holds exactly the returned events');
+    const now = await store.memberships('a', ['p1', 'p2', 'p3', 'gone']);
+    assert.deepEqual(Object.fromEntries(now), { p1: [member('A', 'exited', T0 + 5)], p2: [member('A', 'realized')], p3: [member('B', 'realized')], gone: [] });
+  });
+
+  it('concurrent membership writes: a failing call costs no other', async () => {
+    const calls = await Promise.allSettled([
+      store.writeMemberships('a', [write('p1', 'A', 'realized', 'realized')], T0 + 1),
+      store.writeMemberships('a', [write('p2', 'A', 'realized', 'realized')], T0 + 2),
+      store.writeMemberships('a', [write('p3', 'A', 'realized', 'realized'), { profileId: 'p4', audienceId: 'A', membership: member('A', 'realized', Number.NaN), event: 'realized' }], T0 + 3),
+      store.writeMemberships('a', [write('p5', 'A', 'realized', 'realized')], T0 + 4),
+    ]);
+    assert.deepEqual(calls.map((c) => (c.status === 'fulfilled' ? c.value.map((e) => e.profileId) : 'failed')), [['p1'], ['p2'], 'failed', ['p5']]);
+    const now = await store.memberships('a', ['p1', 'p2', 'p3', 'p4', 'p5']);
+    assert.deepEqual(Object.fromEntries(now), { p1: [member('A', 'realized')], p2: [member('A', 'realized')], p3: [], p4: [], p5: [member('A', 'realized')] });
+    assert.deepEqual((await store.readMembershipEvents('a', 0, 10)).map((e) => e.profileId), ['p1', 'p2', 'p5']);
+  });
+
   it('confirms only the entries named: realized since that time, nothing exited, entered again, deleted or of another sandbox', async () => {
     await store.writeMemberships('a', [
       write('p1', 'A', 'realized'), write('p1', 'B', 'realized'), write('p2', 'A', 'realized', undefined, T0 + 5),

@@ -81,6 +81,15 @@ function sqlLiteral(text: string): string {
   return text.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
 }
 
+/** A writeMemberships call waiting for the membership log's next transaction. */
+interface PendingMembershipWrite {
+  sandboxId: string;
+  writes: readonly MembershipWrite[];
+  now: number;
+  resolve: (events: MembershipEventRow[]) => void;
+  reject: (err: unknown) => void;
+}
+
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
@@ -466,9 +475,56 @@ export class PostgresStore implements Store {
   async memberships(sandboxId: string, profileIds: readonly string[]): Promise<Map<string, Membership[]>> {
     return seg.memberships(this.pool, sandboxId, profileIds);
   }
+  /**
+   * Writes that log events take the membership log's lock, so they commit one transaction at a
+   * time: calls made while one commits wait for it together, then go as one transaction (one
+   * statement per sandbox, in call order, so the outcome equals the calls one after another);
+   * each call resolves with its own events. If a group fails, its calls are retried one by one:
+   * a failing call never costs the others.
+   */
   async writeMemberships(sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
     if (!writes.some((w) => w.event)) return seg.writeMemberships(this.pool, sandboxId, writes, now);
-    return this.logTx('membership_events', (client) => seg.writeMemberships(client, sandboxId, writes, now));
+    return new Promise((resolve, reject) => {
+      this.membershipQueue.push({ sandboxId, writes, now, resolve, reject });
+      if (!this.flushingMemberships) void this.flushMemberships();
+    });
+  }
+
+  private readonly membershipQueue: PendingMembershipWrite[] = [];
+  private flushingMemberships = false;
+
+  private async flushMemberships(): Promise<void> {
+    this.flushingMemberships = true;
+    try {
+      while (this.membershipQueue.length) {
+        const group = this.membershipQueue.splice(0);
+        try {
+          const results = await this.logTx('membership_events', async (client) => {
+            const out = new Map<PendingMembershipWrite, MembershipEventRow[]>();
+            for (const sandboxId of new Set(group.map((g) => g.sandboxId))) {
+              const calls = group.filter((g) => g.sandboxId === sandboxId);
+              const events = await seg.writeMembershipGroup(client, sandboxId, calls);
+              calls.forEach((c, i) => out.set(c, events[i]!));
+            }
+            return out;
+          });
+          for (const g of group) g.resolve(results.get(g)!);
+        } catch (err) {
+          if (group.length === 1) group[0]!.reject(err);
+          else {
+            for (const g of group) {
+              try {
+                g.resolve(await this.logTx('membership_events', (client) => seg.writeMemberships(client, g.sandboxId, g.writes, g.now)));
+              } catch (e) {
+                g.reject(e);
+              }
+            }
+          }
+        }
+      }
+    } finally {
+      this.flushingMemberships = false;
+    }
   }
   async confirmMemberships(sandboxId: string, confirmations: readonly MembershipConfirmation[]): Promise<number> {
     return seg.confirmMemberships(this.pool, sandboxId, confirmations);

@@ -76,10 +76,10 @@ function lastPerKey<T extends MembershipKey>(items: readonly T[]): T[] {
 }
 
 /**
- * Upserts ($2–$5), deletes ($6–$7) and events ($8–$10, in input order) as one statement; the
- * upserts and events of privacy-deleted (tombstoned) profiles are left out.
+ * Upserts ($2–$5), deletes ($6–$7) and events ($8–$11, in input order, each with its time) as
+ * one statement; the upserts and events of privacy-deleted (tombstoned) profiles are left out.
  */
-const WRITE_MEMBERSHIPS = prepared('write_memberships', `WITH gone AS (
+const WRITE_MEMBERSHIPS = prepared('write_memberships_at', `WITH gone AS (
        SELECT profile_id FROM deleted_profiles WHERE sandbox_id = $1 AND profile_id = ANY($2::text[] || $9::text[])),
      up AS (
        INSERT INTO memberships (sandbox_id, profile_id, audience_id, status, last_qualification_time)
@@ -91,7 +91,7 @@ const WRITE_MEMBERSHIPS = prepared('write_memberships', `WITH gone AS (
        DELETE FROM memberships m USING unnest($6::text[], $7::text[]) AS d(profile_id, audience_id)
        WHERE m.sandbox_id = $1 AND m.profile_id = d.profile_id AND m.audience_id = d.audience_id)
      INSERT INTO membership_events (sandbox_id, audience_id, profile_id, status, at)
-     SELECT $1::text, a, p, s, $11::int8 FROM unnest($8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS e(a, p, s, n)
+     SELECT $1::text, a, p, s, at FROM unnest($8::text[], $9::text[], $10::text[], $11::int8[]) WITH ORDINALITY AS e(a, p, s, at, n)
      WHERE e.p NOT IN (SELECT profile_id FROM gone) ORDER BY n
      RETURNING seq, audience_id, profile_id, status`);
 
@@ -101,11 +101,24 @@ const WRITE_MEMBERSHIPS = prepared('write_memberships', `WITH gone AS (
  * locked in key order so concurrent writers cannot deadlock. Events keep the input order.
  */
 export async function writeMemberships(db: Db, sandboxId: string, writes: readonly MembershipWrite[], now: number): Promise<MembershipEventRow[]> {
-  if (writes.length === 0) return [];
-  const finals = lastPerKey(writes);
+  return (await writeMembershipGroup(db, sandboxId, [{ writes, now }]))[0]!;
+}
+
+/**
+ * Several calls' writes as one statement, as if the calls were made one after another (their
+ * writes in call order, as writeMemberships applies one call's); returns each call's events.
+ */
+export async function writeMembershipGroup(
+  db: Db,
+  sandboxId: string,
+  calls: ReadonlyArray<{ writes: readonly MembershipWrite[]; now: number }>,
+): Promise<MembershipEventRow[][]> {
+  const all = calls.length === 1 ? calls[0]!.writes : calls.flatMap((c) => c.writes);
+  if (all.length === 0) return calls.map(() => []);
+  const finals = lastPerKey(all);
   const puts = finals.flatMap((w) => (w.membership ? [{ ...w, membership: w.membership }] : []));
   const dels = finals.filter((w) => w.membership === null);
-  const logged = writes.flatMap((w) => (w.event ? [{ ...w, event: w.event }] : []));
+  const logged = calls.flatMap((c) => c.writes.flatMap((w) => (w.event ? [{ ...w, event: w.event, at: c.now }] : [])));
   const { rows } = await db.query<{ seq: number; audience_id: string; profile_id: string; status: 'realized' | 'exited' }>({
     ...WRITE_MEMBERSHIPS,
     values: [
@@ -113,16 +126,25 @@ export async function writeMemberships(db: Db, sandboxId: string, writes: readon
       puts.map((w) => w.profileId), puts.map((w) => w.audienceId), puts.map((w) => w.membership.status),
       puts.map((w) => w.membership.lastQualificationTime),
       dels.map((w) => w.profileId), dels.map((w) => w.audienceId),
-      logged.map((w) => w.audienceId), logged.map((w) => w.profileId), logged.map((w) => w.event),
-      now,
+      logged.map((w) => w.audienceId), logged.map((w) => w.profileId), logged.map((w) => w.event), logged.map((w) => w.at),
     ],
   });
   // The serial default is drawn row by row as the ordered SELECT feeds the insert, so seqs
   // follow the input order; RETURNING's row order is not promised, hence the sort. Events of a
-  // tombstoned profile are not among them.
-  return rows
-    .sort((a, b) => a.seq - b.seq)
-    .map((r) => ({ seq: r.seq, sandboxId, audienceId: r.audience_id, profileId: r.profile_id, status: r.status, at: now }));
+  // tombstoned profile are not among them (and no row names that profile): each call's events
+  // are the next rows that match them.
+  rows.sort((a, b) => a.seq - b.seq);
+  let k = 0;
+  return calls.map((c) => {
+    const out: MembershipEventRow[] = [];
+    for (const w of c.writes) {
+      const r = rows[k];
+      if (!w.event || !r || r.profile_id !== w.profileId || r.audience_id !== w.audienceId || r.status !== w.event) continue;
+      out.push({ seq: r.seq, sandboxId, audienceId: r.audience_id, profileId: r.profile_id, status: r.status, at: c.now });
+      k++;
+    }
+    return out;
+  });
 }
 
 /**
