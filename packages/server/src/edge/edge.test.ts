@@ -163,11 +163,18 @@ await describeBackends((backend) => {
         );
       try {
         const reads = await recordProfileReads(store, async (reads) => {
-          await interact(prod.datastreamId, { events: [{ xdm: pageView() }] });
+          const first = await interact(prod.datastreamId, { events: [{ xdm: pageView() }] });
+          const cookie = handle(first, 'state:store').find((c) => String(c['key']).endsWith('_identity'))!;
+          assert.equal(reads.join(', '), '', 'the new profile is evaluated from what was just written');
+          assert.equal(asked.join(', '), '', 'no graph lookup for an identity minted in this request');
+          // The next page, with the identity cookie: its ECID resolves from memory too.
+          const next = await interact(prod.datastreamId, { events: [{ xdm: purchase() }], meta: { state: { entries: [{ key: String(cookie['key']), value: String(cookie['value']) }] } } });
+          assert.equal(handle(next, 'identity:result')[0]?.['id'], handle(first, 'identity:result')[0]?.['id']);
+          assert.deepEqual(segmentsByAlias(next), { personalizationAlias: ['buyers'], adServerAlias: ['viewers'] }, 'both pages count');
           return [...reads];
         });
-        assert.equal(reads.join(', '), '', 'the new profile is evaluated from what was just written');
-        assert.equal(asked.join(', '), '', 'no graph lookup for an identity minted in this request');
+        assert.equal(reads.join(', '), '', 'nor is its next page read back');
+        asked.length = 0;
         const a = await interact(prod.datastreamId, { events: [{ xdm: pageView() }] });
         const ecid = String(handle(a, 'identity:result')[0]?.['id']);
         assert.deepEqual(segmentsByAlias(a), { personalizationAlias: [], adServerAlias: ['viewers'] });

@@ -91,16 +91,16 @@ export class IngestionService {
    */
   private readonly pace = new Map<string, { at: number; size: number }>();
   private readonly queues = new Map<string, SandboxQueue>();
-  private readonly storedListeners: Array<(sandboxId: string, events: WritePlan['events'], created: ReadonlySet<string>) => void> = [];
+  private readonly storedListeners: Array<(sandboxId: string, events: WritePlan['events'], created: ReadonlyMap<string, readonly IdentityRef[]>) => void> = [];
 
   /**
    * Calls `fn` with the events of each commit, synchronously after the commit and before its
    * changes go to the change feed: whoever keeps profiles' events in memory (the segmentation
    * engine's views) has them before any subscriber hears of them. `created`: the profiles the
    * commit created whole from events alone (see WritePlan.createdGraphs; no fragment was written
-   * to them): all they hold is these events and their identities.
+   * to them), with their identities: all they hold is these and their events.
    */
-  onEventsStored(fn: (sandboxId: string, events: WritePlan['events'], created: ReadonlySet<string>) => void): void {
+  onEventsStored(fn: (sandboxId: string, events: WritePlan['events'], created: ReadonlyMap<string, readonly IdentityRef[]>) => void): void {
     this.storedListeners.push(fn);
   }
 
@@ -308,10 +308,11 @@ export class IngestionService {
       return { plan: p, seqs: await tx.apply(p, now) };
     });
     if (written) {
-      const { events, fragments, createdGraphs } = written.plan;
+      const { events, fragments, createdGraphs, newIdentities } = written.plan;
       if (events.length) {
-        const created = new Set(createdGraphs);
+        const created = new Map<string, IdentityRef[]>(createdGraphs.map((g) => [g, []]));
         for (const f of fragments) created.delete(f.graphId);
+        for (const i of newIdentities) created.get(i.graphId)?.push({ ns: i.ns, id: i.id });
         for (const fn of this.storedListeners) fn(sandboxId, events, created);
       }
       this.deps.feed.committed(sandboxId, written.plan.changes, written.seqs, now);

@@ -615,7 +615,7 @@ export class SegmentationEngine {
    * edge's, the streaming engine's) do not read them back. A read of a profile's events begun
    * before no longer fills its view.
    */
-  eventsStored(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>, created?: ReadonlySet<string>): void {
+  eventsStored(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>, created?: ReadonlyMap<string, readonly IdentityRef[]>): void {
     if (!this.viewsOn) return;
     if (created?.size) this.createdViews(sandboxId, events, created);
     for (const e of events) {
@@ -635,11 +635,12 @@ export class SegmentationEngine {
   /**
    * Views of profiles the commit just created whole from these events (see eventsStored): no
    * fragment, no membership (nothing could name the profile before), and the events, projected
-   * as the sandbox's last evaluation projected them. That is what reading the profile back
-   * would find, so a new visitor's first evaluation reads nothing. Later changes reach these
-   * views as they reach any other.
+   * as the sandbox's last evaluation projected them; and which profile their identities resolve
+   * to. That is what reading the profile back would find, so a new visitor's first evaluation
+   * reads nothing, nor does its next page look its ECID up. Later changes reach these views and
+   * identities as they reach any other.
    */
-  private createdViews(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>, created: ReadonlySet<string>): void {
+  private createdViews(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>, created: ReadonlyMap<string, readonly IdentityRef[]>): void {
     const byProfile = new Map<string, EventRow[]>();
     for (const e of events) {
       if (!created.has(e.graphId)) continue;
@@ -650,6 +651,7 @@ export class SegmentationEngine {
     const projection = this.projectionOf.get(sandboxId);
     for (const [profileId, list] of byProfile) {
       if (this.views.get(sandboxId, profileId)) continue;
+      for (const i of created.get(profileId) ?? []) this.holdIdentity(sandboxId, identityKey(i), profileId);
       const v = this.view(sandboxId, profileId)!;
       v.fragments = [];
       v.members = NO_MEMBERS;
@@ -960,11 +962,16 @@ export class SegmentationEngine {
     const epoch = this.identityEpoch;
     const profileId = await this.deps.store.findProfileId(sandboxId, identity);
     if (profileId === undefined || !this.viewsOn || epoch !== this.identityEpoch) return profileId;
+    this.holdIdentity(sandboxId, key, profileId);
+    return profileId;
+  }
+
+  /** Remembers which profile an identity (its key) resolves to, until a merge, eviction or delete of the profile. */
+  private holdIdentity(sandboxId: string, key: string, profileId: string): void {
     let keys = this.identitiesOf.get(sandboxId, profileId);
     if (!keys) this.identitiesOf.set(sandboxId, profileId, (keys = new Set()));
     keys.add(key);
     this.identities.use(sandboxId, key, { profileId });
-    return profileId;
   }
 
   /** Forgets which identities resolve to a profile (it was absorbed or deleted). */

@@ -95,8 +95,8 @@ export async function settle(h: Harness, opts: { jobs?: boolean } = {}): Promise
   await h.ctx.activation.cursorsWritten();
 }
 
-/** The store's reads of profiles for evaluations: their fragments, events and memberships. */
-const PROFILE_READS = ['loadProfiles', 'loadEvents', 'memberships', 'profileFragments'] as const;
+/** The store's reads of profiles for evaluations: the profile of an identity, its fragments, events and memberships. */
+const PROFILE_READS = ['findProfileId', 'loadProfiles', 'loadEvents', 'memberships', 'profileFragments'] as const;
 
 /**
  * Records the names of the store's profile reads (PROFILE_READS) while `fn` runs, then puts the
