@@ -160,7 +160,9 @@ describe('startReceiver with bearer verification through the OAuth server', () =
 
 describe('startReceiver with a short-lived token', () => {
   it('refuses a token once the OAuth server says it has expired', async () => {
-    const oauth = await startOAuthServer({ accessTokenTtlSeconds: 1 });
+    // The provider counts whole seconds (expired once the second of issue + ttl begins): a
+    // 1 s token could expire before its first use; 3 s leaves at least 2 s for it.
+    const oauth = await startOAuthServer({ accessTokenTtlSeconds: 3 });
     const receiver = await startReceiver({ verifyBearer: async (t) => (await oauth.introspect(t)).active });
     try {
       const res = await fetch(oauth.tokenUrl, {
@@ -170,7 +172,7 @@ describe('startReceiver with a short-lived token', () => {
       });
       const { access_token: accessToken } = (await res.json()) as { access_token: string };
       assert.equal((await send(receiver.url, { token: accessToken })).status, 200);
-      await new Promise((resolve) => setTimeout(resolve, 2100));
+      await new Promise((resolve) => setTimeout(resolve, 3100));
       assert.equal((await send(receiver.url, { token: accessToken })).status, 401);
     } finally {
       await receiver.close();
