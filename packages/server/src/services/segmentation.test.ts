@@ -333,6 +333,40 @@ await describeBackends((backend) => {
       const again = await h.ctx.segmentation.evaluate('prod', [profileId], { methods: ALL_METHODS, reuse: true, arrived: new Map([[profileId, [eventChangeKey('web', 'nowhere')]]]) });
       assert.equal(again.evaluations, AUDIENCES.length);
     });
+    // An event the edge evaluates (its key in `includes`) also reaches the streaming engine
+    // through the feed (`arrived`), in either order: the second end costs nothing, and once both
+    // ends met the key is forgotten (a change is delivered once), so a redelivery is evaluated.
+    it('counts an event once, whichever end comes first: the edge naming it or the feed delivering it', async () => {
+      await h.ctx.segmentation.stop();
+      const cy = person('cy@x.io', { loyalty: { tier: 'gold' } });
+      assert.equal((await h.call('POST', '/v1/datasets/crm/records', cy.record)).statusCode, 200);
+      const profileId = await h.ctx.store.findProfileId('prod', { ns: 'email', id: 'cy@x.io' });
+      assert.ok(profileId);
+      const evaluate = (opts: { arrived?: string[]; includes?: string[] }) =>
+        h.ctx.segmentation.evaluate('prod', [profileId], {
+          methods: ALL_METHODS,
+          reuse: true,
+          ...(opts.arrived ? { arrived: new Map([[profileId, opts.arrived]]) } : {}),
+          ...(opts.includes ? { includes: new Map([[profileId, opts.includes]]) } : {}),
+        });
+      assert.equal((await evaluate({})).evaluations, AUDIENCES.length);
+      const stored = async (at: number) => {
+        const v = view('cy@x.io', at);
+        assert.equal((await h.call('POST', '/v1/datasets/web/records', v.record)).statusCode, 200);
+        return eventChangeKey('web', v.record._id);
+      };
+      // The edge first, then the feed. A page view touches viewers-3 and view-then-buy.
+      const first = await stored(-2 * HOUR);
+      assert.equal((await evaluate({ includes: [first] })).evaluations, 2);
+      assert.equal((await evaluate({ arrived: [first] })).evaluations, 0);
+      // The feed first, then the edge.
+      const second = await stored(-HOUR);
+      assert.equal((await evaluate({ arrived: [second] })).evaluations, 2);
+      assert.equal((await evaluate({ includes: [second] })).evaluations, 0);
+      // Both ends met: the same key delivered again is an event added, evaluated like one.
+      assert.equal((await evaluate({ arrived: [second] })).evaluations, 2);
+      assert.equal((await evaluate({ arrived: [first] })).evaluations, 2);
+    });
     // A reusing evaluation of fewer methods (the edge's, the streaming engine's) leaves the
     // other audiences unevaluated in the state it remembers: an evaluation of every method on
     // that same state evaluates them, even though nothing it reads changed.
@@ -540,6 +574,15 @@ await describeBackends((backend) => {
       await evaluate('vu');
       const after = await reads();
       assert.deepEqual({ view: (after['view'] ?? 0) - (before['view'] ?? 0), store: (after['store'] ?? 0) - (before['store'] ?? 0) }, { view: 1, store: 1 });
+
+      // With room to spare, vi's next event (the newest) joins its view where it is, counted the same.
+      h.ctx.config.segmentation.viewBytes = Math.floor(perEvent * 100);
+      assert.equal((await h.call('POST', '/v1/datasets/web/records', view('vi@x.io', -HOUR / 4).record)).statusCode, 200);
+      await settle(h);
+      const grown = await held();
+      assert.equal(grown.events, 5, "vi's five events");
+      assert.ok(Math.abs(grown.bytes - 5 * perEvent) < 5, `and their size (${grown.bytes} bytes)`);
+      assert.equal(await readsOf(ids['vi']!, () => evaluate('vi')), 0, 'vi holds the new one');
     });
 
     it("holds only the parts of events the audiences read, and reads them again for an audience that reads more", async () => {

@@ -73,7 +73,12 @@ interface EvaluatedState {
    * when none: most states never get one, and a state is kept per profile).
    */
   pending: readonly string[] | undefined;
-  /** Keys of the latest delivered changes the state held (at most MAX_HELD, oldest first; undefined when none). */
+  /**
+   * Keys of changes the feed delivered before the evaluation that includes them ran (the
+   * streaming engine evaluated the edge's own event first): at most MAX_HELD, oldest first;
+   * undefined when none. Each leaves when that evaluation names it, as a pending key leaves
+   * `pending` when its change arrives: a change is delivered once and included once.
+   */
   held: readonly string[] | undefined;
 }
 
@@ -98,10 +103,11 @@ interface ProfileView {
   /** The re-evaluation this engine last scheduled (kept while it is still ahead). */
   dueAt?: number;
   /**
-   * The profile's events at or after `eventsSince`, oldest first, as the store returns them
-   * (never mutated: a change makes a new array). They go when an event that is not among them
-   * comes through the change feed; this process's ingestion adds its own as it commits them
-   * (eventsStored).
+   * The profile's events at or after `eventsSince`, oldest first, as the store returns them.
+   * They go when an event that is not among them comes through the change feed; this process's
+   * ingestion adds its own as it commits them (eventsStored): appended in place when newest (an
+   * evaluation that took the list before may then see it, a committed event, which its change
+   * evaluates again), else in a new array.
    */
   events?: readonly EventRow[];
   eventsSince?: number;
@@ -124,6 +130,9 @@ interface Reused {
   added: string[] | undefined;
 }
 
+/** Per profile, the arrived keys unchangedStates found pending (delivered as awaited: not held afterwards). */
+type ConsumedKeys = Map<string, string[]>;
+
 /** Hot profiles kept at most (the least recently used are forgotten first; see RecentMap). */
 const MAX_VIEWS = 50_000;
 /** Identities whose profile is kept (see profileIdOf). */
@@ -135,7 +144,7 @@ const VIEW_BATCH = 10_000;
 /** Events a view keeps at most (a profile with more is read from the store each time). */
 const MAX_VIEW_EVENTS = 1_000;
 
-/** Delivered change keys remembered per profile (an edge request is answered well within a few changes). */
+/** Change keys delivered ahead of their evaluation remembered per profile (an edge request is answered well within a few changes). */
 const MAX_HELD = 16;
 
 /** Key of a change that a reusing evaluation can know it read: an event's (none for others). */
@@ -622,13 +631,26 @@ export class SegmentationEngine {
       const v = this.views.get(sandboxId, e.graphId);
       if (!v) continue;
       v.eventsGen = (v.eventsGen ?? 0) + 1;
-      if (!v.events || !v.projection || holdsEvent(v.events, e.datasetId, e.eventId, e.timestamp)) continue;
-      const next = [...v.events];
-      let at = next.length;
-      while (at > 0 && eventOrder(next[at - 1]!, e) > 0) at--;
+      const list = v.events;
+      if (!list || !v.projection || holdsEvent(list, e.datasetId, e.eventId, e.timestamp)) continue;
+      let at = list.length;
+      while (at > 0 && eventOrder(list[at - 1]!, e) > 0) at--;
       const row = projectRow(e, v.projection);
+      const size = rowBytes(row);
+      const bytes = (v.eventBytes ?? 0) + size;
+      // The newest event, within the bounds: appended to the list itself. A copy per event made
+      // each visit leave the last visit's list behind, old enough to be promoted: old-generation
+      // garbage at the edge's rate, and mark-compact pauses.
+      if (at === list.length && list.length < MAX_VIEW_EVENTS && bytes <= this.deps.config.viewBytes && this.heldBytes + size <= this.deps.config.viewBytes) {
+        (list as EventRow[]).push(row);
+        this.heldEvents++;
+        this.heldBytes += size;
+        v.eventBytes = bytes;
+        continue;
+      }
+      const next = [...list];
       next.splice(at, 0, row);
-      this.setViewEvents(v, next, (v.eventBytes ?? 0) + rowBytes(row));
+      this.setViewEvents(v, next, bytes);
     }
   }
 
@@ -829,6 +851,7 @@ export class SegmentationEngine {
     profileIds: readonly string[],
     arrived: ReadonlyMap<string, ReadonlyArray<string | undefined>> | undefined,
     includes: ReadonlyMap<string, readonly string[]> | undefined,
+    consumed: ConsumedKeys,
   ): Map<string, Reused> {
     const out = new Map<string, Reused>();
     if (!arrived && !includes) return out;
@@ -839,15 +862,22 @@ export class SegmentationEngine {
       if (!seen || (!came && !known)) continue;
       let same = true;
       let added: string[] | undefined;
-      // Arrived keys are consumed whatever the outcome: a change is awaited only once.
+      // Arrived keys are consumed whatever the outcome: a change is awaited only once (the
+      // pending ones leave the state: see EvaluatedState.held).
       for (const k of came ?? []) {
         if (k === undefined) same = false;
         else if (seen.pending?.includes(k)) {
           seen.pending = seen.pending.length === 1 ? undefined : seen.pending.filter((p) => p !== k);
-          seen.held = withHeld(seen.held, k);
+          pushTo(consumed, profileId, k);
         } else (added ??= []).push(k);
       }
-      for (const k of known ?? []) if (!seen.held?.includes(k)) (added ??= []).push(k);
+      // Included keys the feed delivered first are consumed the same way: no evaluation asks again.
+      for (const k of known ?? []) {
+        if (seen.held?.includes(k)) {
+          seen.held = seen.held.length === 1 ? undefined : seen.held.filter((h) => h !== k);
+          pushTo(consumed, profileId, k);
+        } else (added ??= []).push(k);
+      }
       if (same) out.set(profileId, { state: seen, added });
     }
     return out;
@@ -1004,7 +1034,8 @@ export class SegmentationEngine {
     const kept = now - config.eventRetentionMs;
     const since = Math.max(kept, now - plan.reachMs - REACH_MARGIN_MS);
     if (opts.withMemberships) report.memberships = new Map();
-    const unchanged = opts.reuse ? this.unchangedStates(sandboxId, allIds, opts.arrived, opts.includes) : new Map<string, Reused>();
+    const consumed: ConsumedKeys = new Map();
+    const unchanged = opts.reuse ? this.unchangedStates(sandboxId, allIds, opts.arrived, opts.includes, consumed) : new Map<string, Reused>();
     const views = new Map<string, ProfileView>();
     if (this.viewsOn) for (const p of allIds) views.set(p, this.view(sandboxId, p)!);
     let profileIds = allIds;
@@ -1071,13 +1102,17 @@ export class SegmentationEngine {
         // (rehashing its keys) took half of this function's own time in a profile.
         let pending = last?.pending?.length ? last.pending : undefined;
         let held = last?.held?.length ? last.held : undefined;
-        // Most often every arrived key is held already (unchangedStates moved it there from
-        // `pending`, as for the edge's own event reaching the streaming engine): no copy then.
-        for (const k of opts.arrived?.get(profileId) ?? []) if (k !== undefined) held = withHeld(held, k);
-        const included = opts.includes?.get(profileId)?.filter((k) => !held?.includes(k) && !pending?.includes(k));
+        // A key both awaited and delivered (pending, then arrived; or held, then included) is
+        // done with: the lists hold a change only between its two ends, so they stay short.
+        const delivered = consumed.get(profileId);
+        for (const k of opts.arrived?.get(profileId) ?? []) if (k !== undefined && !delivered?.includes(k)) held = withHeld(held, k);
+        const included = opts.includes?.get(profileId)?.filter((k) => !held?.includes(k) && !pending?.includes(k) && !delivered?.includes(k));
         if (included?.length) pending = pending ? [...pending, ...included] : included;
         const evaluated = failed ? new Set([...planned].filter((c) => !failed!.includes(c))) : planned;
-        remembered.push([profileId, { members, evaluated, pending, held }]);
+        // The same state as the last (what the streaming engine finds after the edge evaluated
+        // the event): that one is kept, not a copy of it.
+        const same = last !== undefined && last.members === members && last.evaluated === evaluated && last.pending === pending && last.held === held;
+        remembered.push([profileId, same ? last : { members, evaluated, pending, held }]);
       }
       report.memberships?.set(profileId, members);
       left.set(profileId, members);
