@@ -16,7 +16,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import type { BareCpu, BareOut, BareReady, StartBare } from './edge/bare.js';
+import type { BareCpu, BareOut, BareReady, SizeBare, StartBare } from './edge/bare.js';
 import type { EdgeLoadDone, EdgeLoadOut, LoadPrepared, PrepareLoad, RunEdgeLoad } from './edge/load.js';
 import type { EdgeServerOut, EdgeSettled, StartEdge } from './edge/server.js';
 import { beside, forkTs, serverNodeFlags, type ChildHandle, type Message } from './lib/child.js';
@@ -81,12 +81,12 @@ export const edge: Family = {
       ...serverNodeFlags(),
       ...(env.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${env.cpuProfDir}`, `--cpu-prof-name=edge-server${store === 'sqlite' ? '' : `-${store}`}.cpuprofile`] : []),
     ];
-    const bare = forkTs<StartBare | Message, BareOut>(beside(import.meta.url, './edge/bare.ts'));
+    const bare = forkTs<StartBare | SizeBare | Message, BareOut>(beside(import.meta.url, './edge/bare.ts'));
     const load = forkTs<PrepareLoad | RunEdgeLoad | Message, EdgeLoadOut>(beside(import.meta.url, './edge/load.ts'));
     const out: Results = {};
     const bodies = Math.min(BODIES, profiles);
     load.send({ type: 'prepare', bodies, profiles, seed: SEED });
-    let peer: { ready: BareReady; prepared: LoadPrepared } | undefined;
+    let peer: { ready: BareReady; prepared: LoadPrepared; answerBytes: number } | undefined;
     const stores = (Object.keys(MAX_IDS) as StoreKind[]).filter((k) => selected.has(MAX_IDS[k]) || (k === 'sqlite' && selected.has(P99_ID)));
     try {
       for (const store of stores) {
@@ -129,15 +129,19 @@ export const edge: Family = {
       const ready = await ours.receive('ready', 1_800_000);
       env.log(
         `  ours (${store}) ready: ${ready.audiences} edge audiences (${ready.mappedAudiences} mapped), seeded in ${Math.round(ready.seedMs / 1000)} s, ${ready.dbMB} MB database, ` +
-          `RSS ${ready.rssMB} MB; probe answers ${ready.answerBytes} B with ${ready.probeSegments} segments (means); ` +
+          `RSS ${ready.rssMB} MB; probe answers ${ready.answerBytes} B with ${ready.probeSegments} segments, new visitors' ${ready.newAnswerBytes} B (means); ` +
           `first visits of the ${bodies.toLocaleString('en-US')} visitors took ${Math.round(ready.primeMs / 1000)} s`,
       );
       if (env.cpuProfDir) env.log(`  the first visits (${store}) ran in the CPU-profile window --window=${ready.primeWindow}`);
       if (!peer) {
         // The peer answers bodies of the size of the first store's answers (the stores answer alike).
         bare.send({ type: 'start', answerBytes: ready.answerBytes });
-        peer = { ready: await bare.receive('ready', 60_000), prepared: await load.receive('prepared', 120_000) };
+        peer = { ready: await bare.receive('ready', 60_000), prepared: await load.receive('prepared', 120_000), answerBytes: ready.answerBytes };
       }
+      const sizePeer = async (answerBytes: number): Promise<void> => {
+        bare.send({ type: 'size', answerBytes });
+        await bare.receive('sized', 30_000);
+      };
       const bareReady = peer.ready;
       const prepared = peer.prepared;
       const settle = async (): Promise<EdgeSettled> => {
@@ -306,12 +310,15 @@ export const edge: Family = {
       const target = figures[P99_ID] ?? figures[maxId];
       if (target) {
         const closed = `new visitors, closed loop ×${CONCURRENCY}`;
+        // The peer answers the size of a new visitor's answer (fewer segments) for these phases.
+        await sizePeer(ready.newAnswerBytes);
         const peerClosed = await barePhase(closed, 'closed', undefined, 'new');
         const oursClosed = await ourPhase(closed, 'closed', undefined, 'new');
         const rate = Math.max(100, Math.round(oursClosed.done.throughput / 2 / 100) * 100);
         const open = `new visitors, open loop ${rate}/s (half of ours' capacity for them)`;
         const peerOpen = await barePhase(open, 'open', rate, 'new');
         const oursOpen = await ourPhase(open, 'open', rate, 'new');
+        await sizePeer(peer.answerBytes);
         target.details = {
           ...target.details,
           'new visitors (no identity), closed loop: ours / peer answers/s': `${Math.round(oursClosed.done.throughput)} / ${Math.round(peerClosed.throughput)}`,

@@ -14,6 +14,12 @@ export interface StartBare extends Message {
   answerBytes: number;
 }
 
+/** Parent → peer: answer bodies of this many bytes from now on (answered with `sized`). */
+export interface SizeBare extends Message {
+  type: 'size';
+  answerBytes: number;
+}
+
 /** Peer → parent: listening. */
 export interface BareReady extends Message {
   type: 'ready';
@@ -37,7 +43,12 @@ export interface BareCpu extends Message {
 }
 
 /** Peer messages. */
-export type BareOut = BareReady | BareStopped | BareCpu;
+/** Peer → parent: answering the new size. */
+export interface BareSized extends Message {
+  type: 'sized';
+}
+
+export type BareOut = BareReady | BareStopped | BareCpu | BareSized;
 
 /** A JSON object of exactly `bytes` bytes (at least 40). */
 function fixedAnswer(bytes: number): Buffer {
@@ -60,8 +71,13 @@ async function main(): Promise<void> {
   toParent({ type: 'ready', url: server.url } satisfies BareReady);
 
   for (;;) {
-    const msg = await fromParent<Message>('cpu', 'stop');
+    const msg = await fromParent<Message>('cpu', 'size', 'stop');
     if (msg.type === 'stop') break;
+    if (msg.type === 'size') {
+      server.setAnswer(fixedAnswer((msg as SizeBare).answerBytes));
+      toParent({ type: 'sized' } satisfies BareSized);
+      continue;
+    }
     const cpu = process.cpuUsage();
     toParent({ type: 'cpu', cpuUs: cpu.user + cpu.system, answered } satisfies BareCpu);
   }

@@ -18,7 +18,7 @@ import type { AudientStopped } from '../processes/audient-server.js';
 import { loopbackUrl } from '../lib/http.js';
 import { peakRssMB, rssMB, sampleRss } from '../lib/rss.js';
 import { experienceEvents, prng } from '../lib/workload.js';
-import { interactBodies, interactBody } from './bodies.js';
+import { interactBodies, newVisitorBodies } from './bodies.js';
 
 /** Parent → server: what to build. */
 export interface StartEdge extends Message {
@@ -44,6 +44,8 @@ export interface EdgeReady extends Message {
   path: string;
   /** Mean bytes of interact answers for known profiles (20 probe requests). */
   answerBytes: number;
+  /** The same for new visitors (no identity: 20 probes, each creating a profile). */
+  newAnswerBytes: number;
   /** Mean segments the probe answers returned (sanity: the lookups are really computed). */
   probeSegments: number;
   /** How long the visitors' first visits took (untimed phase), ms. */
@@ -171,22 +173,6 @@ async function main(): Promise<void> {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const path = `/ee/v1/interact?configId=${datastream.id}`;
 
-  // Probe: interacts of a few known profiles, in-process, for the mean answer size the peer copies.
-  const probes = 20;
-  let answerBytes = 0;
-  let probeSegments = 0;
-  for (let k = 0; k < probes; k++) {
-    const probe = await app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json' }, payload: interactBody(Math.floor((k * start.profiles) / probes), start.seed) });
-    if (probe.statusCode !== 200) throw new Error(`probe interact answered ${probe.statusCode}: ${probe.body}`);
-    answerBytes += probe.rawPayload.length;
-    const answer = probe.json() as { handle: Array<{ type: string; payload: Array<{ segments?: unknown[] }> }> };
-    probeSegments += answer.handle
-      .filter((h) => h.type === 'activation:pull')
-      .flatMap((h) => h.payload)
-      .reduce((n, p) => n + (p.segments?.length ?? 0), 0);
-  }
-  answerBytes = Math.round(answerBytes / probes);
-  probeSegments = Math.round(probeSegments / probes);
   // The run's visitors are returning ones (a known ECID): each visits once first, as it would
   // have before, so the phases measure visits of profiles whose memberships Audient has computed
   // (raw seeding skipped the evaluation that ingestion would have done), not first evaluations.
@@ -206,6 +192,33 @@ async function main(): Promise<void> {
   const primeMs = performance.now() - primeStart;
   const primeWindow = `${primeClockUs},${Number(process.hrtime.bigint() / 1000n)}`;
 
+  // Probe: interacts of a few of the run's visitors, returning ones (after their first visit), in-process,
+  // for the mean answer size the peer copies: answers of first visits carry fewer segments.
+  const probes = 20;
+  let answerBytes = 0;
+  let probeSegments = 0;
+  for (let k = 0; k < probes; k++) {
+    const probe = await app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json' }, payload: bodies[Math.floor((k * bodies.length) / probes)]! });
+    if (probe.statusCode !== 200) throw new Error(`probe interact answered ${probe.statusCode}: ${probe.body}`);
+    answerBytes += probe.rawPayload.length;
+    const answer = probe.json() as { handle: Array<{ type: string; payload: Array<{ segments?: unknown[] }> }> };
+    probeSegments += answer.handle
+      .filter((h) => h.type === 'activation:pull')
+      .flatMap((h) => h.payload)
+      .reduce((n, p) => n + (p.segments?.length ?? 0), 0);
+  }
+  answerBytes = Math.round(answerBytes / probes);
+  probeSegments = Math.round(probeSegments / probes);
+  let newAnswerBytes = 0;
+  for (const payload of newVisitorBodies(probes)) {
+    const probe = await app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/json' }, payload });
+    if (probe.statusCode !== 200) throw new Error(`new visitor probe answered ${probe.statusCode}: ${probe.body}`);
+    newAnswerBytes += probe.rawPayload.length;
+  }
+  newAnswerBytes = Math.round(newAnswerBytes / probes);
+  await ctx.feed.flush();
+  await ctx.bus.drain();
+
   const rss = sampleRss();
   const { statSync } = await import('node:fs');
   toParent({
@@ -213,6 +226,7 @@ async function main(): Promise<void> {
     url: loopbackUrl(app.server),
     path,
     answerBytes,
+    newAnswerBytes,
     probeSegments,
     primeMs,
     primeWindow,

@@ -33,6 +33,8 @@ export interface BareJsonOptions {
 /** A bare JSON server listening on loopback. */
 export interface BareJsonServer {
   url: string;
+  /** Answers `answer` from now on (a phase whose answers have another size). */
+  setAnswer(answer: Buffer): void;
   /** Drops the open connections and stops listening. */
   close(): Promise<void>;
 }
@@ -43,7 +45,8 @@ export interface BareJsonServer {
  * parse); keep-alive connections stay open 60 s.
  */
 export async function startBareJsonServer(opts: BareJsonOptions): Promise<BareJsonServer> {
-  const { answer, contentType, rejectBody, parsed, failed } = opts;
+  const { contentType, rejectBody, parsed, failed } = opts;
+  let answer = opts.answer;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -63,6 +66,9 @@ export async function startBareJsonServer(opts: BareJsonOptions): Promise<BareJs
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: loopbackUrl(server),
+    setAnswer: (next) => {
+      answer = next;
+    },
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
