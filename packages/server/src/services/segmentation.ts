@@ -130,7 +130,7 @@ interface Reused {
   added: string[] | undefined;
 }
 
-/** Per profile, the arrived keys unchangedStates found pending (delivered as awaited: not held afterwards). */
+/** Per profile, the keys unchangedStates found at their other end (arrived and pending, or included and held): done with, kept in neither list. */
 type ConsumedKeys = Map<string, string[]>;
 
 /** Hot profiles kept at most (the least recently used are forgotten first; see RecentMap). */
