@@ -636,21 +636,13 @@ export class SegmentationEngine {
       let at = list.length;
       while (at > 0 && eventOrder(list[at - 1]!, e) > 0) at--;
       const row = projectRow(e, v.projection);
-      const size = rowBytes(row);
-      const bytes = (v.eventBytes ?? 0) + size;
-      // The newest event, within the bounds: appended to the list itself. A copy per event made
-      // each visit leave the last visit's list behind, old enough to be promoted: old-generation
-      // garbage at the edge's rate, and mark-compact pauses.
-      if (at === list.length && list.length < MAX_VIEW_EVENTS && bytes <= this.deps.config.viewBytes && this.heldBytes + size <= this.deps.config.viewBytes) {
-        (list as EventRow[]).push(row);
-        this.heldEvents++;
-        this.heldBytes += size;
-        v.eventBytes = bytes;
-        continue;
-      }
-      const next = [...list];
+      const held = list.length;
+      // The newest event is appended to the list itself. A copy per event made each visit leave
+      // the last visit's list behind, old enough to be promoted: old-generation garbage at the
+      // edge's rate, and mark-compact pauses.
+      const next = at === held ? (list as EventRow[]) : [...list];
       next.splice(at, 0, row);
-      this.setViewEvents(v, next, bytes);
+      this.setViewEvents(v, next, (v.eventBytes ?? 0) + rowBytes(row), held);
     }
   }
 
@@ -664,12 +656,7 @@ export class SegmentationEngine {
    */
   private createdViews(sandboxId: string, events: ReadonlyArray<{ graphId: string } & EventRow>, created: ReadonlyMap<string, readonly IdentityRef[]>): void {
     const byProfile = new Map<string, EventRow[]>();
-    for (const e of events) {
-      if (!created.has(e.graphId)) continue;
-      const list = byProfile.get(e.graphId);
-      if (list) list.push(e);
-      else byProfile.set(e.graphId, [e]);
-    }
+    for (const e of events) if (created.has(e.graphId)) pushTo(byProfile, e.graphId, e);
     const projection = this.projectionOf.get(sandboxId);
     for (const [profileId, list] of byProfile) {
       if (this.views.get(sandboxId, profileId)) continue;
@@ -705,10 +692,10 @@ export class SegmentationEngine {
 
   /**
    * Sets the events a view holds (`bytes`: their estimated heap, see rowBytes), within the
-   * per-view and overall bounds (past them it holds none).
+   * per-view and overall bounds (past them it holds none). `before`: how many it held, when
+   * `list` is its own list with an event appended in place.
    */
-  private setViewEvents(v: ProfileView, list: readonly EventRow[] | undefined, bytes = 0): void {
-    const before = v.events?.length ?? 0;
+  private setViewEvents(v: ProfileView, list: readonly EventRow[] | undefined, bytes = 0, before = v.events?.length ?? 0): void {
     const beforeBytes = v.eventBytes ?? 0;
     const bound = this.deps.config.viewBytes;
     let fits = list !== undefined && list.length <= MAX_VIEW_EVENTS && bytes <= bound;
