@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { Checkpointer, CHASE_FRAMES, WAL_FILE_LIMIT_FRAMES } from './checkpointer.js';
+import { Checkpointer, CHASE_FRAMES, WAL_FILE_LIMIT_FRAMES, WalLimit, walLimitFor } from './checkpointer.js';
 
 const PAGE = 4096;
 
@@ -65,6 +65,59 @@ describe('checkpointer', () => {
       assert.ok(after <= WAL_FILE_LIMIT_FRAMES * PAGE, 'the log stays within the file limit');
     } finally {
       await checkpointer.stop();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('trails the log file by a step while the file is past its kept size', () => {
+    const MB = 1024 ** 2;
+    assert.equal(walLimitFor(300 * MB, 256 * MB, 4 * MB), 296 * MB);
+    assert.equal(walLimitFor(258 * MB, 256 * MB, 4 * MB), 256 * MB);
+    assert.equal(walLimitFor(0, 256 * MB, 4 * MB), 256 * MB);
+  });
+
+  // Cutting a large log file in one go held the commit that started the log over for 80 ms per
+  // 250 MB here (freeing the file's blocks); a step at a time, each start-over frees little.
+  it('gives a grown log file back a step at each start-over', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audient-walcut-'));
+    const path = join(dir, 'db.sqlite');
+    const wal = `${path}-wal`;
+    const db = new Database(path);
+    const reader = new Database(path);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('wal_autocheckpoint = 0');
+      db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)');
+      const keep = 64 * PAGE;
+      const step = 32 * PAGE;
+      const limit = new WalLimit(db, wal, keep, step, 1);
+      const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+      // A burst of ~300 pages with no checkpoint: the file grows past the kept size.
+      db.transaction(() => {
+        for (let k = 0; k < 300; k++) insert.run(Buffer.alloc(PAGE - 200, k));
+      })();
+      limit.wrote();
+      let size = statSync(wal).size;
+      assert.ok(size > keep + 4 * step, `the burst grew the log to ${size} bytes only`);
+      const sizes = [size];
+      for (let round = 0; round < 20 && size > keep; round++) {
+        // Everything copied back: the next write transaction starts the log over (and cuts it to the limit).
+        const [r] = reader.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number; checkpointed: number }>;
+        assert.equal(r!.checkpointed, r!.log, 'the checkpoint left frames behind');
+        insert.run(Buffer.alloc(100, round));
+        limit.wrote();
+        size = statSync(wal).size;
+        sizes.push(size);
+      }
+      for (let k = 1; k < sizes.length; k++) {
+        const cut = sizes[k - 1]! - sizes[k]!;
+        assert.ok(cut <= step, `one start-over cut ${cut} bytes (more than a step of ${step}): ${sizes.join(' → ')}`);
+      }
+      assert.equal(size, keep, `the file came back to the kept size: ${sizes.join(' → ')}`);
+      assert.ok(sizes.length > 4, 'given back in steps');
+    } finally {
+      reader.close();
       db.close();
       rmSync(dir, { recursive: true, force: true });
     }

@@ -47,7 +47,7 @@ import { newLeaseToken } from '../lease.js';
 import { REEVALUATION_LEASE_MS } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import * as batch from './batch-memberships.js';
-import { Checkpointer, WAL_FILE_LIMIT_FRAMES } from './checkpointer.js';
+import { Checkpointer, WAL_FILE_LIMIT_FRAMES, WalLimit } from './checkpointer.js';
 import { GraphCache } from '../graph-cache.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 
@@ -207,6 +207,7 @@ export class SqliteStore implements Store {
   /** `appendChanges` statements, indexed by log2 of their row count. */
   private readonly appendChangeStmts: Database.Statement[] = [];
   private readonly checkpointer: Checkpointer | undefined;
+  private readonly walLimit: WalLimit | undefined;
   private readonly cacheMB: number;
   private readonly pageSize: number;
   /** The cache_size set for a file's size (pages; 0 in memory), and write transactions since the size was last checked. */
@@ -232,9 +233,9 @@ export class SqliteStore implements Store {
       this.db.pragma(`mmap_size = ${MMAP_BYTES}`);
       this.sizeCache();
       // Checkpoints run in a worker thread; see checkpointer.ts. When the log restarts, its file
-      // is cut back only past WAL_FILE_LIMIT_FRAMES pages.
+      // is cut back only past WAL_FILE_LIMIT_FRAMES pages, a step at a time (see WalLimit).
       this.db.pragma('wal_autocheckpoint = 0');
-      this.db.pragma(`journal_size_limit = ${WAL_FILE_LIMIT_FRAMES * this.pageSize}`);
+      this.walLimit = new WalLimit(this.db, `${path}-wal`, WAL_FILE_LIMIT_FRAMES * this.pageSize);
       this.checkpointer = new Checkpointer(path);
     }
   }
@@ -247,8 +248,9 @@ export class SqliteStore implements Store {
     this.cachePagesSet = pages;
   }
 
-  /** After a write transaction: now and then, the cache follows the database's size. */
+  /** After a write transaction: now and then, the cache follows the database's size, and the log's file limit its size (see WalLimit). */
   private wrote(): void {
+    this.walLimit?.wrote();
     if (this.cachePagesSet > 0 && ++this.writesSinceCheck >= CACHE_CHECK_EVERY) {
       this.writesSinceCheck = 0;
       this.sizeCache();
