@@ -21,7 +21,7 @@
  * (setConsent). Consent is honoured: no collection when `consents.collect` is refused (stored
  * on the profile or in the consent cookie), no personalization when `consents.personalize` is.
  */
-import { DEFAULT_MERGE_POLICY, identityKey, mergeFragments, namespaceKey, type Membership, type StoredFragment } from '@audient/core';
+import { DEFAULT_MERGE_POLICY, identityKey, mergeFragments, namespaceKey, type Membership } from '@audient/core';
 import type { Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Connections } from '../activation/connections.js';
@@ -36,6 +36,7 @@ import { EdgeConfigCache, type LookupConnection } from './edge-cache.js';
 import { consentCookieRefuses, consentCookieValue, consentOfProfile, parseConsentRequest, type ConsentEntry, type XdmConsents } from './consent.js';
 import { decodeIdentityCookie, decodeSyncState, encodeIdentityCookie, encodeSyncState, identityCookieName, isEcid, mintEcid, namespacedCookieName } from './ecid.js';
 import { EdgeError } from './edge-errors.js';
+import { derivedOf } from '../services/fragment-derived.js';
 
 const EDGE_ONLY = new Set(['edge'] as const);
 /** How long the browser keeps the identity cookie, seconds (395 days, as Adobe's edge). */
@@ -109,8 +110,6 @@ export interface InteractResponse {
 export class EdgeService {
   /** Lookup connections, mapped audiences and compiled edge audiences per sandbox (see edge-cache.ts). */
   private readonly config: EdgeConfigCache;
-  /** What a fragment list's consents allow, with the profile-enabled datasets it was read for (see consentOf). */
-  private readonly consentsOf = new WeakMap<readonly StoredFragment[], { enabled: ReadonlySet<string>; consent: { collect: boolean; personalize: boolean } }>();
 
   constructor(
     private readonly deps: {
@@ -279,12 +278,13 @@ export class EdgeService {
   private async consentOf(sandboxId: string, profileId: string): Promise<{ collect: boolean; personalize: boolean }> {
     const [fragments, enabled] = await Promise.all([this.deps.segmentation.fragmentsOf(sandboxId, profileId), this.deps.catalog.profileEnabledIds(sandboxId)]);
     // A view hands out the same fragment list until the profile changes: read once per list.
-    const known = this.consentsOf.get(fragments);
+    const derived = derivedOf(fragments);
+    const known = derived.consent;
     if (known?.enabled === enabled) return { ...known.consent };
     // Only `consents` is read: merging just the fragments that carry it gives the same value.
     const withConsents = fragments.filter((f) => enabled.has(f.datasetId) && f.attributes['consents'] !== undefined);
     const consent = withConsents.length ? consentOfProfile(mergeFragments(withConsents, DEFAULT_MERGE_POLICY)) : { collect: true, personalize: true };
-    this.consentsOf.set(fragments, { enabled, consent });
+    derived.consent = { enabled, consent };
     return { ...consent };
   }
 

@@ -38,6 +38,7 @@ import type { Catalog } from './catalog.js';
 import type { ChangeMessage } from './change-feed.js';
 import { pushTo } from '../collections.js';
 import { Confirmations } from './confirmations.js';
+import { derivedOf } from './fragment-derived.js';
 import { PairMap, RecentMap } from './recent-map.js';
 
 /** Subject of a sandbox's membership events. */
@@ -190,18 +191,15 @@ function sameMembers(left: ReadonlyMap<string, Membership>, stored: ReadonlyMap<
 }
 
 /**
- * Merged attributes per fragment list (then per enabled datasets and merge policy), for hot
- * profiles: a profile view hands out the same fragment list until the profile's attributes
- * change (then a new list), so the edge's returning visitor is merged once, not on every
- * evaluation. Evaluation only reads the merged object.
+ * Merged attributes of a fragment list for enabled datasets and a merge policy. For hot profiles
+ * they are kept with the list (see fragment-derived.ts), so the edge's returning visitor is
+ * merged once, not on every evaluation. Evaluation only reads the merged object.
  */
-const mergedOf = new WeakMap<readonly StoredFragment[], Array<{ enabled: ReadonlySet<string>; policy: MergePolicy; merged: Record<string, unknown> }>>();
-
 function mergedAttributes(fragments: readonly StoredFragment[], enabled: ReadonlySet<string>, policy: MergePolicy, remember: boolean): Record<string, unknown> {
-  const known = remember ? mergedOf.get(fragments) : undefined;
-  if (known) for (const k of known) if (k.policy === policy && k.enabled === enabled) return k.merged;
+  const derived = remember ? derivedOf(fragments) : undefined;
+  if (derived?.merged) for (const k of derived.merged) if (k.policy === policy && k.enabled === enabled) return k.merged;
   const merged = mergeFragments(fragments.filter((f) => enabled.has(f.datasetId)), policy);
-  if (remember) pushTo(mergedOf, fragments, { enabled, policy, merged });
+  if (derived) (derived.merged ??= []).push({ enabled, policy, merged });
   return merged;
 }
 
