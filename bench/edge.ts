@@ -156,7 +156,12 @@ export const edge: Family = {
         load.send(r);
         return load.receive('done', 600_000);
       };
-      const ourPhase = async (label: string, mode: 'open' | 'closed', rate?: number, visitors?: Visitors): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number; cpuMsPerAnswer: number }> => {
+      const ourPhase = async (
+        label: string,
+        mode: 'open' | 'closed',
+        rate?: number,
+        visitors?: Visitors,
+      ): Promise<{ done: EdgeLoadDone; loadavg: number; drainMs: number; cpuMsPerAnswer: number; held: string }> => {
         const before = await settle();
         const la = loadavg()[0]!;
         const done = await runLoad(ready.url, ready.path, mode, rate, visitors);
@@ -169,9 +174,11 @@ export const edge: Family = {
         const fromViews = after.eventReads.view - before.eventReads.view;
         const fromStore = after.eventReads.store - before.eventReads.store;
         const viewShare = `${Math.round((100 * fromViews) / Math.max(1, fromViews + fromStore))} % of evaluated profiles' events from their views`;
-        env.log(`  ${label} ours (${store}): ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; ${viewShare}; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
+        // Since the settle before the phase: the phase, its warm-up and its catching up.
+        const held = `event loop held up to ${Math.round(after.loopMaxMs)} ms, ${after.fullGcs} full GC${after.fullGcs === 1 ? '' : 's'} (final pauses ${Math.round(after.fullGcPauseMs)} ms in all)`;
+        env.log(`  ${label} ours (${store}): ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; ${viewShare}; ${held}; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
         if (env.cpuProfDir) env.log(`  ${label} ours (${store}) ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
-        return { done, loadavg: la, drainMs: after.drainMs, cpuMsPerAnswer };
+        return { done, loadavg: la, drainMs: after.drainMs, cpuMsPerAnswer, held };
       };
       const bareCpu = async (): Promise<BareCpu> => {
         bare.send({ type: 'cpu' });
@@ -185,7 +192,14 @@ export const edge: Family = {
         env.log(`  ${label} bare node:http: ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer`);
         return { ...done, cpuMsPerAnswer };
       };
-      const common = (o: EdgeLoadDone, p: EdgeLoadDone & { cpuMsPerAnswer: number }, la: number, drainMs: number, cpuMsPerAnswer: number): Partial<BenchEntry> & { details: Record<string, number | string> } => ({
+      const common = (
+        o: EdgeLoadDone,
+        p: EdgeLoadDone & { cpuMsPerAnswer: number },
+        la: number,
+        drainMs: number,
+        cpuMsPerAnswer: number,
+        held: string,
+      ): Partial<BenchEntry> & { details: Record<string, number | string> } => ({
         details: {
           profiles,
           'page events seeded (last hour)': events,
@@ -203,6 +217,7 @@ export const edge: Family = {
           'ours p50 / p90 / p99 / p99.9 / max, ms': [o.p50Ms, o.p90Ms, o.p99Ms, o.p999Ms, o.maxMs].map((x) => round(x, 2)).join(' / '),
           'peer p50 / p90 / p99 / p99.9 / max, ms': [p.p50Ms, p.p90Ms, p.p99Ms, p.p999Ms, p.maxMs].map((x) => round(x, 2)).join(' / '),
           'change feed / streaming evaluation caught up after the phase, ms': Math.round(drainMs),
+          'ours in the phase (warm-up and catching up included)': held,
           'server CPU-ms per answer (all threads, warm-up included)': round(cpuMsPerAnswer, 3),
           'peer server CPU-ms per answer': round(p.cpuMsPerAnswer, 3),
           // The machine's speed varies from run to run; this ratio of costs moves much less.
@@ -218,7 +233,7 @@ export const edge: Family = {
         const p = bareOpen;
         const o = await ourPhase(`open loop ${RATE}/s`, 'open');
         const failed = o.done.firstFailure !== undefined;
-        const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer);
+        const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer, o.held);
         figures[P99_ID] = {
           value: round(o.done.p99Ms, 2),
           unit: `ms, p99 of interact at ${RATE.toLocaleString('en-US')} requests/s offered (open loop, from when each request was due; lower is better)`,
@@ -259,7 +274,7 @@ export const edge: Family = {
         const mid = closedRounds[ratios.indexOf([...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!)]!;
         const p = mid.peer;
         const o = mid.ours;
-        const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer);
+        const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer, o.held);
         const failures = closedRounds.map((r) => r.ours.done.firstFailure).filter((f) => f !== undefined);
         figures[maxId] = {
           value: Math.round(o.done.throughput),
@@ -295,10 +310,11 @@ export const edge: Family = {
         const label = `open loop ${rate}/s (half of ours' capacity)`;
         const peerHalf = await barePhase(label, 'open', rate);
         const oursHalf = await ourPhase(label, 'open', rate);
-          p99.details = {
+        p99.details = {
           ...p99.details,
           'half of ours\' closed-loop capacity, requests/s offered': rate,
           'ours at that rate, p50 / p90 / p99 / max, ms': ms4(oursHalf.done),
+          'ours at that rate, in the phase': oursHalf.held,
           'peer at that rate, p50 / p90 / p99 / max, ms': ms4(peerHalf),
           ...(oursHalf.done.firstFailure ? { 'ours at that rate, failures': oursHalf.done.firstFailure } : {}),
         };
@@ -325,6 +341,7 @@ export const edge: Family = {
           'new visitors, server CPU-ms per answer: ours / peer': `${round(oursClosed.cpuMsPerAnswer, 3)} / ${round(peerClosed.cpuMsPerAnswer, 3)}`,
           'new visitors, open loop at half of ours\' capacity for them, requests/s offered': rate,
           'new visitors at that rate, ours p50 / p90 / p99 / max, ms': ms4(oursOpen.done),
+          'new visitors at that rate, ours in the phase': oursOpen.held,
           'new visitors at that rate, peer p50 / p90 / p99 / max, ms': ms4(peerOpen),
           ...(oursClosed.done.firstFailure ?? oursOpen.done.firstFailure ? { 'new visitors, ours failures': String(oursClosed.done.firstFailure ?? oursOpen.done.firstFailure) } : {}),
         };

@@ -19,6 +19,7 @@ import { loopbackUrl } from '../lib/http.js';
 import { peakRssMB, rssMB, sampleRss } from '../lib/rss.js';
 import { experienceEvents, prng } from '../lib/workload.js';
 import { interactBodies, newVisitorBodies } from './bodies.js';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 
 /** Parent → server: what to build. */
 export interface StartEdge extends Message {
@@ -75,6 +76,10 @@ export interface EdgeSettled extends Message {
   accepted: number;
   /** Profiles whose events hot evaluations took from their views / read from the store, so far (audient_hot_event_reads_total). */
   eventReads: { view: number; store: number };
+  /** Since the previous settle (a phase and its catching up): the event loop's longest delay, ms, and the full (mark-compact) GCs, with their final pauses in all, ms. */
+  loopMaxMs: number;
+  fullGcs: number;
+  fullGcPauseMs: number;
 }
 
 /** Edge server messages. */
@@ -246,6 +251,21 @@ async function main(): Promise<void> {
     rssMB: rssMB(),
   } satisfies EdgeReady);
 
+  // What held the event loop in a phase: its longest delay, and the full GCs (a mark-compact of
+  // the whole heap; its incremental marking on the main thread is not in the pause, but is in
+  // the delay), so a phase's outliers can be told apart without a profile.
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const gcs = { full: 0, pauseMs: 0 };
+  const gcWatch = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if ((e as { detail?: { kind?: number } }).detail?.kind !== constants.NODE_PERFORMANCE_GC_MAJOR) continue;
+      gcs.full++;
+      gcs.pauseMs += e.duration;
+    }
+  });
+  gcWatch.observe({ entryTypes: ['gc'] });
+
   // Between phases the parent asks the server to catch up (streaming evaluation of what the last
   // phase ingested), so one phase's backlog is not measured in the next.
   for (;;) {
@@ -258,8 +278,23 @@ async function main(): Promise<void> {
     const { accepted } = await ingestCounts(ctx);
     const reads = (await ctx.metrics.hotEventReads.get()).values;
     const eventReads = { view: reads.find((v) => v.labels['source'] === 'view')?.value ?? 0, store: reads.find((v) => v.labels['source'] === 'store')?.value ?? 0 };
-    toParent({ type: 'settled', drainMs: performance.now() - t, clockUs: Number(process.hrtime.bigint() / 1000n), cpuUs: cpu.user + cpu.system, accepted, eventReads } satisfies EdgeSettled);
+    toParent({
+      type: 'settled',
+      drainMs: performance.now() - t,
+      clockUs: Number(process.hrtime.bigint() / 1000n),
+      cpuUs: cpu.user + cpu.system,
+      accepted,
+      eventReads,
+      loopMaxMs: loop.max / 1e6,
+      fullGcs: gcs.full,
+      fullGcPauseMs: gcs.pauseMs,
+    } satisfies EdgeSettled);
+    loop.reset();
+    gcs.full = 0;
+    gcs.pauseMs = 0;
   }
+  gcWatch.disconnect();
+  loop.disable();
   const t = performance.now();
   await ctx.feed.flush();
   await ctx.bus.drain();
