@@ -22,8 +22,8 @@
  * once a second at 5,000 edge requests/s): freeing its blocks, then allocating them again for the
  * next log, made that commit take 15–20 ms on the event loop, instead of under 1 ms. A burst that
  * grew the log past the limit (a bulk load, or closed-loop load that starves this thread) is given
- * back a step at a time (see WalLimit): cut in one go, it stalled the commit that started the log
- * over for 80 ms per 250 MB here, and for hundreds of ms under load.
+ * back a step at a time (see WalLimit): cut in one go, it held the commit that started the log
+ * over for 80 ms per 250 MB here.
  */
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
