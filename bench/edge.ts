@@ -193,38 +193,37 @@ export const edge: Family = {
         return { ...done, cpuMsPerAnswer };
       };
       const common = (
-        o: EdgeLoadDone,
+        phase: Awaited<ReturnType<typeof ourPhase>>,
         p: EdgeLoadDone & { cpuMsPerAnswer: number },
-        la: number,
-        drainMs: number,
-        cpuMsPerAnswer: number,
-        held: string,
-      ): Partial<BenchEntry> & { details: Record<string, number | string> } => ({
-        details: {
-          profiles,
-          'page events seeded (last hour)': events,
-          'edge audiences (all mapped to the datastream)': ready.audiences,
-          'request body, mean bytes': prepared.meanBodyBytes,
-          'distinct request bodies (random known profiles)': prepared.bodies,
-          'first visit of each visitor before the phases (untimed), s': Math.round(ready.primeMs / 1000),
-          'answer, mean bytes (ours)': o.meanAnswerBytes,
-          'answer, bytes (peer)': p.meanAnswerBytes,
-          'segments per probe answer (mean of 20)': ready.probeSegments,
-          'ours statuses': JSON.stringify(o.statuses),
-          'peer statuses': JSON.stringify(p.statuses),
-          'ours answers/s': round(o.throughput, 0),
-          'peer answers/s': round(p.throughput, 0),
-          'ours p50 / p90 / p99 / p99.9 / max, ms': [o.p50Ms, o.p90Ms, o.p99Ms, o.p999Ms, o.maxMs].map((x) => round(x, 2)).join(' / '),
-          'peer p50 / p90 / p99 / p99.9 / max, ms': [p.p50Ms, p.p90Ms, p.p99Ms, p.p999Ms, p.maxMs].map((x) => round(x, 2)).join(' / '),
-          'change feed / streaming evaluation caught up after the phase, ms': Math.round(drainMs),
-          'ours in the phase (warm-up and catching up included)': held,
-          'server CPU-ms per answer (all threads, warm-up included)': round(cpuMsPerAnswer, 3),
-          'peer server CPU-ms per answer': round(p.cpuMsPerAnswer, 3),
-          // The machine's speed varies from run to run; this ratio of costs moves much less.
-          'server CPU per answer, ours / peer': round(cpuMsPerAnswer / p.cpuMsPerAnswer, 1),
-          'load average (1 min) when ours started': round(la, 2),
-        },
-      });
+      ): Partial<BenchEntry> & { details: Record<string, number | string> } => {
+        const { done: o, loadavg: la, drainMs, cpuMsPerAnswer, held } = phase;
+        return {
+          details: {
+            profiles,
+            'page events seeded (last hour)': events,
+            'edge audiences (all mapped to the datastream)': ready.audiences,
+            'request body, mean bytes': prepared.meanBodyBytes,
+            'distinct request bodies (random known profiles)': prepared.bodies,
+            'first visit of each visitor before the phases (untimed), s': Math.round(ready.primeMs / 1000),
+            'answer, mean bytes (ours)': o.meanAnswerBytes,
+            'answer, bytes (peer)': p.meanAnswerBytes,
+            'segments per probe answer (mean of 20)': ready.probeSegments,
+            'ours statuses': JSON.stringify(o.statuses),
+            'peer statuses': JSON.stringify(p.statuses),
+            'ours answers/s': round(o.throughput, 0),
+            'peer answers/s': round(p.throughput, 0),
+            'ours p50 / p90 / p99 / p99.9 / max, ms': [o.p50Ms, o.p90Ms, o.p99Ms, o.p999Ms, o.maxMs].map((x) => round(x, 2)).join(' / '),
+            'peer p50 / p90 / p99 / p99.9 / max, ms': [p.p50Ms, p.p90Ms, p.p99Ms, p.p999Ms, p.maxMs].map((x) => round(x, 2)).join(' / '),
+            'change feed / streaming evaluation caught up after the phase, ms': Math.round(drainMs),
+            'ours in the phase (warm-up and catching up included)': held,
+            'server CPU-ms per answer (all threads, warm-up included)': round(cpuMsPerAnswer, 3),
+            'peer server CPU-ms per answer': round(p.cpuMsPerAnswer, 3),
+            // The machine's speed varies from run to run; this ratio of costs moves much less.
+            'server CPU per answer, ours / peer': round(cpuMsPerAnswer / p.cpuMsPerAnswer, 1),
+            'load average (1 min) when ours started': round(la, 2),
+          },
+        };
+      };
 
       // Ours catches up (settle) before and after each of its phases: whatever it leaves running
       // (an overload's backlog, the change feed) never slows the peer's phase down.
@@ -233,7 +232,7 @@ export const edge: Family = {
         const p = bareOpen;
         const o = await ourPhase(`open loop ${RATE}/s`, 'open');
         const failed = o.done.firstFailure !== undefined;
-        const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer, o.held);
+        const c = common(o, p);
         figures[P99_ID] = {
           value: round(o.done.p99Ms, 2),
           unit: `ms, p99 of interact at ${RATE.toLocaleString('en-US')} requests/s offered (open loop, from when each request was due; lower is better)`,
@@ -274,7 +273,7 @@ export const edge: Family = {
         const mid = closedRounds[ratios.indexOf([...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!)]!;
         const p = mid.peer;
         const o = mid.ours;
-        const c = common(o.done, p, o.loadavg, o.drainMs, o.cpuMsPerAnswer, o.held);
+        const c = common(o, p);
         const failures = closedRounds.map((r) => r.ours.done.firstFailure).filter((f) => f !== undefined);
         figures[maxId] = {
           value: Math.round(o.done.throughput),
