@@ -175,7 +175,7 @@ export const edge: Family = {
         const fromStore = after.eventReads.store - before.eventReads.store;
         const viewShare = `${Math.round((100 * fromViews) / Math.max(1, fromViews + fromStore))} % of evaluated profiles' events from their views`;
         // Since the settle before the phase: the phase, its warm-up and its catching up.
-        const held = `event loop held up to ${Math.round(after.loopMaxMs)} ms, ${after.fullGcs} full GC${after.fullGcs === 1 ? '' : 's'} (final pauses ${Math.round(after.fullGcPauseMs)} ms in all)`;
+        const held = `event loop held up to ${Math.round(after.loopMaxMs)} ms, ${after.fullGcs} full GC${after.fullGcs === 1 ? '' : 's'} (final pauses ${Math.round(after.fullGcPauseMs)} ms in all${after.heapAfterFullGcMB === undefined ? '' : `; heap after the last ${Math.round(after.heapAfterFullGcMB)} MB`})`;
         env.log(`  ${label} ours (${store}): ${describe(done)}; ${round(cpuMsPerAnswer, 3)} server CPU-ms per answer; ${viewShare}; ${held}; change feed caught up ${Math.round(after.drainMs)} ms after (load avg ${round(la, 2)})`);
         if (env.cpuProfDir) env.log(`  ${label} ours (${store}) ran in the CPU-profile window --window=${before.clockUs},${after.clockUs}`);
         return { done, loadavg: la, drainMs: after.drainMs, cpuMsPerAnswer, held };

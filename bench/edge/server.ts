@@ -20,6 +20,7 @@ import { peakRssMB, rssMB, sampleRss } from '../lib/rss.js';
 import { experienceEvents, prng } from '../lib/workload.js';
 import { interactBodies, newVisitorBodies } from './bodies.js';
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 
 /** Parent → server: what to build. */
 export interface StartEdge extends Message {
@@ -80,6 +81,8 @@ export interface EdgeSettled extends Message {
   loopMaxMs: number;
   fullGcs: number;
   fullGcPauseMs: number;
+  /** The heap in use just after the last of those full GCs (about what was live), MB; undefined when none. */
+  heapAfterFullGcMB: number | undefined;
 }
 
 /** Edge server messages. */
@@ -256,12 +259,14 @@ async function main(): Promise<void> {
   // the delay), so a phase's outliers can be told apart without a profile.
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  const gcs = { full: 0, pauseMs: 0 };
+  const gcs: { full: number; pauseMs: number; heapMB: number | undefined } = { full: 0, pauseMs: 0, heapMB: undefined };
   const gcWatch = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       if ((e as { detail?: { kind?: number } }).detail?.kind !== constants.NODE_PERFORMANCE_GC_MAJOR) continue;
       gcs.full++;
       gcs.pauseMs += e.duration;
+      // Read when the entry is delivered, a little after the GC: what was live, and a little more.
+      gcs.heapMB = getHeapStatistics().used_heap_size / 1024 / 1024;
     }
   });
   gcWatch.observe({ entryTypes: ['gc'] });
@@ -288,10 +293,12 @@ async function main(): Promise<void> {
       loopMaxMs: loop.max / 1e6,
       fullGcs: gcs.full,
       fullGcPauseMs: gcs.pauseMs,
+      heapAfterFullGcMB: gcs.heapMB,
     } satisfies EdgeSettled);
     loop.reset();
     gcs.full = 0;
     gcs.pauseMs = 0;
+    gcs.heapMB = undefined;
   }
   gcWatch.disconnect();
   loop.disable();

@@ -48,10 +48,11 @@ const event = fc
   .map(clean);
 const events = fc.array(fc.oneof({ arbitrary: event, weight: 9 }, { arbitrary: fc.dictionary(fc.constantFrom('eventType', 'timestamp', 'web', 'commerce', 'productListItems'), fc.jsonValue({ maxDepth: 2 })), weight: 1 }), { maxLength: 6 });
 
-function outcome(q: CompiledAudience, ctx: AudienceContext): [boolean, number | undefined, boolean] {
-  // Also bound without the parsed times: the state then reads each event's `timestamp`.
+function outcome(q: CompiledAudience, ctx: AudienceContext, timesGiven: boolean): [boolean, number | undefined, boolean | undefined] {
+  // Also bound without the parsed times (unless the projection was told they are always given):
+  // the state then reads each event's `timestamp`.
   const { eventTimes: _times, ...untimed } = ctx;
-  return [q.evaluate(ctx), nextChange(q, ctx), q.holds(new EvalState().bind(untimed))];
+  return [q.evaluate(ctx), nextChange(q, ctx), timesGiven ? undefined : q.holds(new EvalState().bind(untimed))];
 }
 
 describe('event projection', () => {
@@ -60,15 +61,15 @@ describe('event projection', () => {
       .array(fc.tuple(fc.constantFrom(' and ', ' or ', ' and not '), fc.constantFrom(...ATOMS)), { minLength: 1, maxLength: 4 })
       .map((parts) => parts.map(([op, a], k) => (k === 0 ? `(${a})` : `${op}(${a})`)).join(''));
     fc.assert(
-      fc.property(fc.array(query, { minLength: 1, maxLength: 3 }), events, fc.integer({ min: 0, max: 20 }), (queries, evs, points) => {
+      fc.property(fc.array(query, { minLength: 1, maxLength: 3 }), events, fc.integer({ min: 0, max: 20 }), fc.boolean(), (queries, evs, points, timesGiven) => {
         const compiled = queries.map((q) => compileQuery(q, SCHEMAS));
-        const projection = eventProjection(compiled);
+        const projection = eventProjection(compiled, { timesGiven });
         const sorted = (evs as Array<Record<string, unknown>>).slice();
         const times = eventTimesOf(sorted);
         const base = { profile: { loyalty: { points } }, now: NOW, inSegment: () => false };
         const full: AudienceContext = { ...base, events: sorted, eventTimes: times };
         const projected: AudienceContext = { ...base, events: sorted.map((e) => projectEvent(e, projection)), eventTimes: times };
-        for (const q of compiled) assert.deepEqual(outcome(q, projected), outcome(q, full));
+        for (const q of compiled) assert.deepEqual(outcome(q, projected, timesGiven), outcome(q, full, timesGiven));
       }),
       { numRuns: 1500 },
     );
@@ -108,6 +109,45 @@ describe('event projection', () => {
     // The same parts, whatever the order they were named in, have the same key.
     assert.equal(eventProjection([compileQuery('select X from xEvent where X.eventType = "a" and X.commerce.order.priceTotal > 1', SCHEMAS)]).key,
       eventProjection([compileQuery('xEvent[commerce.order.priceTotal > 1].count() > 0 and select X from xEvent where X.eventType = "b"', SCHEMAS)]).key);
+  });
+
+  it('with the times given, keeps no timestamp: time relations read the parsed times', () => {
+    const page = { timestamp: '2024-06-15T11:00:00Z', eventType: 'a', web: { webPageDetails: { name: 'home' } } };
+    const queries = [
+      'select X from xEvent where X.eventType = "a" and X.timestamp occurs < 2 hours before now',
+      'chain(xEvent, timestamp, [A: WHAT(eventType = "a"), B: WHAT(eventType = "b") WHEN(< 1 day after A)])',
+      'xEvent[timestamp occurs < 1 day before now].count() > 0',
+    ].map((q) => compileQuery(q, SCHEMAS));
+    const given = eventProjection(queries, { timesGiven: true });
+    assert.deepEqual(projectEvent(page, given), { eventType: 'a' });
+    assert.deepEqual(projectEvent(page, eventProjection(queries)), { timestamp: page.timestamp, eventType: 'a' });
+    assert.notEqual(given.key, eventProjection(queries).key);
+    // Evaluated with their parsed times, the projected events qualify as the events do.
+    const at = (events: Array<Record<string, unknown>>): AudienceContext => ({ profile: {}, events, eventTimes: eventTimesOf([page]), now: Date.parse(page.timestamp) + HOUR, inSegment: () => false });
+    assert.equal(queries[0]!.evaluate(at([projectEvent(page, given)])), true);
+    assert.equal(queries[0]!.evaluate(at([page])), true);
+  });
+
+  it('projected events of equal content are one object, and only those', () => {
+    const p = eventProjection([compileQuery('select X from xEvent where X.eventType = "a" and X.commerce.order.priceTotal > 0', SCHEMAS)], { timesGiven: true });
+    const at = (body: string) => projectEvent(JSON.parse(body) as Record<string, unknown>, p);
+    const first = at('{"_id": "1", "eventType": "a", "commerce": {"order": {"priceTotal": 5, "currencyCode": "EUR"}}}');
+    assert.equal(at('{"_id": "2", "commerce": {"order": {"priceTotal": 5}}, "eventType": "a"}'), first);
+    assert.deepEqual(first, { eventType: 'a', commerce: { order: { priceTotal: 5 } } });
+    // Another value, -0 beside 0, another key order in a value kept whole, a long value: not shared.
+    assert.notEqual(at('{"eventType": "a", "commerce": {"order": {"priceTotal": 6}}}'), first);
+    assert.notEqual(at('{"eventType": "a", "commerce": {"order": {"priceTotal": -0}}}'), at('{"eventType": "a", "commerce": {"order": {"priceTotal": 0}}}'));
+    const whole = eventProjection([compileQuery('select X from xEvent where X.commerce.order exists', SCHEMAS)], { timesGiven: true });
+    const order = (body: string) => projectEvent(JSON.parse(body) as Record<string, unknown>, whole);
+    assert.equal(order('{"commerce": {"order": {"priceTotal": 1, "currencyCode": "EUR"}}}'), order('{"commerce": {"order": {"priceTotal": 1, "currencyCode": "EUR"}}}'));
+    assert.notEqual(order('{"commerce": {"order": {"priceTotal": 1, "currencyCode": "EUR"}}}'), order('{"commerce": {"order": {"currencyCode": "EUR", "priceTotal": 1}}}'));
+    const long = JSON.stringify({ eventType: 'x'.repeat(300) });
+    assert.notEqual(at(long), at(long));
+    assert.deepEqual(at(long), JSON.parse(long));
+    // Past the kept number of distinct ones, the projection starts over: still equal content.
+    for (let i = 0; i < 5000; i++) assert.deepEqual(at(`{"eventType": "e${i}"}`), { eventType: `e${i}` });
+    assert.ok(p.shared.size <= 4096);
+    assert.equal(at('{"eventType": "e4999"}'), at('{"eventType": "e4999", "web": {}}'));
   });
 
   it('an own __proto__ key stays an own property', () => {

@@ -9,11 +9,22 @@
  * fields, a chain's timestamp field) is kept, down to its last key. Where a path meets anything
  * but a plain object in the data (an array, a string, null), the value is kept whole from there,
  * so whatever the evaluation does with arrays and mistyped data, it finds what it found in the
- * full event. `timestamp` is always kept: an evaluation of events given without their parsed
- * times reads it.
+ * full event. `timestamp` is kept unless the projection is told that the events will always be
+ * evaluated with their parsed times (`timesGiven`): an evaluation without them reads it. With
+ * them, a clause reading the event's `timestamp` itself (a time relation, a chain's time) is
+ * served from the parsed times (accessorFor in runtime.ts: every event schema has `timestamp`, a
+ * date-time), so it is not kept for those either.
  *
  * Kept values are shared with the event, not copied: strings `JSON.parse` makes are strings of
  * their own (not slices of the parsed text), so a kept value keeps nothing else alive.
+ *
+ * Projected events of equal content are one object: without their timestamp, the page views a
+ * profile keeps are mostly a few distinct bodies (an event type, a site section), and a body of
+ * its own per event was, with its nested objects and its own copy of each string, most of the
+ * objects a full garbage collection of the engine's hot profiles had to mark. A projection keeps
+ * up to MAX_SHARED such bodies and starts over when full (high-cardinality fields then share
+ * little, and cost a lookup). The shared bodies are read only: nothing may change a projected
+ * event in place.
  */
 import type { Expr, PathExpr, QueryAst } from './ast.js';
 import { walkExpr } from './dependencies.js';
@@ -28,7 +39,14 @@ export interface EventProjection {
   readonly tree: Tree | undefined;
   /** Equal for projections that keep the same parts (the key order aside). */
   readonly key: string;
+  /** Projected events by their content (see shareKey), for sharing equal ones. */
+  readonly shared: Map<string, unknown>;
 }
+
+/** The distinct projected events a projection keeps for sharing before it starts over. */
+const MAX_SHARED = 4096;
+/** Longer projected events are not shared (a long key costs more than the copy saves). */
+const MAX_SHARE_KEY = 256;
 
 /** The event paths one expression node reads (leaves read their `target`). */
 function eventPaths(e: Expr): PathExpr[] {
@@ -46,14 +64,19 @@ function treeKey(t: Tree): string {
     .join(',')}}`;
 }
 
-/** The parts of events that the queries read (see the module's comment). */
-export function eventProjection(queries: Iterable<QueryAst | { ast: QueryAst }>): EventProjection {
-  let tree: Tree | undefined = new Map([['timestamp', true]]);
+/**
+ * The parts of events that the queries read (see the module's comment). With `timesGiven`, the
+ * events are always evaluated with their parsed times (`eventTimes`), so `timestamp` is kept only
+ * if a query reads it.
+ */
+export function eventProjection(queries: Iterable<QueryAst | { ast: QueryAst }>, opts: { timesGiven?: boolean } = {}): EventProjection {
+  let tree: Tree | undefined = new Map(opts.timesGiven ? [] : [['timestamp', true]]);
   for (const q of queries) {
     const root = 'root' in q ? q.root : q.ast.root;
     walkExpr(root, (e) => {
       for (const p of eventPaths(e)) {
         if (!tree) return;
+        if (opts.timesGiven && p.segments.length === 1 && p.segments[0] === 'timestamp') continue;
         if (p.segments.length === 0) {
           tree = undefined;
           return;
@@ -75,7 +98,7 @@ export function eventProjection(queries: Iterable<QueryAst | { ast: QueryAst }>)
       }
     });
   }
-  return { tree, key: tree ? treeKey(tree) : '*' };
+  return { tree, key: tree ? treeKey(tree) : '*', shared: new Map() };
 }
 
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -94,12 +117,56 @@ function projectValue(v: unknown, tree: Tree): unknown {
 }
 
 /**
- * The parts of `event` the projection keeps, as a new object sharing their values (the event
- * itself when the projection keeps everything). Evaluating the projected events of any of the
- * projection's queries gives what evaluating the events would.
+ * What identifies a JSON value's content, key order included (two values with one key are
+ * interchangeable in every evaluation); undefined past MAX_SHARE_KEY characters or for anything
+ * but JSON data (plain objects, dense arrays, strings, finite numbers, booleans, null). Unlike
+ * JSON.stringify, it tells -0 from 0.
+ */
+function shareKey(v: unknown): string | undefined {
+  switch (typeof v) {
+    case 'string':
+      return v.length > MAX_SHARE_KEY ? undefined : JSON.stringify(v);
+    case 'number':
+      return Object.is(v, -0) ? '-0' : Number.isFinite(v) ? String(v) : undefined;
+    case 'boolean':
+      return String(v);
+    case 'object': {
+      if (v === null) return 'null';
+      const array = Array.isArray(v);
+      if (!array && Object.getPrototypeOf(v) !== Object.prototype) return undefined;
+      const keys = array ? undefined : Object.keys(v);
+      const n = keys ? keys.length : (v as unknown[]).length;
+      let out = array ? '[' : '{';
+      for (let i = 0; i < n; i++) {
+        if (array && !(i in v)) return undefined;
+        const part = shareKey(keys ? (v as Record<string, unknown>)[keys[i]!] : (v as unknown[])[i]);
+        if (part === undefined) return undefined;
+        out += `${i ? ',' : ''}${keys ? `${JSON.stringify(keys[i])}:` : ''}${part}`;
+        if (out.length > MAX_SHARE_KEY) return undefined;
+      }
+      return out + (array ? ']' : '}');
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The parts of `event` the projection keeps, as an object sharing their values (the event
+ * itself when the projection keeps everything): one object for projected events of equal
+ * content (see the module's comment), never to be changed. Evaluating the projected events of
+ * any of the projection's queries gives what evaluating the events would.
  */
 export function projectEvent<T>(event: T, projection: EventProjection): T {
-  return projection.tree ? (projectValue(event, projection.tree) as T) : event;
+  if (!projection.tree) return event;
+  const out = projectValue(event, projection.tree);
+  const key = shareKey(out);
+  if (key === undefined) return out as T;
+  const shared = projection.shared.get(key);
+  if (shared !== undefined) return shared as T;
+  if (projection.shared.size >= MAX_SHARED) projection.shared.clear();
+  projection.shared.set(key, out);
+  return out as T;
 }
 
 /** A character V8 cannot store in a one-byte string (past Latin-1): the string then takes two bytes a character. */

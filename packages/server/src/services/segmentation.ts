@@ -538,7 +538,11 @@ export class SegmentationEngine {
     let p = byPlanned.get(planned);
     if (!p) {
       const known = new Set(all.map((e) => e.compiled));
-      const made = eventProjection((planned.every((e) => known.has(e.compiled)) ? all : [...all, ...planned]).map((e) => e.compiled));
+      // Views' events are evaluated with the times the rows carry (profileContext, addedEvents).
+      const made = eventProjection(
+        (planned.every((e) => known.has(e.compiled)) ? all : [...all, ...planned]).map((e) => e.compiled),
+        { timesGiven: true },
+      );
       p = this.projectionsByKey.get(made.key) ?? made;
       if (this.projectionsByKey.size >= 64) this.projectionsByKey.clear();
       this.projectionsByKey.set(p.key, p);
@@ -1070,8 +1074,8 @@ export class SegmentationEngine {
       let done = reused?.state.evaluated;
       let added: EvalState | undefined;
       if (reused?.added) {
-        const bodies = addedEvents(profile.events, reused.added);
-        if (bodies) added = this.addedState.bind({ profile: {}, events: bodies, now, inSegment: () => false });
+        const events = addedEvents(profile.events, reused.added);
+        if (events) added = this.addedState.bind({ profile: {}, events: events.bodies, eventTimes: eventTimesFrom(events.times), now, inSegment: () => false });
         else done = undefined;
       }
       const { next, failed, members } = this.evaluateProfile(sandboxId, profileId, profile, read, plan, enabled, now, done, added, contexts, writes, confirms, report, opts.hot === true);
@@ -1235,14 +1239,10 @@ function eventOrder(a: EventRow, b: EventRow): number {
   return a.eventId === b.eventId ? 0 : Buffer.compare(Buffer.from(a.eventId), Buffer.from(b.eventId));
 }
 
-/**
- * The bodies of the events with these change keys among a profile's loaded events (oldest
- * first), or undefined when one is not there (then everything is evaluated).
- */
 /** Estimated heap of an event row's own object and timestamp (its dataset id is shared). */
 const ROW_BYTES = 72;
 
-/** The estimated heap an event row held by a view takes (its id and body included). */
+/** The estimated heap an event row held by a view takes (its id and body included: a body shared by rows counts with each, an upper bound). */
 export function rowBytes(r: EventRow): number {
   return ROW_BYTES + approxJsonBytes(r.eventId) + approxJsonBytes(r.body);
 }
@@ -1252,13 +1252,21 @@ function projectRow(r: EventRow, projection: EventProjection): EventRow {
   return { datasetId: r.datasetId, eventId: r.eventId, timestamp: r.timestamp, body: projectEvent(r.body, projection) };
 }
 
-function addedEvents(events: readonly EventRow[], keys: readonly string[]): Array<Record<string, unknown>> | undefined {
-  const out: Array<Record<string, unknown>> = [];
-  for (let i = events.length - 1; i >= 0 && out.length < keys.length; i--) {
+/**
+ * The bodies and times of the events with these change keys among a profile's loaded events (oldest
+ * first), or undefined when one is not there (then everything is evaluated).
+ */
+function addedEvents(events: readonly EventRow[], keys: readonly string[]): { bodies: Array<Record<string, unknown>>; times: number[] } | undefined {
+  const bodies: Array<Record<string, unknown>> = [];
+  const times: number[] = [];
+  for (let i = events.length - 1; i >= 0 && bodies.length < keys.length; i--) {
     const e = events[i]!;
-    if (keys.includes(eventChangeKey(e.datasetId, e.eventId))) out.push(e.body);
+    if (keys.includes(eventChangeKey(e.datasetId, e.eventId))) {
+      bodies.push(e.body);
+      times.push(e.timestamp);
+    }
   }
-  return out.length === keys.length ? out.reverse() : undefined;
+  return bodies.length === keys.length ? { bodies: bodies.reverse(), times: times.reverse() } : undefined;
 }
 
 /** A state's `held` with a delivered change key added: the same list when it holds the key, else a new one (the oldest forgotten past MAX_HELD). */
