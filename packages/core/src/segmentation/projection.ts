@@ -21,10 +21,11 @@
  * Projected events of equal content are one object: without their timestamp, the page views a
  * profile keeps are mostly a few distinct bodies (an event type, a site section), and a body of
  * its own per event was, with its nested objects and its own copy of each string, most of the
- * objects a full garbage collection of the engine's hot profiles had to mark. A projection keeps
- * up to MAX_SHARED such bodies and starts over when full (high-cardinality fields then share
- * little, and cost a lookup). The shared bodies are read only: nothing may change a projected
- * event in place.
+ * objects a full garbage collection of the engine's hot profiles had to mark (3.9M objects
+ * after the edge benchmark's closed rounds; 2.8M with sharing). A projection keeps up to
+ * MAX_SHARED such bodies and starts over when full (high-cardinality fields then share little,
+ * and cost a lookup). The shared bodies are read only: nothing may change a projected event in
+ * place.
  */
 import type { Expr, PathExpr, QueryAst } from './ast.js';
 import { walkExpr } from './dependencies.js';
@@ -43,8 +44,12 @@ export interface EventProjection {
   readonly shared: Map<string, unknown>;
 }
 
-/** The distinct projected events a projection keeps for sharing before it starts over. */
-const MAX_SHARED = 4096;
+/**
+ * The distinct projected events a projection keeps for sharing before it starts over: a few
+ * dozen are the rule (event types by site sections); the bound keeps a projection of
+ * high-cardinality fields under ~0.5 MB (keys and bodies), and the engine keeps a few projections.
+ */
+const MAX_SHARED = 1024;
 /** Longer projected events are not shared (a long key costs more than the copy saves). */
 const MAX_SHARE_KEY = 256;
 
