@@ -1,7 +1,9 @@
 /**
  * Test helper: runs storage-backed tests against every adapter on the databases this machine has.
  *
- * - SQLite: a fresh `:memory:` database per `open()`.
+ * - SQLite: a fresh database file per `open()` in a scratch directory, removed by the store's
+ *   `close()`: a file, as `npm start` runs it (the log, its checkpoint thread, the memory-mapped
+ *   file), where a `:memory:` database has none of them.
  * - PostgreSQL: a fresh, uniquely named schema per `open()` in the database named by
  *   `AUDIENT_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/test`), migrated, and
  *   dropped by the store's `close()`. Reachability is probed once per process (2 s timeout).
@@ -17,6 +19,9 @@
  * });
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { WritePlan } from '@audient/core';
 import pg from 'pg';
@@ -141,8 +146,17 @@ export async function storeBackends(): Promise<StoreBackend[]> {
     name: 'sqlite',
     skip: false,
     open: async () => {
-      const store = new SqliteStore(':memory:');
+      const dir = mkdtempSync(join(tmpdir(), 'audient-test-sqlite-'));
+      const store = new SqliteStore(join(dir, 'audient.db'));
       await store.migrate();
+      const close = store.close.bind(store);
+      store.close = async () => {
+        try {
+          await close();
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      };
       return store;
     },
   };

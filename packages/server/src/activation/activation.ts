@@ -20,7 +20,6 @@ import {
   type ProfileChange,
   type RequestDescriptor,
 } from '@audient/core';
-import { getDestination } from '@audient/destinations';
 import type { MembershipEventRow, OutboxRow, Store } from '@audient/storage';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/port.js';
@@ -32,7 +31,6 @@ import type { Connections } from './connections.js';
 import type { Dataflow, Dataflows } from './dataflows.js';
 import { mappedIdentities } from './dataflows.js';
 import { authHeadersForDryRun } from './delivery.js';
-import { pushTo } from '../collections.js';
 import { SandboxCache } from '../sandbox-cache.js';
 import { CursorKeeper } from '../services/cursor-keeper.js';
 
