@@ -132,7 +132,9 @@ describe('event projection', () => {
     const p = eventProjection([compileQuery('select X from xEvent where X.eventType = "a" and X.commerce.order.priceTotal > 0', SCHEMAS)], { timesGiven: true });
     const at = (body: string) => projectEvent(JSON.parse(body) as Record<string, unknown>, p);
     const first = at('{"_id": "1", "eventType": "a", "commerce": {"order": {"priceTotal": 5, "currencyCode": "EUR"}}}');
+    assert.equal(p.hits, 0, 'a new body is no hit');
     assert.equal(at('{"_id": "2", "commerce": {"order": {"priceTotal": 5}}, "eventType": "a"}'), first);
+    assert.equal(p.hits, 1, 'a shared one is');
     assert.deepEqual(first, { eventType: 'a', commerce: { order: { priceTotal: 5 } } });
     // Another value, -0 beside 0, another key order in a value kept whole, a long value: not shared.
     assert.notEqual(at('{"eventType": "a", "commerce": {"order": {"priceTotal": 6}}}'), first);
@@ -142,7 +144,9 @@ describe('event projection', () => {
     assert.equal(order('{"commerce": {"order": {"priceTotal": 1, "currencyCode": "EUR"}}}'), order('{"commerce": {"order": {"priceTotal": 1, "currencyCode": "EUR"}}}'));
     assert.notEqual(order('{"commerce": {"order": {"priceTotal": 1, "currencyCode": "EUR"}}}'), order('{"commerce": {"order": {"currencyCode": "EUR", "priceTotal": 1}}}'));
     const long = JSON.stringify({ eventType: 'x'.repeat(300) });
+    const hits = p.hits;
     assert.notEqual(at(long), at(long));
+    assert.equal(p.hits, hits, 'bodies not shared are no hits');
     assert.deepEqual(at(long), JSON.parse(long));
     // Past the kept number of distinct ones, the projection starts over: still equal content.
     for (let i = 0; i < 3000; i++) assert.deepEqual(at(`{"eventType": "e${i}"}`), { eventType: `e${i}` });

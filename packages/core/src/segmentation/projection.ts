@@ -42,6 +42,11 @@ export interface EventProjection {
   readonly key: string;
   /** Projected events by their content (see shareKey), for sharing equal ones. */
   readonly shared: Map<string, unknown>;
+  /**
+   * How many projected events `shared` answered so far: compared around a `projectEvent` call, it
+   * tells a body shared with earlier events (whose memory they already account for) from a new one.
+   */
+  hits: number;
 }
 
 /**
@@ -103,7 +108,7 @@ export function eventProjection(queries: Iterable<QueryAst | { ast: QueryAst }>,
       }
     });
   }
-  return { tree, key: tree ? treeKey(tree) : '*', shared: new Map() };
+  return { tree, key: tree ? treeKey(tree) : '*', shared: new Map(), hits: 0 };
 }
 
 const hasOwn = Object.prototype.hasOwnProperty;
@@ -168,7 +173,10 @@ export function projectEvent<T>(event: T, projection: EventProjection): T {
   const key = shareKey(out);
   if (key === undefined) return out as T;
   const shared = projection.shared.get(key);
-  if (shared !== undefined) return shared as T;
+  if (shared !== undefined) {
+    projection.hits++;
+    return shared as T;
+  }
   if (projection.shared.size >= MAX_SHARED) projection.shared.clear();
   projection.shared.set(key, out);
   return out as T;

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { compileQuery } from '@audient/core';
+import { approxJsonBytes, compileQuery } from '@audient/core';
 import { REEVALUATION_LEASE_MS, SqliteStore } from '@audient/storage';
 import { describeBackends } from '@audient/storage/testing';
 import { createHarness, recordProfileReads, settle, type Harness } from '../testing/harness.js';
-import { ALL_METHODS, STREAMING_METHODS, eventChangeKey, rowBytes } from './segmentation.js';
+import { ALL_METHODS, STREAMING_METHODS, eventChangeKey } from './segmentation.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -527,9 +527,15 @@ await describeBackends((backend) => {
         assert.ok(id);
         ids[who] = id;
         if (who !== 'vx') continue;
-        // The bound: room for two profiles of three events, sized by vx's (events of one size), then forgotten.
+        // vx's events have one projected body: counted once, with the event that made it.
+        const first = await held();
+        assert.equal(first.events, 3, "vx's view holds its events");
+        h.ctx.segmentation.forget('prod', id);
+        await h.ctx.segmentation.evaluate('prod', [id], { methods: STREAMING_METHODS, hot: true });
         const sized = await held();
-        assert.equal(sized.events, 3, "vx's view holds its events");
+        assert.equal(sized.events, 3, 'read back into its view');
+        assert.ok(sized.bytes < first.bytes, `the body already shared counts with none of them now (${sized.bytes} bytes against ${first.bytes})`);
+        // The bound: room for two profiles of three events, sized by vx's (rows of one size), then forgotten.
         h.ctx.segmentation.forget('prod', id);
         assert.deepEqual(await held(), { events: 0, bytes: 0 });
         h.ctx.config.segmentation.viewBytes = Math.floor((sized.bytes / 3) * 6.5);
@@ -601,7 +607,7 @@ await describeBackends((backend) => {
       assert.equal(await readsOf(id, evaluate), 1);
       const stored = (await h.ctx.store.loadEvents!('prod', [id], 0)).get(id) ?? [];
       assert.equal(stored.length, 2);
-      const full = stored.reduce((n, e) => n + rowBytes(e), 0);
+      const full = stored.reduce((n, e) => n + approxJsonBytes(e.eventId) + approxJsonBytes(e.body), 0);
       const kept = (await bytes()) - before;
       assert.ok(kept > 0 && kept < full * 0.75, `the view holds ${kept} bytes of events, the events take ${full}: their page names, URLs, referrers and identities are not read`);
       assert.equal(await readsOf(id, evaluate), 0, 'served from the view');

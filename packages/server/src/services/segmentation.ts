@@ -110,14 +110,14 @@ interface ProfileView {
    * evaluation that took the list before may then see it, a committed event, which its change
    * evaluates again), else in a new array.
    */
-  events?: readonly EventRow[];
+  events?: readonly ViewRow[];
   eventsSince?: number;
   /**
    * What `events` keep of each event: the parts the sandbox's audiences read (see projection.ts
    * in the core). A view whose projection is not the sandbox's current one serves no events.
    */
   projection?: EventProjection;
-  /** The estimated heap `events` take, bytes (see rowBytes). */
+  /** The estimated heap `events` take, bytes (the sum of their `bytes`, see projectRow). */
   eventBytes?: number;
   /** Counts events reaching the profile: a read begun before one does not fill `events`. */
   eventsGen?: number;
@@ -642,9 +642,9 @@ export class SegmentationEngine {
       // The newest event is appended to the list itself. A copy per event made each visit leave
       // the last visit's list behind, old enough to be promoted: old-generation garbage at the
       // edge's rate, and mark-compact pauses.
-      const next = at === held ? (list as EventRow[]) : [...list];
+      const next = at === held ? (list as ViewRow[]) : [...list];
       next.splice(at, 0, row);
-      this.setViewEvents(v, next, (v.eventBytes ?? 0) + rowBytes(row), held);
+      this.setViewEvents(v, next, (v.eventBytes ?? 0) + row.bytes, held);
     }
   }
 
@@ -677,7 +677,7 @@ export class SegmentationEngine {
     let bytes = 0;
     const rows = list.map((r) => {
       const row = projectRow(r, projection);
-      bytes += rowBytes(row);
+      bytes += row.bytes;
       return row;
     });
     this.setViewEvents(v, rows, bytes);
@@ -693,11 +693,11 @@ export class SegmentationEngine {
   }
 
   /**
-   * Sets the events a view holds (`bytes`: their estimated heap, see rowBytes), within the
+   * Sets the events a view holds (`bytes`: their estimated heap, see projectRow), within the
    * per-view and overall bounds (past them it holds none). `before`: how many it held, when
    * `list` is its own list with an event appended in place.
    */
-  private setViewEvents(v: ProfileView, list: readonly EventRow[] | undefined, bytes = 0, before = v.events?.length ?? 0): void {
+  private setViewEvents(v: ProfileView, list: readonly ViewRow[] | undefined, bytes = 0, before = v.events?.length ?? 0): void {
     const beforeBytes = v.eventBytes ?? 0;
     const bound = this.deps.config.viewBytes;
     let fits = list !== undefined && list.length <= MAX_VIEW_EVENTS && bytes <= bound;
@@ -915,7 +915,7 @@ export class SegmentationEngine {
   ): Promise<Map<string, LoadedProfile>> {
     const { store } = this.deps;
     // The events of the views that hold them, taken now: a view may give them up meanwhile.
-    const ready: Array<{ p: string; events: readonly EventRow[] }> = [];
+    const ready: Array<{ p: string; events: readonly ViewRow[] }> = [];
     const held: string[] = [];
     const cold: string[] = [];
     for (const p of profileIds) {
@@ -954,7 +954,7 @@ export class SegmentationEngine {
       // Older than the retention now: they leave the view too.
       let first = 0;
       let leaving = 0;
-      while (first < taken.length && taken[first]!.timestamp < kept) leaving += rowBytes(taken[first++]!);
+      while (first < taken.length && taken[first]!.timestamp < kept) leaving += taken[first++]!.bytes;
       const list = first > 0 ? taken.slice(first) : taken;
       if (first > 0 && this.current(sandboxId, p, v) && v.events === taken) {
         this.setViewEvents(v, list, (v.eventBytes ?? 0) - leaving);
@@ -1239,17 +1239,24 @@ function eventOrder(a: EventRow, b: EventRow): number {
   return a.eventId === b.eventId ? 0 : Buffer.compare(Buffer.from(a.eventId), Buffer.from(b.eventId));
 }
 
-/** Estimated heap of an event row's own object and timestamp (its dataset id is shared). */
-const ROW_BYTES = 72;
+/** Estimated heap of an event row's own object, timestamp and size (its dataset id is shared). */
+const ROW_BYTES = 80;
 
-/** The estimated heap an event row held by a view takes (its id and body included: a body shared by rows counts with each, an upper bound). */
-export function rowBytes(r: EventRow): number {
-  return ROW_BYTES + approxJsonBytes(r.eventId) + approxJsonBytes(r.body);
-}
+/** An event row as a view holds it: its body projected, and the heap it adds (see projectRow). */
+type ViewRow = EventRow & { readonly bytes: number };
 
-/** An event row as a view holds it: the body projected (a row of its own: the source may carry more fields). */
-function projectRow(r: EventRow, projection: EventProjection): EventRow {
-  return { datasetId: r.datasetId, eventId: r.eventId, timestamp: r.timestamp, body: projectEvent(r.body, projection) };
+/**
+ * An event row as a view holds it: the body projected (a row of its own: the source may carry
+ * more fields). Its `bytes` count the body only when the projection made it: a body shared with
+ * earlier events (see projectEvent) is counted once, with the row that made it, not with each row
+ * holding it. Once that row leaves, others may still hold the body: the count then runs short by
+ * at most the projection's shared bodies (MAX_SHARED, each under a few hundred bytes).
+ */
+function projectRow(r: EventRow, projection: EventProjection): ViewRow {
+  const hits = projection.hits;
+  const body = projectEvent(r.body, projection);
+  const bytes = ROW_BYTES + approxJsonBytes(r.eventId) + (projection.hits === hits ? approxJsonBytes(body) : 0);
+  return { datasetId: r.datasetId, eventId: r.eventId, timestamp: r.timestamp, body, bytes };
 }
 
 /**
