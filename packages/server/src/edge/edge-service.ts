@@ -387,10 +387,9 @@ export class EdgeService {
   ): Promise<Extract<EdgeHandle, { type: 'activation:pull' }>['payload']> {
     if (!connections.length) return [];
     // No personalization when the visitor refused it (consents.personalize.content).
-    const inside = profileId && personalize ? await this.audiencesOf(sandboxId, profileId, evaluated) : new Set<string>();
     // A profile is in far fewer audiences than a connection maps: those are picked, in id order
     // (sorted once for every connection).
-    const list = [...inside].sort();
+    const list = profileId && personalize ? (await this.audiencesOf(sandboxId, profileId, evaluated)).sort() : [];
     return connections.map((c) => {
       const segments: Array<{ id: string }> = [];
       for (const id of list) if (c.mapped.has(id)) segments.push({ id });
@@ -398,11 +397,14 @@ export class EdgeService {
     });
   }
 
-  /** Audiences the profile is in (realized or existing): as the evaluation just left them, else as stored. */
-  private async audiencesOf(sandboxId: string, profileId: string, evaluated: ReadonlyMap<string, Membership> | undefined): Promise<Set<string>> {
+  /**
+   * Audiences the profile is in (realized or existing): as the evaluation just left them, else as
+   * stored. Each once: both hold one membership per audience.
+   */
+  private async audiencesOf(sandboxId: string, profileId: string, evaluated: ReadonlyMap<string, Membership> | undefined): Promise<string[]> {
     const list = evaluated?.values() ?? (await this.deps.store.memberships(sandboxId, [profileId])).get(profileId) ?? [];
-    const inside = new Set<string>();
-    for (const m of list) if (m.status === 'realized' || m.status === 'existing') inside.add(m.audienceId);
+    const inside: string[] = [];
+    for (const m of list) if (m.status === 'realized' || m.status === 'existing') inside.push(m.audienceId);
     return inside;
   }
 

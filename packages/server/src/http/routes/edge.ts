@@ -15,7 +15,8 @@ import type { AudientContext } from '../../context.js';
 import type { Datastream } from '../../edge/datastreams.js';
 import { stateEntriesFromCookieHeader } from '../../edge/ecid.js';
 import { EdgeError } from '../../edge/edge-errors.js';
-import type { ConsentRequestBody, EdgeRequestBody } from '../../edge/edge-service.js';
+import { interactJson } from '../../edge/answer-json.js';
+import type { ConsentRequestBody, EdgeRequestBody, InteractResponse } from '../../edge/edge-service.js';
 import { newUuid } from '../../ids.js';
 import { principal, requireWrite } from '../app.js';
 import { IdParam } from '../schemas.js';
@@ -102,14 +103,18 @@ const ConsentBody = Type.Object(
   Open,
 );
 /**
- * The interact answer (edge-service.ts `InteractResponse`), so Fastify serialises it with a
- * compiled serialiser. Handle payloads are open (each is written as JSON.stringify writes it).
+ * The interact answer (edge-service.ts `InteractResponse`), for the API's description: the
+ * routes send it as text they write themselves (see answer-json.ts).
  */
 const InteractAnswer = Type.Object({
   requestId: Type.String(),
   handle: Type.Array(Type.Object({ type: Type.String(), payload: Type.Array(Type.Unknown()) })),
   warnings: Type.Optional(Type.Array(Type.Unknown())),
 });
+/** Sends an interact answer as the JSON text answer-json.ts writes (Fastify sends a string it is given as it is). */
+function answer(reply: FastifyReply, res: InteractResponse): FastifyReply {
+  return reply.header('content-type', 'application/json; charset=utf-8').send(interactJson(res));
+}
 /** A region (location hint) in an edge path, `/ee/<region>/v1/…`: `irl1`, `va6`, `t35`. */
 const REGION_RE = /^[A-Za-z0-9]{1,32}$/;
 
@@ -262,9 +267,9 @@ export function edgeRoutes(ctx: AudientContext) {
             security: [],
           },
         },
-        async (req) => {
+        async (req, reply) => {
           const t = target(req);
-          return ctx.edge.handle(t.target, withCookies(req, req.body as EdgeRequestBody), { requestId: t.requestId, mode: 'interact', region: t.region });
+          return answer(reply, await ctx.edge.handle(t.target, withCookies(req, req.body as EdgeRequestBody), { requestId: t.requestId, mode: 'interact', region: t.region }));
         },
       );
       app.post(
@@ -279,10 +284,10 @@ export function edgeRoutes(ctx: AudientContext) {
       app.post(
         `${prefix}/v1/identity/acquire`,
         { bodyLimit: EDGE_MAX_BODY_BYTES, schema: { tags, hide, summary: "Experience Edge identity acquire (the Web SDK's getIdentity): the visitor's ECID and cookies", body: AcquireBody, security: [] } },
-        async (req) => {
+        async (req, reply) => {
           const t = target(req);
           const body = { ...(req.body as Omit<EdgeRequestBody, 'events'>), events: [] };
-          return ctx.edge.handle(t.target, withCookies(req, body), { requestId: t.requestId, mode: 'acquire', region: t.region });
+          return answer(reply, await ctx.edge.handle(t.target, withCookies(req, body), { requestId: t.requestId, mode: 'acquire', region: t.region }));
         },
       );
       app.post(
@@ -291,9 +296,9 @@ export function edgeRoutes(ctx: AudientContext) {
           bodyLimit: EDGE_MAX_BODY_BYTES,
           schema: { tags, hide, summary: "Experience Edge set-consent (the Web SDK's setConsent): store the visitor's consent on its profile", body: ConsentBody, security: [] },
         },
-        async (req) => {
+        async (req, reply) => {
           const t = target(req);
-          return ctx.edge.setConsent(t.target, withCookies(req, req.body as ConsentRequestBody), { requestId: t.requestId, region: t.region });
+          return answer(reply, await ctx.edge.setConsent(t.target, withCookies(req, req.body as ConsentRequestBody), { requestId: t.requestId, region: t.region }));
         },
       );
     }
