@@ -386,9 +386,9 @@ export class EdgeService {
     evaluated: ReadonlyMap<string, Membership> | undefined,
   ): Promise<Extract<EdgeHandle, { type: 'activation:pull' }>['payload']> {
     if (!connections.length) return [];
-    // No personalization when the visitor refused it (consents.personalize.content).
-    // A profile is in far fewer audiences than a connection maps: those are picked, in id order
-    // (sorted once for every connection).
+    // None when the visitor refused personalization (consents.personalize.content). A profile is
+    // in far fewer audiences than a connection maps: those are picked, in id order (sorted once
+    // for every connection).
     const list = profileId && personalize ? (await this.audiencesOf(sandboxId, profileId, evaluated)).sort() : [];
     return connections.map((c) => {
       const segments: Array<{ id: string }> = [];
