@@ -9,6 +9,7 @@
  *   npm run build && BENCH_DIST=1 node --import tsx bench/edge-ab.ts <checkoutA> <checkoutB> [pairs=10] [phaseMs=3000]
  *   AB_ENV_B="NAME=value …"   extra environment for B's server (A: AB_ENV_A), e.g. a switch under test
  *   AB_VISITORS=new          new visitors (no identity: each request creates a profile) instead of returning ones
+ *   AB_STORE=postgres        both servers on PostgreSQL (a scratch schema each, in the benchmarks' database) instead of SQLite
  *   AB_OPEN_RATE=1500        open-loop phases at this rate instead (requests due on schedule,
  *                            latency from when each was due): compares latency below saturation
  *                            (p50 / p99 per phase, median ratio of the p99s) as well as CPU per answer
@@ -21,6 +22,7 @@ import { join, resolve } from 'node:path';
 import type { EdgeLoadOut, PrepareLoad, RunEdgeLoad } from './edge/load.js';
 import type { EdgeReady, EdgeServerOut, StartEdge } from './edge/server.js';
 import { forkTs, serverNodeFlags, type Message } from './lib/child.js';
+import { benchPgUrl, createScratchSchema, postgresUnavailable, type ScratchSchema } from './lib/postgres.js';
 
 const PROFILES = 20_000;
 const EVENTS = 4_000;
@@ -48,6 +50,13 @@ async function main(): Promise<void> {
   if (!Number.isFinite(openRate) || openRate < 0) throw new Error(`AB_OPEN_RATE must be a rate per second, got ${process.env['AB_OPEN_RATE']}`);
   const visitors = process.env['AB_VISITORS'] ?? 'returning';
   if (visitors !== 'returning' && visitors !== 'new') throw new Error(`AB_VISITORS must be returning or new, got ${visitors}`);
+  const store = process.env['AB_STORE'] ?? 'sqlite';
+  if (store !== 'sqlite' && store !== 'postgres') throw new Error(`AB_STORE must be sqlite or postgres, got ${store}`);
+  if (store === 'postgres') {
+    const why = await postgresUnavailable(benchPgUrl());
+    if (why) throw new Error(`AB_STORE=postgres: PostgreSQL at ${benchPgUrl()} is unavailable (${why})`);
+  }
+  const scratch: ScratchSchema[] = [];
   const servers = [a, b].map((checkout, i) => {
     const dir = join(tmpdir(), `audient-edge-ab-${process.pid}-${i}`);
     rmSync(dir, { recursive: true, force: true });
@@ -63,7 +72,12 @@ async function main(): Promise<void> {
     load.send({ type: 'prepare', bodies: PROFILES, profiles: PROFILES, seed: SEED });
     // One after the other: two seedings at once would share the cores.
     for (const s of servers) {
-      s.child.send({ type: 'start', dir: s.dir, profiles: PROFILES, events: EVENTS, audiences: AUDIENCES, seed: SEED, bodies: PROFILES });
+      const pg = store === 'postgres' ? await createScratchSchema(benchPgUrl()) : undefined;
+      if (pg) scratch.push(pg);
+      s.child.send({
+        type: 'start', dir: s.dir, profiles: PROFILES, events: EVENTS, audiences: AUDIENCES, seed: SEED, bodies: PROFILES,
+        ...(pg ? { store: 'postgres' as const, databaseUrl: pg.url } : {}),
+      });
       s.ready = await s.child.receive('ready', 900_000);
     }
     await load.receive('prepared', 120_000);
@@ -103,6 +117,7 @@ async function main(): Promise<void> {
     load.send({ type: 'exit' });
     await Promise.all([...servers.map((s) => s.child.exited(120_000)), load.exited(30_000)]);
     for (const s of servers) rmSync(s.dir, { recursive: true, force: true });
+    for (const pg of scratch) await pg.drop();
   }
 }
 

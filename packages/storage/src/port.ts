@@ -252,8 +252,12 @@ export interface IngestTx {
   fragments(keys: ReadonlyArray<{ datasetId: string; identity: IdentityRef }>): Promise<IngestSnapshot['fragments']>;
   /** Which (dataset, event id) pairs are already stored, as eventKey strings. */
   existingEvents(keys: ReadonlyArray<{ datasetId: string; eventId: string }>): Promise<Set<string>>;
-  /** Applies a plan; returns the change sequence numbers in order. */
-  apply(plan: WritePlan, now: number): Promise<number[]>;
+  /**
+   * Applies a plan; returns the change sequence numbers in order. `last`: the batch does nothing
+   * after it, so a store may commit the batch with it (PostgreSQL sends a batch that read nothing
+   * from the database as one statement); a batch that fails after a last apply may be committed.
+   */
+  apply(plan: WritePlan, now: number, opts?: { last?: boolean }): Promise<number[]>;
   /** Stores records of datasets not enabled for profile (kept, not unified). */
   appendLake(rows: ReadonlyArray<{ datasetId: string; body: Record<string, unknown> }>, now: number): Promise<void>;
 }

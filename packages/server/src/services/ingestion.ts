@@ -305,7 +305,7 @@ export class IngestionService {
         newId: timeOrderedUuid,
         lastSeenResolutionMs: LAST_SEEN_RESOLUTION_MS,
       });
-      return { plan: p, seqs: await tx.apply(p, now) };
+      return { plan: p, seqs: await tx.apply(p, now, { last: true }) };
     });
     if (written) {
       const { events, fragments, createdGraphs, newIdentities } = written.plan;

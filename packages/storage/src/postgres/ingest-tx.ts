@@ -8,6 +8,7 @@ import { eventKey, fragmentKey, identityKey, type NamespaceType, type StoredFrag
 import type pg from 'pg';
 import type { GraphCache } from '../graph-cache.js';
 import type { IngestTx } from '../port.js';
+import { logLockKey, sandboxLockKey } from './log-lock.js';
 
 /** An `identities` row as selected. */
 export interface IdentityRow {
@@ -86,8 +87,41 @@ function lastPerKey<T>(items: readonly T[], key: (t: T) => string): T[] {
  * transaction that writes identities runs it, under the sandbox's lock. A store holding graphs
  * read at an older epoch drops them (see PostgresStore.ingest).
  */
-export const GRAPH_EPOCH_BUMP = `INSERT INTO graph_epochs (sandbox_id, epoch) VALUES ($1, 1)
+export const GRAPH_EPOCH_BUMP = epochBump('');
+
+/** The epoch bump, its row gated by `gate` (a WHERE clause, or nothing). */
+function epochBump(gate: string): string {
+  return `INSERT INTO graph_epochs (sandbox_id, epoch) SELECT $1::text, 1${gate}
   ON CONFLICT (sandbox_id) DO UPDATE SET epoch = graph_epochs.epoch + 1`;
+}
+
+/** SQLSTATE of a batch refused because the sandbox's graph epoch moved since it was planned (migration 3's guard). */
+export const STALE_GRAPHS = 'AU409';
+
+/** The graphs a batch planned with are no longer current: it is run again, reading them. */
+export class StaleGraphsError extends Error {
+  readonly code = STALE_GRAPHS;
+}
+
+/** Whether a batch failed because the graphs it planned with were stale (ours, or the guard's error from PostgreSQL). */
+export const isStaleGraphs = (err: unknown): boolean => typeof err === 'object' && err !== null && (err as { code?: unknown }).code === STALE_GRAPHS;
+
+/**
+ * A batch whose transaction is not open yet. Reads answered from held graphs need none; the first
+ * statement opens it (`open`: BEGIN and the locks, refused with StaleGraphsError when the epoch is
+ * not `expected`). An apply marked `last` that comes before that is sent alone: one guarded
+ * statement that takes the locks, checks the epoch and writes, committed on its own (one round
+ * trip for a returning visitor's batch).
+ */
+export interface DeferredBegin {
+  /** The sandbox's graph epoch the held graphs are current at. */
+  expected: number;
+  /** Whether BEGIN was sent. */
+  opened(): boolean;
+  open(): Promise<void>;
+  /** The batch was committed by its guarded statement: nothing else may run in it. */
+  committed(): void;
+}
 
 /** The store's graph cache, and the sandbox's graph epoch the transaction began at. */
 export interface HeldGraphs {
@@ -100,12 +134,17 @@ export interface HeldGraphs {
 /**
  * Builds the transaction's `IngestTx`. `isOpen` guards against use after commit or rollback,
  * when the client may already serve someone else. With `held`, graphs held in memory are not
- * read again, graphs read are held, and the plan's identity writes update what is held.
+ * read again, graphs read are held, and the plan's identity writes update what is held. With
+ * `deferred`, the transaction opens at the first statement (see DeferredBegin).
  */
-export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpen: () => boolean, held?: HeldGraphs): IngestTx {
-  const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<R[]> => {
+export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpen: () => boolean, held?: HeldGraphs, deferred?: DeferredBegin): IngestTx {
+  const send = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<R[]> => {
     if (!isOpen()) throw new Error('IngestTx used after its transaction ended');
     return (await client.query<R>(sql, params)).rows;
+  };
+  const q = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<R[]> => {
+    if (deferred && !deferred.opened()) await deferred.open();
+    return send<R>(sql, params);
   };
 
   return {
@@ -176,12 +215,20 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
       return new Set(rows.map((r) => eventKey(r.dataset_id, r.event_id)));
     },
 
-    apply: async (plan, now) => {
+    apply: async (plan, now, opts) => {
       const writesIdentities = plan.graphMerges.length + plan.evictedIdentities.length + plan.newIdentities.length + plan.touchedIdentities.length > 0;
       if (held && writesIdentities) {
         // What is held follows the writes; the next batch expects the epoch they move to (a rollback leaves it behind, and what is held is dropped then).
         held.graphs.written(sandboxId, plan);
         held.epochs.set(sandboxId, held.epoch + 1);
+      }
+      // Merges and evictions take statements of their own: not in the one guarded statement.
+      if (deferred && !deferred.opened() && opts?.last && !plan.graphMerges.length && !plan.evictedIdentities.length) {
+        // Nothing to write: no statement, and the batch is checked as a read-only one (see PostgresStore.ingest).
+        if (!writesIdentities && !plan.fragments.length && !plan.events.length && !plan.changes.length) return [];
+        const seqs = await applyPlan(send, sandboxId, plan, now, writesIdentities, deferred.expected);
+        deferred.committed();
+        return seqs;
       }
       return applyPlan(q, sandboxId, plan, now, writesIdentities);
     },
@@ -218,8 +265,14 @@ class Params {
  * as statements of their own; everything else is one statement of data-modifying CTEs (one round
  * trip): new and touched identities are disjoint keys, and the other writes go to different
  * tables, so no row is modified twice in it.
+ *
+ * With `expected` (a batch sent as one statement outside any transaction, see DeferredBegin),
+ * the statement starts with the guard (`audient_ingest_guard`, migration 3): it takes the
+ * sandbox's lock and the change log's, then refuses (STALE_GRAPHS) when the graph epoch is not
+ * `expected`. Every write's rows are gated on the guard, so none is made before the locks are
+ * held and the epoch checked, and the change seqs are taken under the log's lock.
  */
-async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number, writesIdentities: boolean): Promise<number[]> {
+async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number, writesIdentities: boolean, expected?: number): Promise<number[]> {
   const merges = finalMergeTargets(plan.graphMerges);
   if (merges.from.length) {
     // Data-modifying CTEs: the three repoints in one round trip (different tables, no overlap).
@@ -238,13 +291,16 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
     );
   }
   const p = new Params(sandboxId);
-  const ctes: string[] = writesIdentities ? [GRAPH_EPOCH_BUMP] : [];
+  const guard = expected === undefined ? undefined : `g AS (SELECT audient_ingest_guard(${sandboxLockKey('$1')}, ${logLockKey('changes')}, $1, ${p.add(expected, 'int8')}) AS ok)`;
+  // The guard runs once (a CTE read more than once is materialised), as each write's one-time filter.
+  const gate = guard ? ' WHERE (SELECT ok FROM g) = 1' : '';
+  const ctes: string[] = writesIdentities ? [epochBump(gate)] : [];
   const added = plan.newIdentities;
   if (added.length) {
     ctes.push(
       `INSERT INTO identities (sandbox_id, ns, id, graph_id, type, last_seen)
        SELECT $1::text, * FROM unnest(${p.add(added.map((i) => i.ns), 'text[]')}, ${p.add(added.map((i) => i.id), 'text[]')},
-         ${p.add(added.map((i) => i.graphId), 'text[]')}, ${p.add(added.map((i) => i.type), 'text[]')}, ${p.add(added.map((i) => i.lastSeen), 'int8[]')})`,
+         ${p.add(added.map((i) => i.graphId), 'text[]')}, ${p.add(added.map((i) => i.type), 'text[]')}, ${p.add(added.map((i) => i.lastSeen), 'int8[]')})${gate}`,
     );
   }
   const touched = lastPerKey(plan.touchedIdentities, (t) => `${t.ns}\u0000${t.id}`);
@@ -256,7 +312,7 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
       `INSERT INTO identities (sandbox_id, ns, id, graph_id, type, last_seen)
        SELECT i.sandbox_id, i.ns, i.id, i.graph_id, i.type, u.last_seen
        FROM unnest(${p.add(touched.map((t) => t.ns), 'text[]')}, ${p.add(touched.map((t) => t.id), 'text[]')}, ${p.add(touched.map((t) => t.lastSeen), 'int8[]')}) AS u(ns, id, last_seen)
-       CROSS JOIN LATERAL (${BY_KEY('*', 'identities', 'ns = u.ns AND id = u.id')}) i
+       CROSS JOIN LATERAL (${BY_KEY('*', 'identities', 'ns = u.ns AND id = u.id')}) i${gate}
        ON CONFLICT (sandbox_id, ns, id) DO UPDATE SET last_seen = excluded.last_seen`,
     );
   }
@@ -266,7 +322,7 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
       `INSERT INTO fragments (sandbox_id, dataset_id, ns, id, graph_id, attributes, ts)
        SELECT $1::text, * FROM unnest(${p.add(frags.map((f) => f.datasetId), 'text[]')}, ${p.add(frags.map((f) => f.ns), 'text[]')},
          ${p.add(frags.map((f) => f.id), 'text[]')}, ${p.add(frags.map((f) => f.graphId), 'text[]')},
-         ${p.add(frags.map((f) => JSON.stringify(f.attributes)), 'jsonb[]')}, ${p.add(frags.map((f) => f.timestamp), 'int8[]')})
+         ${p.add(frags.map((f) => JSON.stringify(f.attributes)), 'jsonb[]')}, ${p.add(frags.map((f) => f.timestamp), 'int8[]')})${gate}
        ON CONFLICT (sandbox_id, dataset_id, ns, id)
        DO UPDATE SET graph_id = excluded.graph_id, attributes = excluded.attributes, ts = excluded.ts`,
     );
@@ -277,20 +333,21 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
       `INSERT INTO events (sandbox_id, dataset_id, event_id, graph_id, ts, body)
        SELECT $1::text, * FROM unnest(${p.add(events.map((e) => e.datasetId), 'text[]')}, ${p.add(events.map((e) => e.eventId), 'text[]')},
          ${p.add(events.map((e) => e.graphId), 'text[]')}, ${p.add(events.map((e) => e.timestamp), 'int8[]')},
-         ${p.add(events.map((e) => e.bodyJson ?? JSON.stringify(e.body)), 'jsonb[]')})`,
+         ${p.add(events.map((e) => e.bodyJson ?? JSON.stringify(e.body)), 'jsonb[]')})${gate}`,
     );
   }
   // The serial default is evaluated row by row as the ordered SELECT feeds the insert, so seqs
   // follow the plan's order; RETURNING's row order is not promised, hence the sort.
   const main = plan.changes.length
     ? `INSERT INTO changes (sandbox_id, body, at)
-       SELECT $1::text, c, ${p.add(now, 'int8')} FROM unnest(${p.add(plan.changes.map((c) => JSON.stringify(c)), 'jsonb[]')}) WITH ORDINALITY AS u(c, n) ORDER BY n
+       SELECT $1::text, c, ${p.add(now, 'int8')} FROM unnest(${p.add(plan.changes.map((c) => JSON.stringify(c)), 'jsonb[]')}) WITH ORDINALITY AS u(c, n)${gate} ORDER BY n
        RETURNING seq`
     : ctes.length
       ? 'SELECT NULL::int8 AS seq WHERE false'
       : undefined;
   if (!main) return [];
-  const sql = ctes.length ? `WITH ${ctes.map((c, k) => `w${k} AS (${c})`).join(',\n')}\n${main}` : main;
+  const withs = [...(guard ? [guard] : []), ...ctes.map((c, k) => `w${k} AS (${c})`)];
+  const sql = withs.length ? `WITH ${withs.join(',\n')}\n${main}` : main;
   const rows = await q<{ seq: number | string }>(sql, p.values);
   return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
 }

@@ -156,6 +156,22 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE graph_epochs (sandbox_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
   `,
+  // The guard of an ingestion batch sent as one statement (see ingest-tx.ts): it takes the
+  // sandbox's lock and the change log's (keys passed in, in that order), then checks that the
+  // sandbox's graph epoch is still the one the batch planned at. VOLATILE, so its query takes a
+  // snapshot after the locks were granted and sees what their previous holder committed.
+  `
+  CREATE FUNCTION audient_ingest_guard(sandbox_lock INTEGER, log_lock INTEGER, sandbox TEXT, expected BIGINT)
+  RETURNS INTEGER LANGUAGE plpgsql VOLATILE AS $$
+  BEGIN
+    PERFORM pg_advisory_xact_lock(sandbox_lock);
+    PERFORM pg_advisory_xact_lock(log_lock);
+    IF coalesce((SELECT epoch FROM graph_epochs WHERE sandbox_id = sandbox), 0) <> expected THEN
+      RAISE EXCEPTION 'the identity graphs of sandbox % changed since the batch was planned', sandbox USING ERRCODE = 'AU409';
+    END IF;
+    RETURN 1;
+  END $$;
+  `,
 ];
 
 /**

@@ -87,8 +87,11 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     await one.createSandbox({ id: 'a', name: 'A' });
     let inside = 0;
     let overlapped = false;
+    // From its first statement (here a read, which opens the transaction) to its commit, a batch
+    // holds the sandbox: no other store's batch of it is between those two points meanwhile.
     const batch = (store: PostgresStore, i: number): Promise<number[]> =>
       store.ingest('a', async (tx) => {
+        await tx.existingEvents([{ datasetId: 'web', eventId: `p${i}-0` }]);
         inside++;
         if (inside > 1) overlapped = true;
         await new Promise((r) => setTimeout(r, 20));
@@ -123,6 +126,8 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
       }
       return calls;
     };
+    // In step with the other store's writes first: a batch that finds them is run again.
+    await one.ingest('a', (tx) => tx.existingEvents([{ datasetId: 'web', eventId: 'none' }]));
     const small = await counted(10, 'small-');
     const large = await counted(1000, 'large-');
     assert.equal(large, small);
@@ -243,6 +248,106 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
       assert.equal((await resolve(one, ['m1'])).reads, 0);
       await two.deleteProfile('a', 'gk', T0 + 2);
       assert.deepEqual(await resolve(one, ['m1']), { members: [], reads: 1 }, 'the deleted profile is not resolved from memory');
+    });
+
+    /** Counts the statements a store sends (every client of every pool) while `fn` runs. */
+    const statements = async <T>(fn: () => Promise<T>): Promise<{ result: T; sent: string[] }> => {
+      const original = pg.Client.prototype.query;
+      const sent: string[] = [];
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        sent.push(typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string }).text ?? ''));
+        return (original as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof original;
+      try {
+        return { result: await fn(), sent };
+      } finally {
+        pg.Client.prototype.query = original;
+      }
+    };
+    /** A batch of one page view of `id` on the graph it resolves to, applied last (as ingestion does); counts its runs. */
+    const pageView = (store: PostgresStore, id: string, eventId: string, runs: { n: number }): Promise<number[]> =>
+      store.ingest('a', async (tx) => {
+        runs.n++;
+        const [member] = await tx.graphMembersOf([{ ns: 'ecid', id }]);
+        assert.ok(member, `${id} resolves`);
+        const plan = writePlan({
+          events: [{ datasetId: 'web', eventId, graphId: member.graphId, timestamp: T0, body: { id: eventId } }],
+          changes: [{ profileId: member.graphId, type: 'event', eventId }],
+        });
+        return tx.apply(plan, T0, { last: true });
+      });
+    const graphOf = async (eventId: string): Promise<string | undefined> => {
+      const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+      await client.connect();
+      try {
+        return (await client.query<{ graph_id: string }>("SELECT graph_id FROM events WHERE sandbox_id = 'a' AND event_id = $1", [eventId])).rows[0]?.graph_id;
+      } finally {
+        await client.end();
+      }
+    };
+
+    it('commits a batch that read only held graphs in one statement, its change readable', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('v1', 'gv')] }), T0));
+      const runs = { n: 0 };
+      await pageView(one, 'v1', 'pv-warm', runs); // reads the graph (held from here on)
+      const head = (await one.readChanges(0, 10_000)).at(-1)?.seq ?? 0;
+      const { result: seqs, sent } = await statements(() => pageView(one, 'v1', 'pv-1', runs));
+      assert.equal(sent.length, 1, `one statement: ${sent.map((t) => t.slice(0, 40)).join(' | ')}`);
+      assert.match(sent[0]!, /audient_ingest_guard/);
+      assert.equal(runs.n, 2);
+      assert.deepEqual((await one.readChanges(head, 10)).map((c) => c.seq), seqs);
+      assert.equal(await graphOf('pv-1'), 'gv');
+    });
+
+    it('runs a batch again, reading, when another store changed the graphs it planned with', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('s1', 'gs'), ident('t1', 'gt')] }), T0));
+      const runs = { n: 0 };
+      await pageView(one, 't1', 'st-warm', runs);
+      assert.equal(await graphOf('st-warm'), 'gt');
+      // Another process merges gt into gs: the graph one holds for t1 is gone.
+      await two.ingest('a', (tx) => tx.apply(writePlan({ graphMerges: [{ from: 'gt', to: 'gs' }] }), T0 + 1));
+      runs.n = 0;
+      await pageView(one, 't1', 'st-1', runs);
+      assert.equal(runs.n, 2, 'refused by the guard, then run again');
+      assert.equal(await graphOf('st-1'), 'gs', 'the event lands in the merged graph');
+      // Held again, and current: one statement.
+      const { sent } = await statements(() => pageView(one, 't1', 'st-2', runs));
+      assert.equal(sent.length, 1);
+      assert.equal(await graphOf('st-2'), 'gs');
+    });
+
+    it('a batch in one statement waits for another store\'s open batch of the sandbox; seqs follow commit order', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('w1', 'gw')] }), T0));
+      const runs = { n: 0 };
+      await two.ingest('a', (tx) => tx.existingEvents([{ datasetId: 'web', eventId: 'none' }])); // two in step with one's writes
+      await pageView(two, 'w1', 'w-warm', runs);
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let appended!: () => void;
+      const inside = new Promise<void>((r) => (appended = r));
+      const first = one.ingest('a', async (tx) => {
+        const seqs = await tx.apply(writePlan({ events: [{ datasetId: 'web', eventId: 'w-open', graphId: 'gw', timestamp: T0, body: {} }], changes: [{ profileId: 'gw', type: 'event', eventId: 'w-open' }] }), T0);
+        appended();
+        await held;
+        return seqs;
+      });
+      await inside;
+      let secondDone = false;
+      const second = pageView(two, 'w1', 'w-1', runs).then((seqs) => ((secondDone = true), seqs));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(secondDone, false, 'the guarded statement waits for the sandbox');
+      release();
+      const [a, b] = await Promise.all([first, second]);
+      assert.ok(a[0]! < b[0]!, `seqs follow commit order: ${a[0]} then ${b[0]}`);
+    });
+
+    it('checks a batch that sent nothing against the graph epoch', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('n1', 'gn'), ident('o1', 'go')] }), T0));
+      assert.equal((await resolve(one, ['o1'])).reads, 1);
+      const { sent } = await statements(() => resolve(one, ['o1']));
+      assert.equal(sent.length, 1, 'held: only the epoch is read');
+      await two.ingest('a', (tx) => tx.apply(writePlan({ graphMerges: [{ from: 'go', to: 'gn' }] }), T0 + 1));
+      assert.deepEqual(await resolve(one, ['o1']), { members: [`n1@gn:${T0}`, `o1@gn:${T0}`], reads: 1 });
     });
 
     it('drops what it holds when a batch fails', async () => {

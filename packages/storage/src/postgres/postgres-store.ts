@@ -22,8 +22,8 @@ import type {
   ExportSettlement, IdSyncRow, MembershipConfirmation, MembershipEventRow, MembershipWrite, OutboxRow, Page, ProfileRead, ProfileSnapshot, SandboxRow, Store,
 } from '../port.js';
 import * as failed from './failed-records.js';
-import { GRAPH_EPOCH_BUMP, postgresIngestTx, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
-import { logLockSql, type LogName } from './log-lock.js';
+import { GRAPH_EPOCH_BUMP, isStaleGraphs, postgresIngestTx, StaleGraphsError, toFragment, toIdentity, type FragmentRow, type IdentityRow } from './ingest-tx.js';
+import { logLockSql, sandboxLockKey, type LogName } from './log-lock.js';
 import { applyMigrations } from './migrations.js';
 import * as idSyncs from './id-syncs.js';
 import * as outbox from './outbox.js';
@@ -79,6 +79,19 @@ const NAMESPACES: DocTable = { table: 'namespaces', key: 'code_key' };
 function sqlLiteral(text: string): string {
   const quoted = `'${text.replace(/'/g, "''")}'`;
   return text.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
+}
+
+/**
+ * BEGIN, the sandbox's lock, its graph epoch and the change log's lock: one simple query (no
+ * parameters, hence the literals), answering the epoch as its third result.
+ */
+function ingestBegin(sandboxId: string): string {
+  return `BEGIN; SELECT pg_advisory_xact_lock(${sandboxLockKey(sqlLiteral(sandboxId))}); SELECT epoch FROM graph_epochs WHERE sandbox_id = ${sqlLiteral(sandboxId)}; ${logLockSql('changes')}`;
+}
+
+/** The graph epoch answered by ingestBegin's query (0 before the sandbox's first identity write). */
+function begunEpoch(begun: readonly pg.QueryResult[]): number {
+  return Number((begun[2]?.rows[0] as { epoch?: unknown } | undefined)?.epoch ?? 0);
 }
 
 /** A writeMemberships call waiting for the membership log's next transaction. */
@@ -153,7 +166,7 @@ export class PostgresStore implements Store {
     // with `then` (statements to run under the lock) after them.
     // Advisory locks are database-wide: the key names the schema, so deployments (or test runs)
     // sharing a database in different schemas never wait on each other's sandboxes.
-    return this.tx(`BEGIN; SELECT pg_advisory_xact_lock(hashtext('audient:ingest:' || current_schema() || ':' || ${sqlLiteral(sandboxId)}))${then}`, fn);
+    return this.tx(`${ingestBegin(sandboxId)}${then}`, fn);
   }
 
   /** Runs `fn` in one transaction that appends to `log` (see log-lock.ts): the log's lock first. */
@@ -184,36 +197,91 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Runs an ingestion batch in one transaction under the sandbox's lock and the change log's. The graph epoch is read
-   * in the same round trip as BEGIN: when it is not the one this store expects (another process
-   * wrote identities of the sandbox), the graphs held are dropped; otherwise held graphs are used
-   * without reading them again. A batch that writes identities updates what is held and expects
-   * the epoch it moves to; if it rolls back, the epoch stays and the next batch drops them all.
+   * Runs an ingestion batch in one transaction under the sandbox's lock and the change log's
+   * (taken with BEGIN, after the sandbox's and before any row lock: nearly every batch appends
+   * changes). The graph epoch is read in the same round trip as BEGIN: when it is not the one this
+   * store expects (another process wrote identities of the sandbox), the graphs held are dropped;
+   * otherwise held graphs are used without reading them again. A batch that writes identities
+   * updates what is held and expects the epoch it moves to; if it rolls back, the epoch stays and
+   * the next batch drops them all.
+   *
+   * Once the store holds graphs of the sandbox, a batch starts without a transaction (see
+   * DeferredBegin in ingest-tx.ts): one that reads nothing from the database (its graphs held,
+   * its event ids minted) is sent as one guarded statement when it applies its plan last, and
+   * commits in that one round trip. When the guard finds the epoch moved, or the transaction
+   * opened later finds it so, the batch is run again from the start with BEGIN, as above.
    */
   async ingest<T>(sandboxId: string, fn: (tx: IngestTx) => Promise<T>): Promise<T> {
-    return this.writers.run(() =>
-      this.sandboxTx(
-        sandboxId,
-        async (client, begun) => {
-          const epoch = Number((begun[2]?.rows[0] as { epoch?: unknown } | undefined)?.epoch ?? 0);
-          if (this.graphEpochs.get(sandboxId) !== epoch) {
-            this.graphs.clear();
-            this.graphEpochs.clear();
-          }
-          this.graphEpochs.set(sandboxId, epoch);
-          let open = true;
-          try {
-            return await fn(postgresIngestTx(client, sandboxId, () => open, { graphs: this.graphs, epoch, epochs: this.graphEpochs }));
-          } finally {
-            open = false;
-          }
-        },
-        // The change log's lock too (see log-lock.ts): nearly every batch appends changes, and
-        // taken here, after the sandbox's lock and before any row lock, it costs no round trip
-        // of its own. This process's batches run one at a time anyway (the writers' mutex).
-        `; SELECT epoch FROM graph_epochs WHERE sandbox_id = ${sqlLiteral(sandboxId)}; ${logLockSql('changes')}`,
-      ),
-    );
+    return this.writers.run(async () => {
+      const expected = this.graphEpochs.get(sandboxId);
+      if (expected !== undefined) {
+        try {
+          return await this.deferredIngest(sandboxId, expected, fn);
+        } catch (err) {
+          // What is held may have followed writes that did not commit: dropped either way.
+          this.graphs.clear();
+          this.graphEpochs.clear();
+          if (!isStaleGraphs(err)) throw err;
+        }
+      }
+      return this.sandboxTx(sandboxId, async (client, begun) => {
+        const epoch = begunEpoch(begun);
+        if (this.graphEpochs.get(sandboxId) !== epoch) {
+          this.graphs.clear();
+          this.graphEpochs.clear();
+        }
+        this.graphEpochs.set(sandboxId, epoch);
+        let open = true;
+        try {
+          return await fn(postgresIngestTx(client, sandboxId, () => open, { graphs: this.graphs, epoch, epochs: this.graphEpochs }));
+        } finally {
+          open = false;
+        }
+      });
+    });
+  }
+
+  /** A batch whose transaction opens at its first statement, planned with graphs held at `expected` (see ingest). */
+  private async deferredIngest<T>(sandboxId: string, expected: number, fn: (tx: IngestTx) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    // Set from the IngestTx's callbacks: an object, so the checks below read its current value.
+    const tx = { state: 'none' as 'none' | 'open' | 'committed' };
+    let live = true;
+    let broken: Error | undefined;
+    const current = (epoch: number): void => {
+      if (epoch !== expected) throw new StaleGraphsError(`the identity graphs of sandbox ${sandboxId} changed since they were read (epoch ${expected} → ${epoch})`);
+    };
+    const deferred = {
+      expected,
+      opened: () => tx.state !== 'none',
+      open: async (): Promise<void> => {
+        tx.state = 'open';
+        current(begunEpoch((await client.query(ingestBegin(sandboxId))) as unknown as pg.QueryResult[]));
+      },
+      committed: (): void => {
+        tx.state = 'committed';
+      },
+    };
+    try {
+      const result = await fn(postgresIngestTx(client, sandboxId, () => live && tx.state !== 'committed', { graphs: this.graphs, epoch: expected, epochs: this.graphEpochs }, deferred));
+      if (tx.state === 'open') await client.query('COMMIT');
+      else if (tx.state === 'none') {
+        // It sent nothing (read only what is held, wrote nothing): what it read must still be current.
+        const [row] = (await client.query<{ epoch: number }>('SELECT epoch FROM graph_epochs WHERE sandbox_id = $1', [sandboxId])).rows;
+        current(row?.epoch ?? 0);
+      }
+      return result;
+    } catch (err) {
+      if (tx.state === 'open') {
+        await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+          broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+        });
+      }
+      throw err;
+    } finally {
+      live = false;
+      client.release(broken);
+    }
   }
 
   async createSandbox(row: { id: string; name: string }): Promise<void> {
