@@ -341,6 +341,34 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
       assert.ok(a[0]! < b[0]!, `seqs follow commit order: ${a[0]} then ${b[0]}`);
     });
 
+    it('leaves no event on a merged-away graph while another store merges under batches in one statement', async () => {
+      const ids = Array.from({ length: 8 }, (_, i) => `mx${i}`);
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: ids.map((id) => ident(id, `g-${id}`)) }), T0));
+      const runs = { n: 0 };
+      for (const id of ids) await pageView(one, id, `${id}-warm`, runs); // every graph held by one
+      // Store two merges every graph into the first, one batch at a time, while one keeps sending page views.
+      const merges = (async () => {
+        for (const id of ids.slice(1)) {
+          await two.ingest('a', (tx) => tx.apply(writePlan({ graphMerges: [{ from: `g-${id}`, to: 'g-mx0' }] }), T0 + 1));
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      const views = Promise.all(Array.from({ length: 40 }, (_, k) => pageView(one, ids[k % ids.length]!, `mx-pv-${k}`, runs)));
+      await Promise.all([merges, views]);
+      const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ event_id: string; graph_id: string }>(
+          "SELECT event_id, graph_id FROM events WHERE sandbox_id = 'a' AND (event_id LIKE 'mx-pv-%' OR event_id LIKE 'mx%-warm')",
+        );
+        assert.equal(rows.length, 48);
+        assert.deepEqual(rows.filter((r) => r.graph_id !== 'g-mx0'), [], 'every event is in the graph its identity is in now');
+      } finally {
+        await client.end();
+      }
+      assert.ok(runs.n > 48, `some batches were refused and run again (${runs.n} runs for 48 batches)`);
+    });
+
     it('checks a batch that sent nothing against the graph epoch', async () => {
       await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('n1', 'gn'), ident('o1', 'go')] }), T0));
       assert.equal((await resolve(one, ['o1'])).reads, 1);
