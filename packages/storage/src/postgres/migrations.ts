@@ -172,6 +172,18 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     RETURN 1;
   END $$;
   `,
+  // The guard of a membership write sent as one statement (see WRITE_MEMBERSHIPS in
+  // segmentation.ts): it takes the membership log's lock (key passed in), then answers which of
+  // the profiles are privacy-deleted. VOLATILE, so that read sees a delete committed while the
+  // lock was awaited (the statement's own snapshot predates the wait).
+  `
+  CREATE FUNCTION audient_membership_guard(log_lock INTEGER, sandbox TEXT, profiles TEXT[])
+  RETURNS TEXT[] LANGUAGE plpgsql VOLATILE AS $$
+  BEGIN
+    PERFORM pg_advisory_xact_lock(log_lock);
+    RETURN ARRAY(SELECT profile_id FROM deleted_profiles WHERE sandbox_id = sandbox AND profile_id = ANY(profiles));
+  END $$;
+  `,
 ];
 
 /**

@@ -183,6 +183,29 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
     assert.deepEqual((await one.memberships('a', ['g-del-0'])).get('g-del-0'), []);
   });
 
+  it('a membership write waiting for the log sees a privacy delete committed meanwhile, and writes nothing of that profile', async () => {
+    const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+    await client.connect();
+    try {
+      // Another process's privacy delete of pw holds the membership log and has not committed yet.
+      await client.query(`BEGIN; ${logLockSql('membership_events')}`);
+      await client.query("INSERT INTO deleted_profiles (sandbox_id, profile_id, at) VALUES ('a', 'pw', 1)");
+      let done = false;
+      const entered = (profileId: string) => ({ profileId, audienceId: 'w', membership: { audienceId: 'w', status: 'realized' as const, lastQualificationTime: T0 }, event: 'realized' as const });
+      const written = one.writeMemberships('a', [entered('pw'), entered('pw2')], T0).then((e) => ((done = true), e));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(done, false, 'the write waits for the open delete');
+      await client.query('COMMIT');
+      const events = await written;
+      assert.deepEqual(events.map((e) => e.profileId), ['pw2'], 'only the profile that was not deleted');
+      const got = await one.memberships('a', ['pw', 'pw2']);
+      assert.deepEqual(got.get('pw'), []);
+      assert.equal(got.get('pw2')?.length, 1);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('a confirmation waits for a write of the same membership under way, then leaves the exit it made', async () => {
     const entered = { audienceId: 'c', status: 'realized' as const, lastQualificationTime: T0 };
     await one.writeMemberships('a', [{ profileId: 'pc1', audienceId: 'c', membership: entered }, { profileId: 'pc2', audienceId: 'c', membership: entered }], T0);

@@ -566,25 +566,24 @@ export class PostgresStore implements Store {
     try {
       while (this.membershipQueue.length) {
         const group = this.membershipQueue.splice(0);
-        try {
-          const results = await this.logTx('membership_events', async (client) => {
-            const out = new Map<PendingMembershipWrite, MembershipEventRow[]>();
-            for (const sandboxId of new Set(group.map((g) => g.sandboxId))) {
-              const calls = group.filter((g) => g.sandboxId === sandboxId);
-              const events = await seg.writeMembershipGroup(client, sandboxId, calls);
-              calls.forEach((c, i) => out.set(c, events[i]!));
+        // One statement per sandbox, committed on its own: it takes the log's lock itself (see
+        // WRITE_MEMBERSHIPS). When one fails, its calls are tried one by one, so a bad call
+        // fails alone.
+        for (const sandboxId of new Set(group.map((g) => g.sandboxId))) {
+          const calls = group.filter((g) => g.sandboxId === sandboxId);
+          try {
+            const events = await seg.writeMembershipGroup(this.pool, sandboxId, calls);
+            calls.forEach((c, i) => c.resolve(events[i]!));
+          } catch (err) {
+            if (calls.length === 1) {
+              calls[0]!.reject(err);
+              continue;
             }
-            return out;
-          });
-          for (const g of group) g.resolve(results.get(g)!);
-        } catch (err) {
-          if (group.length === 1) group[0]!.reject(err);
-          else {
-            for (const g of group) {
+            for (const c of calls) {
               try {
-                g.resolve(await this.logTx('membership_events', (client) => seg.writeMemberships(client, g.sandboxId, g.writes, g.now)));
+                c.resolve(await seg.writeMemberships(this.pool, sandboxId, c.writes, c.now));
               } catch (e) {
-                g.reject(e);
+                c.reject(e);
               }
             }
           }

@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { REEVALUATION_LEASE_MS, type AudienceSizePoint, type EventRow, type MembershipConfirmation, type MembershipEventRow, type MembershipWrite, type ProfileSnapshot } from '../port.js';
 import { decodeSnapshot } from '../snapshot.js';
 import { toFragment } from './ingest-tx.js';
+import { logLockKey } from './log-lock.js';
 
 /** What these functions need of the pool. */
 type Db = Pick<pg.Pool, 'query'>;
@@ -77,22 +78,25 @@ function lastPerKey<T extends MembershipKey>(items: readonly T[]): T[] {
 
 /**
  * Upserts ($2–$5), deletes ($6–$7) and events ($8–$11, in input order, each with its time) as
- * one statement; the upserts and events of privacy-deleted (tombstoned) profiles are left out.
+ * one statement, committed on its own; the upserts and events of privacy-deleted (tombstoned)
+ * profiles are left out. Its guard (migration 4) takes the membership log's lock first and reads
+ * the tombstones after it: every write is gated on it, so none is made, and no seq taken, before
+ * the lock is held, and a privacy delete committed meanwhile is seen (see deleteProfile).
  */
-const WRITE_MEMBERSHIPS = prepared('write_memberships_at', `WITH gone AS (
-       SELECT profile_id FROM deleted_profiles WHERE sandbox_id = $1 AND profile_id = ANY($2::text[] || $9::text[])),
+const WRITE_MEMBERSHIPS = prepared('write_memberships_guarded', `WITH gone AS MATERIALIZED (
+       SELECT unnest(audient_membership_guard(${logLockKey('membership_events')}, $1, $2::text[] || $9::text[])) AS profile_id),
      up AS (
        INSERT INTO memberships (sandbox_id, profile_id, audience_id, status, last_qualification_time)
        SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[]) AS u(p, a, s, t)
-       WHERE u.p NOT IN (SELECT profile_id FROM gone)
+       WHERE (SELECT count(*) FROM gone) >= 0 AND u.p NOT IN (SELECT profile_id FROM gone)
        ON CONFLICT (sandbox_id, profile_id, audience_id)
        DO UPDATE SET status = excluded.status, last_qualification_time = excluded.last_qualification_time),
      del AS (
        DELETE FROM memberships m USING unnest($6::text[], $7::text[]) AS d(profile_id, audience_id)
-       WHERE m.sandbox_id = $1 AND m.profile_id = d.profile_id AND m.audience_id = d.audience_id)
+       WHERE (SELECT count(*) FROM gone) >= 0 AND m.sandbox_id = $1 AND m.profile_id = d.profile_id AND m.audience_id = d.audience_id)
      INSERT INTO membership_events (sandbox_id, audience_id, profile_id, status, at)
      SELECT $1::text, a, p, s, at FROM unnest($8::text[], $9::text[], $10::text[], $11::int8[]) WITH ORDINALITY AS e(a, p, s, at, n)
-     WHERE e.p NOT IN (SELECT profile_id FROM gone) ORDER BY n
+     WHERE (SELECT count(*) FROM gone) >= 0 AND e.p NOT IN (SELECT profile_id FROM gone) ORDER BY n
      RETURNING seq, audience_id, profile_id, status`);
 
 /**
