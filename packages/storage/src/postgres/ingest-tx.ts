@@ -224,11 +224,8 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
       }
       // Merges and evictions take statements of their own: not in the one guarded statement.
       if (deferred && !deferred.opened() && opts?.last && !plan.graphMerges.length && !plan.evictedIdentities.length) {
-        // Nothing to write: no statement, and the batch is checked as a read-only one (see PostgresStore.ingest).
-        if (!writesIdentities && !plan.fragments.length && !plan.events.length && !plan.changes.length) return [];
-        const seqs = await applyPlan(send, sandboxId, plan, now, writesIdentities, deferred.expected);
-        deferred.committed();
-        return seqs;
+        // A plan with nothing to write sends nothing: the batch is then checked as a read-only one (see PostgresStore.ingest).
+        return applyPlan(send, sandboxId, plan, now, writesIdentities, deferred);
       }
       return applyPlan(q, sandboxId, plan, now, writesIdentities);
     },
@@ -266,13 +263,15 @@ class Params {
  * trip): new and touched identities are disjoint keys, and the other writes go to different
  * tables, so no row is modified twice in it.
  *
- * With `expected` (a batch sent as one statement outside any transaction, see DeferredBegin),
+ * With `guarded` (a batch sent as one statement outside any transaction, see DeferredBegin),
  * the statement starts with the guard (`audient_ingest_guard`, migration 3): it takes the
  * sandbox's lock and the change log's, then refuses (STALE_GRAPHS) when the graph epoch is not
- * `expected`. Every write's rows are gated on the guard, so none is made before the locks are
- * held and the epoch checked, and the change seqs are taken under the log's lock.
+ * `guarded.expected`; `guarded.committed()` is called once it has committed (a plan with nothing
+ * to write sends nothing and calls nothing). Every write's rows are gated on the guard, so none
+ * is made before the locks are held and the epoch checked, and the change seqs are taken under
+ * the log's lock.
  */
-async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number, writesIdentities: boolean, expected?: number): Promise<number[]> {
+async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number, writesIdentities: boolean, guarded?: Pick<DeferredBegin, 'expected' | 'committed'>): Promise<number[]> {
   const merges = finalMergeTargets(plan.graphMerges);
   if (merges.from.length) {
     // Data-modifying CTEs: the three repoints in one round trip (different tables, no overlap).
@@ -291,7 +290,7 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
     );
   }
   const p = new Params(sandboxId);
-  const guard = expected === undefined ? undefined : `g AS (SELECT audient_ingest_guard(${sandboxLockKey('$1')}, ${logLockKey('changes')}, $1, ${p.add(expected, 'int8')}) AS ok)`;
+  const guard = guarded && `g AS (SELECT audient_ingest_guard(${sandboxLockKey('$1')}, ${logLockKey('changes')}, $1, ${p.add(guarded.expected, 'int8')}) AS ok)`;
   // The guard runs once (a CTE read more than once is materialised), as each write's one-time filter.
   const gate = guard ? ' WHERE (SELECT ok FROM g) = 1' : '';
   const ctes: string[] = writesIdentities ? [epochBump(gate)] : [];
@@ -349,5 +348,6 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
   const withs = [...(guard ? [guard] : []), ...ctes.map((c, k) => `w${k} AS (${c})`)];
   const sql = withs.length ? `WITH ${withs.join(',\n')}\n${main}` : main;
   const rows = await q<{ seq: number | string }>(sql, p.values);
+  guarded?.committed();
   return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
 }
