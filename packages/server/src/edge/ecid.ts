@@ -7,7 +7,7 @@
  * message, field 1 (tag 0x0a) = the ECID as a length-prefixed string. Nothing else is stored in
  * it; the cookie is only a carrier of the visitor id, never of profile data.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUint64 } from '../ids.js';
 
 const ECID_RE = /^\d{38}$/;
 const TEN_19 = 10n ** 19n;
@@ -19,9 +19,8 @@ export function isEcid(id: string): boolean {
 
 /** A new random ECID (38 digits, about 126 bits of randomness). */
 export function mintEcid(): string {
-  const bytes = randomBytes(16);
-  const half = (offset: number): string => (bytes.readBigUInt64BE(offset) % TEN_19).toString().padStart(19, '0');
-  return half(0) + half(8);
+  const half = (): string => (randomUint64() % TEN_19).toString().padStart(19, '0');
+  return half() + half();
 }
 
 /**
