@@ -9,7 +9,7 @@ import pg from 'pg';
 import { POSTGRES_MIGRATIONS } from './migrations.js';
 import { dropScratchSchema, pgTestUrl, scratchSchemaName, storeBackends, writePlan } from '../testing.js';
 import { finalMergeTargets } from './ingest-tx.js';
-import { logLockSql } from './log-lock.js';
+import { logLockSql, sandboxLockKey } from './log-lock.js';
 import { PostgresStore } from './postgres-store.js';
 
 const postgres = (await storeBackends()).find((b) => b.name === 'postgres');
@@ -390,6 +390,38 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
         await client.end();
       }
       assert.ok(runs.n > 48, `some batches were refused and run again (${runs.n} runs for 48 batches)`);
+    });
+
+    it('a batch in one statement whose connection is lost while it waits fails whole; the next batch runs on a new connection', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('l1', 'gl')] }), T0));
+      const runs = { n: 0 };
+      await pageView(one, 'l1', 'l-warm', runs); // held: the next page view is one guarded statement
+      // Another process's batch of the sandbox is open: the guarded statement waits for its lock.
+      const holder = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+      await holder.connect();
+      try {
+        await holder.query(`BEGIN; SELECT pg_advisory_xact_lock(${sandboxLockKey("'a'")})`);
+        const lost = pageView(one, 'l1', 'l-lost', runs);
+        const outcome = lost.then(() => 'committed', (err: Error) => err.message);
+        // The server ends the waiting connection (a restart, a failover, an operator).
+        let killed = 0;
+        for (let i = 0; i < 100 && killed === 0; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          const { rows } = await holder.query<{ pid: number }>(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%audient_ingest_guard%'",
+          );
+          for (const { pid } of rows) killed += (await holder.query('SELECT pg_terminate_backend($1)', [pid])).rowCount ?? 0;
+        }
+        assert.equal(killed, 1, 'the guarded statement was waiting for the lock');
+        assert.match(await outcome, /terminat|connection/i, 'the batch fails with the lost connection');
+        await holder.query('ROLLBACK');
+      } finally {
+        await holder.end();
+      }
+      assert.equal(await graphOf('l-lost'), undefined, 'nothing of the failed batch was written');
+      // The dead connection is not handed out again: the next batches commit.
+      for (const k of [1, 2, 3]) await pageView(one, 'l1', `l-after-${k}`, runs);
+      assert.equal(await graphOf('l-after-3'), 'gl');
     });
 
     it('checks a batch that sent nothing against the graph epoch', async () => {
