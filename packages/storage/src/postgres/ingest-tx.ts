@@ -84,10 +84,29 @@ function lastPerKey<T>(items: readonly T[], key: (t: T) => string): T[] {
 
 /**
  * The sandbox's graph epoch moves on (a data-modifying CTE; `$1` is the sandbox): every
- * transaction that writes identities runs it, under the sandbox's lock. A store holding graphs
- * read at an older epoch drops them (see PostgresStore.ingest).
+ * transaction that changes which identities a graph holds runs it, under the sandbox's lock
+ * (see movesGraphEpoch). A store holding graphs read at an older epoch drops them (see
+ * PostgresStore.ingest).
  */
 export const GRAPH_EPOCH_BUMP = epochBump('');
+
+/**
+ * Whether a plan changes graphs another store may hold: merges, evictions, identities added to a
+ * graph that existed before the batch. Graphs the batch creates (a new visitor's) are in no other
+ * store's memory, and last-seen touches leave every graph's members as they were: neither moves
+ * the epoch, so other processes keep what they hold while new and returning visitors come in.
+ * What they hold may then carry older last-seen times, which only eviction reads: a batch that
+ * evicts after planning with held graphs is run again, reading them (see `apply`).
+ */
+export function movesGraphEpoch(plan: WritePlan): boolean {
+  if (plan.graphMerges.length || plan.evictedIdentities.length) return true;
+  if (!plan.newIdentities.length) return false;
+  const created = new Set(plan.createdGraphs);
+  return plan.newIdentities.some((i) => !created.has(i.graphId));
+}
+
+/** Whether a plan chose identities to evict (stored ones, or new ones it did not add). */
+const evicts = (plan: WritePlan): boolean => plan.evictedIdentities.length > 0 || plan.changes.some((c) => (c.identitiesEvicted?.length ?? 0) > 0);
 
 /** The epoch bump, its row gated by `gate` (a WHERE clause, or nothing). */
 function epochBump(gate: string): string {
@@ -127,7 +146,7 @@ export interface DeferredBegin {
 export interface HeldGraphs {
   graphs: GraphCache;
   epoch: number;
-  /** Per sandbox, the epoch the held graphs are current at (this transaction's moves to epoch + 1 when it writes identities). */
+  /** Per sandbox, the epoch the held graphs are current at (epoch + 1 once this transaction moves it: see movesGraphEpoch). */
   epochs: Map<string, number>;
 }
 
@@ -147,6 +166,8 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
     return send<R>(sql, params);
   };
 
+  /** Whether a graph was answered from memory (its last-seen times may be behind another store's touches). */
+  let usedHeld = false;
   return {
     graphMembersOf: async (identities) => {
       if (identities.length === 0) return [];
@@ -161,6 +182,7 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
           missing.push(i);
           continue;
         }
+        usedHeld = true;
         for (const m of graph) {
           found.add(identityKey(m));
           out.push(m);
@@ -216,18 +238,24 @@ export function postgresIngestTx(client: pg.PoolClient, sandboxId: string, isOpe
     },
 
     apply: async (plan, now, opts) => {
+      // Eviction orders a graph's identities by last seen: planned from memory, it may have
+      // ordered them by times another store has since moved. Run again with the graphs read.
+      if (deferred && usedHeld && evicts(plan)) {
+        throw new StaleGraphsError(`an eviction in sandbox ${sandboxId} was planned with graphs held in memory`);
+      }
       const writesIdentities = plan.graphMerges.length + plan.evictedIdentities.length + plan.newIdentities.length + plan.touchedIdentities.length > 0;
+      const moves = movesGraphEpoch(plan);
       if (held && writesIdentities) {
         // What is held follows the writes; the next batch expects the epoch they move to (a rollback leaves it behind, and what is held is dropped then).
         held.graphs.written(sandboxId, plan);
-        held.epochs.set(sandboxId, held.epoch + 1);
+        if (moves) held.epochs.set(sandboxId, held.epoch + 1);
       }
       // Merges and evictions take statements of their own: not in the one guarded statement.
       if (deferred && !deferred.opened() && opts?.last && !plan.graphMerges.length && !plan.evictedIdentities.length) {
         // A plan with nothing to write sends nothing: the batch is then checked as a read-only one (see PostgresStore.ingest).
-        return applyPlan(send, sandboxId, plan, now, writesIdentities, deferred);
+        return applyPlan(send, sandboxId, plan, now, moves, deferred);
       }
-      return applyPlan(q, sandboxId, plan, now, writesIdentities);
+      return applyPlan(q, sandboxId, plan, now, moves);
     },
 
     appendLake: async (rows, now) => {
@@ -271,7 +299,7 @@ class Params {
  * is made before the locks are held and the epoch checked, and the change seqs are taken under
  * the log's lock.
  */
-async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number, writesIdentities: boolean, guarded?: Pick<DeferredBegin, 'expected' | 'committed'>): Promise<number[]> {
+async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: number, movesEpoch: boolean, guarded?: Pick<DeferredBegin, 'expected' | 'committed'>): Promise<number[]> {
   const merges = finalMergeTargets(plan.graphMerges);
   if (merges.from.length) {
     // Data-modifying CTEs: the three repoints in one round trip (different tables, no overlap).
@@ -293,7 +321,7 @@ async function applyPlan(q: Query, sandboxId: string, plan: WritePlan, now: numb
   const guard = guarded && `g AS (SELECT audient_ingest_guard(${sandboxLockKey('$1')}, ${logLockKey('changes')}, $1, ${p.add(guarded.expected, 'int8')}) AS ok)`;
   // The guard runs once (a CTE read more than once is materialised), as each write's one-time filter.
   const gate = guard ? ' WHERE (SELECT ok FROM g) = 1' : '';
-  const ctes: string[] = writesIdentities ? [epochBump(gate)] : [];
+  const ctes: string[] = movesEpoch ? [epochBump(gate)] : [];
   const added = plan.newIdentities;
   if (added.length) {
     ctes.push(

@@ -392,6 +392,48 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
       assert.ok(runs.n > 48, `some batches were refused and run again (${runs.n} runs for 48 batches)`);
     });
 
+    it('keeps its graphs while another store only creates graphs (new visitors) and touches identities', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('u1', 'gu'), ident('u2', 'gu')] }), T0));
+      const runs = { n: 0 };
+      await pageView(one, 'u1', 'u-warm', runs); // held from here on
+      for (let k = 0; k < 3; k++) {
+        // Another process: a new visitor (a graph of its own), then a returning one's last-seen touch in gu.
+        await two.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident(`new-${k}`, `g-new-${k}`)], createdGraphs: [`g-new-${k}`] }), T0 + k));
+        await two.ingest('a', (tx) => tx.apply(writePlan({ touchedIdentities: [{ ns: 'ecid', id: 'u2', lastSeen: T0 + 100 + k }] }), T0 + k));
+        runs.n = 0;
+        const { sent } = await statements(() => pageView(one, 'u1', `u-${k}`, runs));
+        assert.deepEqual({ statements: sent.length, runs: runs.n }, { statements: 1, runs: 1 }, `page view ${k}: one guarded statement, not refused`);
+        assert.equal(await graphOf(`u-${k}`), 'gu');
+      }
+      // Adding an identity to a graph that existed before does change it: held graphs are dropped.
+      await two.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('u3', 'gu')] }), T0 + 9));
+      assert.deepEqual(await resolve(one, ['u1']), { members: [`u1@gu:${T0}`, `u2@gu:${T0 + 102}`, `u3@gu:${T0}`], reads: 1 });
+    });
+
+    it('runs a batch that evicts again, reading, when it planned with held graphs (their last-seen times may be behind another store\'s touches)', async () => {
+      await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('e1', 'ge'), ident('e2', 'ge')] }), T0));
+      const runs = { n: 0 };
+      await pageView(one, 'e1', 'e-warm', runs);
+      await two.ingest('a', (tx) => tx.apply(writePlan({ touchedIdentities: [{ ns: 'ecid', id: 'e1', lastSeen: T0 + 50 }] }), T0 + 50));
+      const seen: number[] = [];
+      runs.n = 0;
+      await one.ingest('a', async (tx) => {
+        runs.n++;
+        const members = await tx.graphMembersOf([{ ns: 'ecid', id: 'e2' }]);
+        seen.push(members.find((m) => m.id === 'e1')!.lastSeen);
+        return tx.apply(
+          writePlan({
+            evictedIdentities: [{ ns: 'ecid', id: 'e2' }],
+            changes: [{ profileId: 'ge', type: 'event', identitiesEvicted: [{ ns: 'ecid', id: 'e2' }] }],
+          }),
+          T0 + 60,
+          { last: true },
+        );
+      });
+      assert.deepEqual({ runs: runs.n, seen }, { runs: 2, seen: [T0, T0 + 50] }, 'planned again with the touch another store made');
+      assert.deepEqual((await resolve(one, ['e1'])).members, [`e1@ge:${T0 + 50}`]);
+    });
+
     it('a batch in one statement whose connection is lost while it waits fails whole; the next batch runs on a new connection', async () => {
       await one.ingest('a', (tx) => tx.apply(writePlan({ newIdentities: [ident('l1', 'gl')] }), T0));
       const runs = { n: 0 };
@@ -439,6 +481,17 @@ describe('PostgresStore on a shared schema', { skip: postgres?.skip ?? 'no postg
       // The touch is applied to what is held, then the batch rolls back.
       await assert.rejects(
         one.ingest('a', async (tx) => {
+          await tx.apply(writePlan({ touchedIdentities: [{ ns: 'ecid', id: 'r1', lastSeen: T0 + 9 }] }), T0 + 9);
+          throw new Error('planned failure');
+        }),
+        /planned failure/,
+      );
+      assert.deepEqual(await resolve(one, ['r1']), { members: [`r1@gr:${T0}`], reads: 1 });
+      // The same with the graph read in the failing batch itself (a transaction from its start).
+      await assert.rejects(one.ingest('a', () => Promise.reject(new Error('planned failure'))), /planned failure/);
+      await assert.rejects(
+        one.ingest('a', async (tx) => {
+          await tx.graphMembersOf([{ ns: 'ecid', id: 'r1' }]);
           await tx.apply(writePlan({ touchedIdentities: [{ ns: 'ecid', id: 'r1', lastSeen: T0 + 9 }] }), T0 + 9);
           throw new Error('planned failure');
         }),

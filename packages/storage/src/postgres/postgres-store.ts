@@ -202,8 +202,9 @@ export class PostgresStore implements Store {
    * changes). The graph epoch is read in the same round trip as BEGIN: when it is not the one this
    * store expects (another process wrote identities of the sandbox), the graphs held are dropped;
    * otherwise held graphs are used without reading them again. A batch that writes identities
-   * updates what is held and expects the epoch it moves to; if it rolls back, the epoch stays and
-   * the next batch drops them all.
+   * updates what is held; one that changes graphs others may hold (see movesGraphEpoch) moves the
+   * epoch and expects the one it moved to. If it rolls back, the epoch stays and the next batch
+   * drops them all.
    *
    * Once the store holds graphs of the sandbox, a batch starts without a transaction (see
    * DeferredBegin in ingest-tx.ts): one that reads nothing from the database (its graphs held,
@@ -224,20 +225,27 @@ export class PostgresStore implements Store {
           if (!isStaleGraphs(err)) throw err;
         }
       }
-      return this.sandboxTx(sandboxId, async (client, begun) => {
-        const epoch = begunEpoch(begun);
-        if (this.graphEpochs.get(sandboxId) !== epoch) {
-          this.graphs.clear();
-          this.graphEpochs.clear();
-        }
-        this.graphEpochs.set(sandboxId, epoch);
-        let open = true;
-        try {
-          return await fn(postgresIngestTx(client, sandboxId, () => open, { graphs: this.graphs, epoch, epochs: this.graphEpochs }));
-        } finally {
-          open = false;
-        }
-      });
+      try {
+        return await this.sandboxTx(sandboxId, async (client, begun) => {
+          const epoch = begunEpoch(begun);
+          if (this.graphEpochs.get(sandboxId) !== epoch) {
+            this.graphs.clear();
+            this.graphEpochs.clear();
+          }
+          this.graphEpochs.set(sandboxId, epoch);
+          let open = true;
+          try {
+            return await fn(postgresIngestTx(client, sandboxId, () => open, { graphs: this.graphs, epoch, epochs: this.graphEpochs }));
+          } finally {
+            open = false;
+          }
+        });
+      } catch (err) {
+        // Touches followed into what is held did not commit (they do not move the epoch).
+        this.graphs.clear();
+        this.graphEpochs.clear();
+        throw err;
+      }
     });
   }
 
