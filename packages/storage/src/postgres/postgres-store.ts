@@ -203,8 +203,7 @@ export class PostgresStore implements Store {
    * store expects (another process wrote identities of the sandbox), the graphs held are dropped;
    * otherwise held graphs are used without reading them again. A batch that writes identities
    * updates what is held; one that changes graphs others may hold (see movesGraphEpoch) moves the
-   * epoch and expects the one it moved to. If it rolls back, the epoch stays and the next batch
-   * drops them all.
+   * epoch and expects the one it moved to. A batch that fails drops everything held.
    *
    * Once the store holds graphs of the sandbox, a batch starts without a transaction (see
    * DeferredBegin in ingest-tx.ts): one that reads nothing from the database (its graphs held,
