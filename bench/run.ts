@@ -16,8 +16,9 @@ import type { Family, RunEnv } from './lib/family.js';
 import { mergeResults, renderResultsMd, type Results } from './lib/results.js';
 import { profileRead } from './profile-read.js';
 import { segmentation } from './segmentation.js';
+import { storeProcesses } from './store-processes.js';
 
-const FAMILIES: readonly Family[] = [ingestHttp, profileRead, segmentation, delivery, edge];
+const FAMILIES: readonly Family[] = [ingestHttp, profileRead, segmentation, delivery, edge, storeProcesses];
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 async function main(): Promise<number> {
