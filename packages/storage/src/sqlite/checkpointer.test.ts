@@ -60,9 +60,12 @@ describe('checkpointer', () => {
       assert.ok(passed !== undefined, 'the log never passed the threshold: too few writes to tell');
       assert.ok(restarted, `the log passed ${CHASE_FRAMES} frames and was never started over in 30 s of steady commits`);
       // Started over in the same file: cutting it (and growing it again) stalled that commit.
+      // Only a file grown past the limit is cut, to the limit: a checkpoint thread starved that
+      // long (it happened once in a CI run here, at 312 MB) is what the limit is for.
       const after = statSync(`${path}-wal`).size;
-      assert.ok(after >= before, `the log's file was cut from ${before} to ${after} bytes when it started over`);
-      assert.ok(after <= WAL_FILE_LIMIT_FRAMES * PAGE, 'the log stays within the file limit');
+      const limit = WAL_FILE_LIMIT_FRAMES * PAGE;
+      assert.ok(after >= Math.min(before, limit), `the log's file was cut from ${before} to ${after} bytes when it started over`);
+      assert.ok(after <= limit, 'the log stays within the file limit');
     } finally {
       await checkpointer.stop();
       db.close();
