@@ -15,7 +15,7 @@
  */
 import { loadavg } from 'node:os';
 import { openStore, type Store } from '@audient/storage';
-import type { WritePlan } from '@audient/core';
+import { writePlan as plan } from '@audient/storage/testing';
 import { commandFor, type Family } from './lib/family.js';
 import { machineInfo } from './lib/machine.js';
 import { benchPgUrl, createScratchSchema, postgresUnavailable } from './lib/postgres.js';
@@ -31,10 +31,6 @@ const PHASE_MS = 5_000;
 const ROUNDS = 3;
 const round = (n: number, d = 3): number => Math.round(n * 10 ** d) / 10 ** d;
 
-const plan = (parts: Partial<WritePlan>): WritePlan => ({
-  newIdentities: [], touchedIdentities: [], evictedIdentities: [], graphMerges: [],
-  fragments: [], events: [], changes: [], results: [], createdGraphs: [], ...parts,
-});
 
 let eventSeq = 0;
 /** One page view of visitor `id` (an ECID) on the graph the store resolves it to, applied last as ingestion does. */
